@@ -1,0 +1,58 @@
+"""boto3 clients, created once per process and shared (Lambda reuses them across invocations).
+
+The endpoint comes from boto3's own ``AWS_ENDPOINT_URL`` setting, so the same code talks to AWS,
+LocalStack or the embedded moto server without a branch here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+# Standard retry mode backs off on throttling; the total stays well inside the function timeout so
+# that a slow dependency surfaces as a transient failure instead of a Lambda timeout.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=5,
+    read_timeout=20,
+)
+
+
+@lru_cache(maxsize=1)
+def _session() -> boto3.Session:
+    return boto3.Session()
+
+
+@lru_cache(maxsize=1)
+def s3() -> S3Client:
+    return _session().client("s3", config=CLIENT_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def sqs() -> SQSClient:
+    return _session().client("sqs", config=CLIENT_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def dynamodb() -> DynamoDBClient:
+    return _session().client("dynamodb", config=CLIENT_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def sns() -> SNSClient:
+    return _session().client("sns", config=CLIENT_CONFIG)
+
+
+def reset() -> None:
+    """Forget cached clients (tests change endpoints and credentials between cases)."""
+    for fn in (_session, s3, sqs, dynamodb, sns):
+        fn.cache_clear()

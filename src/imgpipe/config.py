@@ -1,0 +1,79 @@
+"""Settings from environment variables: one frozen dataclass, validated once per process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .imaging import Limits, ThumbSpec, parse_sizes
+
+DEFAULT_SIZES = "small=128,medium=512,large=1024"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; raised at start-up, never mid-batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    uploads_bucket: str
+    derived_bucket: str
+    table_name: str
+    topic_arn: str
+    sizes: tuple[ThumbSpec, ...]
+    limits: Limits
+    max_receive_count: int
+    jpeg_quality: int
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set; deploy with serverless.yml or export it")
+    return value
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    try:
+        sizes = parse_sizes(env.get("THUMBNAIL_SIZES", DEFAULT_SIZES))
+    except ValueError as exc:
+        raise ConfigError(f"THUMBNAIL_SIZES: {exc}") from None
+    quality = _int(env, "JPEG_QUALITY", 85)
+    if quality > 95:
+        raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
+    return Settings(
+        uploads_bucket=_required(env, "UPLOADS_BUCKET"),
+        derived_bucket=_required(env, "DERIVED_BUCKET"),
+        table_name=_required(env, "TABLE_NAME"),
+        topic_arn=env.get("TOPIC_ARN", "").strip(),
+        sizes=sizes,
+        limits=Limits(
+            max_bytes=_int(env, "MAX_BYTES", 50 * 1024 * 1024),
+            max_pixels=_int(env, "MAX_PIXELS", 100_000_000),
+        ),
+        max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3),
+        jpeg_quality=quality,
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings, read on first use (so tests can set the environment first)."""
+    return load()

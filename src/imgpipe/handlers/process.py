@@ -1,0 +1,51 @@
+"""SQS -> process Lambda: each message carries S3 event records; partial batch failures."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .. import aws
+from ..catalog import Catalog
+from ..config import settings
+from ..events import parse_body
+from ..notify import Notifier
+from ..pipeline import Pipeline
+from ..storage import ObjectStore
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@lru_cache(maxsize=1)
+def pipeline() -> Pipeline:
+    cfg = settings()
+    return Pipeline(
+        cfg,
+        ObjectStore(aws.s3()),
+        Catalog(aws.dynamodb(), cfg.table_name),
+        Notifier(aws.sns(), cfg.topic_arn),
+    )
+
+
+def record_handler(record: SQSRecord) -> None:
+    receive_count = int(record.attributes.approximate_receive_count or 1)
+    for event in parse_body(record.body):
+        logger.append_keys(s3_key=event.key, message_id=record.message_id)
+        pipeline().handle(event, receive_count)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

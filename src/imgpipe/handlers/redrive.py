@@ -1,0 +1,26 @@
+"""Manually invoked: ``sls invoke -f redrive -d '{"max_messages": 100, "dry_run": true}'``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .. import aws
+from ..redrive import Queues, parse_request, redrive
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+    try:
+        max_messages, dry_run = parse_request(event)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    queues = Queues(source_url=os.environ["IMAGES_QUEUE_URL"], dlq_url=os.environ["DLQ_URL"])
+    result = redrive(aws.sqs(), queues, max_messages=max_messages, dry_run=dry_run)
+    logger.info("redrive", extra={k: v for k, v in result.items() if k != "messages"})
+    return result
