@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from . import faults
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
@@ -34,22 +36,30 @@ def _session() -> boto3.Session:
 
 @lru_cache(maxsize=1)
 def s3() -> S3Client:
-    return _session().client("s3", config=CLIENT_CONFIG)
+    client = _session().client("s3", config=CLIENT_CONFIG)
+    faults.install(client, "s3")
+    return client
 
 
 @lru_cache(maxsize=1)
 def sqs() -> SQSClient:
-    return _session().client("sqs", config=CLIENT_CONFIG)
+    client = _session().client("sqs", config=CLIENT_CONFIG)
+    faults.install(client, "sqs")
+    return client
 
 
 @lru_cache(maxsize=1)
 def dynamodb() -> DynamoDBClient:
-    return _session().client("dynamodb", config=CLIENT_CONFIG)
+    client = _session().client("dynamodb", config=CLIENT_CONFIG)
+    faults.install(client, "dynamodb")
+    return client
 
 
 @lru_cache(maxsize=1)
 def sns() -> SNSClient:
-    return _session().client("sns", config=CLIENT_CONFIG)
+    client = _session().client("sns", config=CLIENT_CONFIG)
+    faults.install(client, "sns")
+    return client
 
 
 def reset() -> None:

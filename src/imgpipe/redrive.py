@@ -151,15 +151,21 @@ def move(sqs: SQSClient, queues: Queues, max_messages: int) -> int:
 
 
 def redrive(
-    sqs: SQSClient, queues: Queues, max_messages: int | None = None, dry_run: bool = False
+    sqs: SQSClient,
+    queues: Queues,
+    max_messages: int | None = None,
+    dry_run: bool = False,
+    *,
+    use_move_task: bool = True,
 ) -> dict[str, Any]:
-    """Redrive the DLQ. ``max_messages=None`` means all of it."""
+    """Redrive the DLQ. ``max_messages=None`` means all of it. ``use_move_task=False`` skips
+    StartMessageMoveTask (moto answers it with a bare 500 that looks like a real outage)."""
     before = depth(sqs, queues.dlq_url)
     limit = before if max_messages is None else max_messages
     if dry_run:
         listed = peek(sqs, queues, limit)
         return {"moved": 0, "remaining": before, "dry_run": True, "messages": listed, "task": None}
-    task = _move_task(sqs, queues) if max_messages is None else None
+    task = _move_task(sqs, queues) if use_move_task and max_messages is None else None
     if task is not None:
         return {"moved": before, "remaining": 0, "dry_run": False, "task": task}
     moved = move(sqs, queues, limit)

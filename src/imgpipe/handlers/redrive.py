@@ -21,6 +21,12 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
     except ValueError as exc:
         return {"error": str(exc)}
     queues = Queues(source_url=os.environ["IMAGES_QUEUE_URL"], dlq_url=os.environ["DLQ_URL"])
-    result = redrive(aws.sqs(), queues, max_messages=max_messages, dry_run=dry_run)
+    result = redrive(
+        aws.sqs(),
+        queues,
+        max_messages=max_messages,
+        dry_run=dry_run,
+        use_move_task=os.environ.get("REDRIVE_STRATEGY", "auto") != "manual",
+    )
     logger.info("redrive", extra={k: v for k, v in result.items() if k != "messages"})
     return result

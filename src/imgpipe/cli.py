@@ -1,0 +1,118 @@
+"""The ``imgpipe`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .local import endpoint as local_endpoint
+
+
+def _echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="imgpipe")
+def main() -> None:
+    """imgpipe: S3 uploads become thumbnails, metadata and status records."""
+
+
+@main.group()
+def local() -> None:
+    """The local stack: embedded AWS endpoint, deploy, Lambda-like runner."""
+
+
+@local.command("up")
+def local_up() -> None:
+    """Start the embedded endpoint (or find LocalStack) and print its URL."""
+    ep = local_endpoint.up()
+    click.echo(f"{ep.url} ({ep.kind})")
+
+
+@local.command("down")
+def local_down() -> None:
+    """Stop the embedded endpoint started by `imgpipe local up`."""
+    stopped = local_endpoint.down()
+    click.echo("stopped" if stopped else "nothing to stop")
+
+
+@local.command("env")
+def local_env() -> None:
+    """Print shell exports for talking to the local endpoint (eval "$(imgpipe local env)")."""
+    ep = local_endpoint.current()
+    if ep is None:
+        raise click.ClickException("no local endpoint is running: run `imgpipe local up`")
+    for name, value in local_endpoint.aws_env(ep).items():
+        click.echo(f"export {name}={value}")
+
+
+@local.command("deploy")
+@click.option("--stage", default="local", show_default=True)
+def local_deploy(stage: str) -> None:
+    """Deploy serverless.yml to the local endpoint and apply what its CloudFormation ignores."""
+    from .local.deploy import deploy
+
+    ep = local_endpoint.up()
+    for line in deploy(ep, stage):
+        click.echo(f"wired {line}")
+
+
+@local.command("run")
+@click.option("--stage", default="local", show_default=True)
+@click.option("--concurrency", type=int, help="workers (default: the mapping's, capped at cores)")
+def local_run(stage: str, concurrency: int | None) -> None:
+    """Poll the images queue and invoke the process handler, as Lambda's SQS mapping would."""
+    from .local.runner import Runner
+    from .local.stack import discover
+
+    ep = _require_endpoint()
+    runner = Runner(discover(ep, stage), max_concurrency=concurrency)
+    click.echo(f"polling {runner.stack.queue_url} with {runner.concurrency} workers; Ctrl-C stops")
+    runner.run_forever()
+    click.echo(json.dumps({k: v for k, v in vars(runner.stats).items() if k != "lock"}))
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True)
+@click.option("--timeout", type=float, default=180.0, show_default=True)
+def demo(out: Path, timeout: float) -> None:
+    """Local stack + deploy + runner, upload the corpus photos and print the results."""
+    from .local.demo import run_demo
+
+    sys.exit(run_demo(out, timeout))
+
+
+@main.command()
+@click.option("--stage", default="local", show_default=True)
+@click.option("--dry-run", is_flag=True, help="list what would move, move nothing")
+@click.option("--max", "max_messages", type=click.IntRange(min=1), help="move at most N")
+def redrive(stage: str, dry_run: bool, max_messages: int | None) -> None:
+    """Move DLQ messages back to the images queue (local stack: runs the handler's code)."""
+    from .local.stack import discover
+    from .redrive import Queues
+    from .redrive import redrive as run_redrive
+
+    stack = discover(_require_endpoint(), stage)
+    result = run_redrive(
+        stack.client("sqs"),
+        Queues(stack.queue_url, stack.dlq_url),
+        max_messages=max_messages,
+        dry_run=dry_run,
+        use_move_task=stack.endpoint.kind != "moto",
+    )
+    _echo_json(result)
+
+
+def _require_endpoint() -> local_endpoint.Endpoint:
+    ep = local_endpoint.current()
+    if ep is None:
+        raise click.ClickException("no local endpoint is running: run `make deploy STAGE=local`")
+    return ep
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Unit fixtures: moto in-process (no network), the stack's resources created directly."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from imgpipe import aws, config
+from imgpipe.handlers import process
+
+REGION = "us-east-1"
+
+
+@dataclass
+class FakeStack:
+    uploads: str
+    derived: str
+    table: str
+    topic_arn: str
+    s3: Any
+    ddb: Any
+    sqs: Any
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No real credentials or endpoints can leak into a unit test."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "IMGPIPE_FAULT_RATE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "imgpipe-test")
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+    _reset_caches()
+    yield
+    _reset_caches()
+
+
+def _reset_caches() -> None:
+    aws.reset()
+    config.settings.cache_clear()
+    process.pipeline.cache_clear()
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStack]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        sns = boto3.client("sns", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        for bucket in ("uploads", "derived"):
+            s3.create_bucket(Bucket=bucket)
+        ddb.create_table(
+            TableName="images",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "bucket", "AttributeType": "S"},
+                {"AttributeName": "key", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "bucket", "KeyType": "HASH"},
+                {"AttributeName": "key", "KeyType": "RANGE"},
+            ],
+        )
+        topic = sns.create_topic(Name="events")["TopicArn"]
+        monkeypatch.setenv("UPLOADS_BUCKET", "uploads")
+        monkeypatch.setenv("DERIVED_BUCKET", "derived")
+        monkeypatch.setenv("TABLE_NAME", "images")
+        monkeypatch.setenv("TOPIC_ARN", topic)
+        _reset_caches()
+        yield FakeStack("uploads", "derived", "images", topic, s3, ddb, sqs)

@@ -1,0 +1,28 @@
+"""What the Lambda zip carries must stay in step with what the package declares."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from tests.conftest import ROOT
+
+
+def _names(lines: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~\[ ;]", line.strip(), maxsplit=1)[0].lower() for line in lines}
+
+
+def test_lambda_requirements_match_runtime_dependencies() -> None:
+    declared = _names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    shipped = _names(
+        [
+            line
+            for line in (ROOT / "requirements-lambda.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+    )
+    # boto3 comes with the Lambda runtime; click is the CLI's, never imported by a handler.
+    assert shipped == declared - {"boto3", "click"}
+    for line in (ROOT / "requirements-lambda.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert "==" in line, f"pin {line!r}: the zip must be reproducible"
