@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "exif-orientation"
 
 
-def jpeg_bytes(size: tuple[int, int] = (640, 480), color: tuple[int, int, int] = (200, 80, 40)) -> bytes:
+def jpeg_bytes(
+    size: tuple[int, int] = (640, 480), color: tuple[int, int, int] = (200, 80, 40)
+) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, "JPEG", quality=90)
     return buf.getvalue()

@@ -46,13 +46,11 @@ class FaultInjector:
             return
         self.injected += 1
         code, status = _CODES[self.service]
-        raise ClientError(
-            {
-                "Error": {"Code": code, "Message": f"injected fault ({RATE_ENV})"},
-                "ResponseMetadata": {"HTTPStatusCode": status},
-            },
-            model.name,
-        )
+        response: Any = {
+            "Error": {"Code": code, "Message": f"injected fault ({RATE_ENV})"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        raise ClientError(response, model.name)
 
 
 def install(client: Any, service: str, rate: float | None = None) -> FaultInjector | None:
@@ -61,6 +59,8 @@ def install(client: Any, service: str, rate: float | None = None) -> FaultInject
     if rate <= 0.0 or service not in _CODES:
         return None
     seed = os.environ.get(SEED_ENV)
-    injector = FaultInjector(service, rate, random.Random(seed))  # noqa: S311 - not crypto
+    injector = FaultInjector(
+        service, rate, random.Random(seed)
+    )  # not for crypto: a reproducible fault pattern
     client.meta.events.register(f"before-call.{service}.*", injector)
     return injector

@@ -154,7 +154,7 @@ def _render_open(
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: the DCT does the first, cheap
         # downscale and the full-resolution bitmap is never allocated.
         box = fit(im.size[0], im.size[1], largest)
-        im.draft(None, box)
+        im.draft(im.mode, box)
     try:
         im.load()
         oriented = ImageOps.exif_transpose(im)
@@ -201,4 +201,3 @@ def _encode(name: str, im: Image.Image, has_alpha: bool, quality: int) -> Thumbn
         im.save(buf, "JPEG", quality=quality, optimize=False)
         ext, ctype = "jpg", "image/jpeg"
     return Thumbnail(name, im.width, im.height, buf.getvalue(), ext, ctype)
-

@@ -10,6 +10,7 @@ from .imaging import ImageRejected, Limits, Thumbnail, check_size
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
@@ -59,7 +60,9 @@ class ObjectStore:
         deleted = 0
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=thumbnail_prefix(source_key)):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            keys: list[ObjectIdentifierTypeDef] = [
+                {"Key": o["Key"]} for o in page.get("Contents", [])
+            ]
             if keys:
                 self._s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
                 deleted += len(keys)

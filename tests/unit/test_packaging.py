@@ -13,7 +13,9 @@ def _names(lines: list[str]) -> set[str]:
 
 
 def test_lambda_requirements_match_runtime_dependencies() -> None:
-    declared = _names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    declared = _names(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    )
     shipped = _names(
         [
             line

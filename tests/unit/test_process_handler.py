@@ -62,7 +62,9 @@ def test_partial_batch_failure_reports_only_the_transient_record(stack: FakeStac
     stack.s3.put_object(Bucket="uploads", Key="good photo.jpg", Body=jpeg_bytes((1600, 1200)))
     stack.s3.put_object(Bucket="uploads", Key="corrupt.jpg", Body=b"\xff\xd8\xff" + b"\0" * 64)
     stack.s3.put_object(Bucket="uploads", Key="slow.jpg", Body=jpeg_bytes())
-    aws.s3().meta.events.register("before-parameter-build.s3.GetObject", throttle_get_object_of("slow.jpg"))
+    aws.s3().meta.events.register(
+        "before-parameter-build.s3.GetObject", throttle_get_object_of("slow.jpg")
+    )
     event = {
         "Records": [
             sqs_record("m-good", "good photo.jpg"),
@@ -97,7 +99,9 @@ def test_partial_batch_failure_reports_only_the_transient_record(stack: FakeStac
 
 def test_all_records_failing_raises_so_the_whole_batch_is_retried(stack: FakeStack) -> None:
     stack.s3.put_object(Bucket="uploads", Key="slow.jpg", Body=jpeg_bytes())
-    aws.s3().meta.events.register("before-parameter-build.s3.GetObject", throttle_get_object_of("slow.jpg"))
+    aws.s3().meta.events.register(
+        "before-parameter-build.s3.GetObject", throttle_get_object_of("slow.jpg")
+    )
     with pytest.raises(Exception, match="All records failed"):
         process.handler({"Records": [sqs_record("m1", "slow.jpg")]}, Context())  # type: ignore[arg-type]
 

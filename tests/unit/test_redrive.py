@@ -16,8 +16,14 @@ def _queues(stack: FakeStack) -> Queues:
 
 def _fill(stack: FakeStack, url: str, n: int) -> None:
     for i in range(n):
-        body = {"Records": [{"eventName": "ObjectCreated:Put",
-                             "s3": {"bucket": {"name": "uploads"}, "object": {"key": f"k{i}.jpg"}}}]}
+        body = {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": "uploads"}, "object": {"key": f"k{i}.jpg"}},
+                }
+            ]
+        }
         stack.sqs.send_message(
             QueueUrl=url,
             MessageBody=json.dumps(body),
@@ -44,9 +50,9 @@ def test_fallback_moves_everything_with_bodies_and_attributes(stack: FakeStack) 
     result = redrive(stack.sqs, queues, use_move_task=False)
     assert result == {"moved": 23, "remaining": 0, "dry_run": False, "task": None}
     moved = _drain(stack, queues.source_url)
-    assert sorted(json.loads(str(m["Body"]))["Records"][0]["s3"]["object"]["key"] for m in moved) == sorted(
-        f"k{i}.jpg" for i in range(23)
-    )
+    assert sorted(
+        json.loads(str(m["Body"]))["Records"][0]["s3"]["object"]["key"] for m in moved
+    ) == sorted(f"k{i}.jpg" for i in range(23))
     assert {m["MessageAttributes"]["origin"]["StringValue"] for m in moved} == {  # type: ignore[index]
         f"test-{i}" for i in range(23)
     }
@@ -88,8 +94,14 @@ def test_parse_request(event: object, expected: tuple[int | None, bool]) -> None
 
 @pytest.mark.parametrize(
     "event",
-    [{"max_messages": 0}, {"max_messages": "ten"}, {"max_messages": True}, {"dry_run": "yes"},
-     {"maximum": 3}, [1]],
+    [
+        {"max_messages": 0},
+        {"max_messages": "ten"},
+        {"max_messages": True},
+        {"dry_run": "yes"},
+        {"maximum": 3},
+        [1],
+    ],
 )
 def test_parse_request_rejects(event: object) -> None:
     with pytest.raises(ValueError):

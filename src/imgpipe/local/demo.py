@@ -60,7 +60,10 @@ def load_photos(folder: Path) -> list[Upload]:
 
 
 def wait_final(
-    catalog: Catalog, bucket: str, keys: Sequence[str], timeout: float,
+    catalog: Catalog,
+    bucket: str,
+    keys: Sequence[str],
+    timeout: float,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Poll the catalog until every key has a final status or ``timeout`` passes."""
@@ -89,7 +92,9 @@ def format_table(keys: Sequence[str], records: dict[str, dict[str, Any]]) -> str
             rows.append((key, "PENDING", "-", "-", "-"))
             continue
         original = (
-            f"{rec['width']}x{rec['height']} {rec['size'] / 1024:.0f} KiB" if "width" in rec else "-"
+            f"{rec['width']}x{rec['height']} {rec['size'] / 1024:.0f} KiB"
+            if "width" in rec
+            else "-"
         )
         thumbs = " ".join(f"{t['width']}x{t['height']}" for t in rec.get("thumbnails", []))
         status = rec["status"] + (f" ({rec['reason']})" if rec.get("reason") else "")

@@ -64,8 +64,12 @@ def deploy(ep: Endpoint, stage: str = "local", *, quiet: bool = False) -> list[s
 
 
 def wire_stack(ep: Endpoint, stage: str = "local") -> list[str]:
-    template = load_template(project_dir() / ".serverless/cloudformation-template-update-stack.json")
+    template = load_template(
+        project_dir() / ".serverless/cloudformation-template-update-stack.json"
+    )
     account = client(ep, "sts").get_caller_identity()["Account"]
     s3, sqs = client(ep, "s3"), client(ep, "sqs")
-    resolve = resolver_for(template, stack_name(stage), client(ep, "cloudformation"), sqs, REGION, account)
+    resolve = resolver_for(
+        template, stack_name(stage), client(ep, "cloudformation"), sqs, REGION, account
+    )
     return wire(template, resolve, s3, sqs, plain_http=ep.url.startswith("http://"))

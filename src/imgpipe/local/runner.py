@@ -15,9 +15,9 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,9 +165,7 @@ class Runner:
         self.mapping = stack.mapping
         # Lambda caps concurrency at the mapping's maximum; locally more workers than cores
         # would only contend for them.
-        self.concurrency = max_concurrency or min(
-            self.mapping.max_concurrency, os.cpu_count() or 2
-        )
+        self.concurrency = max_concurrency or min(self.mapping.max_concurrency, os.cpu_count() or 2)
         self.retry_visibility = retry_visibility
         # What Lambda would give the function: its configured variables, a region, credentials;
         # plus the endpoint, since the function must talk to the local stack.
@@ -267,7 +265,7 @@ class Runner:
                 batch = self._gather()
                 if batch:
                     self.invoke(batch)
-            except Exception:  # noqa: BLE001 - a poller must survive the endpoint's hiccups
+            except Exception:  # a poller must survive the endpoint's hiccups
                 logger.exception("poll failed; retrying")
                 time.sleep(0.5)
 

@@ -1,0 +1,48 @@
+"""Transient failures are retried by SQS, then parked in the DLQ; a redrive brings them back."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from imgpipe.catalog import Catalog
+from imgpipe.faults import RATE_ENV
+from imgpipe.local.runner import Runner
+from imgpipe.local.stack import Stack
+from imgpipe.redrive import Queues, redrive
+from tests.conftest import jpeg_bytes
+from tests.functional.conftest import dlq_keys, wait_for
+
+pytestmark = pytest.mark.functional
+
+
+def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
+    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+) -> None:
+    key = prefix + "unlucky.jpg"
+    max_receives = int(local_stack.process.environment["MAX_RECEIVE_COUNT"])
+    # GIVEN a handler whose every S3/DynamoDB/SNS call is throttled, failed messages returning
+    # at once rather than after the queue's visibility timeout
+    with Runner(local_stack, environment={RATE_ENV: "1"}, retry_visibility=0) as faulty:
+        s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
+        deadline = time.monotonic() + 60
+        while key not in dlq_keys(local_stack) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    # THEN after maxReceiveCount failed receives the message is in the DLQ, not processed
+    assert key in dlq_keys(local_stack)
+    assert faulty.stats.failed >= max_receives
+    assert catalog.get(local_stack.uploads_bucket, key) is None
+    # WHEN the incident is over and the DLQ is redriven
+    result = redrive(
+        local_stack.client("sqs"),
+        Queues(local_stack.queue_url, local_stack.dlq_url),
+        use_move_task=local_stack.endpoint.kind != "moto",
+    )
+    assert result["moved"] >= 1
+    with Runner(local_stack):
+        record = wait_for(catalog, local_stack, [key])[key]
+    # THEN the upload completes and the DLQ no longer holds it
+    assert record["status"] == "DONE"
+    assert key not in dlq_keys(local_stack)
