@@ -51,11 +51,12 @@ lint: install ## ruff, ruff format, mypy --strict
 	$(BIN)/mypy
 
 package: install ## serverless package (stage dev, offline) + cfn-lint + template tests
-	$(OFFLINE_AWS) $(SLS) package --stage dev
+	@# Into build/dev, apart from .serverless/ that local deploys use.
+	$(OFFLINE_AWS) $(SLS) package --stage dev --package build/dev
 	@# W3005 is in the HTTP API route Serverless generates (a redundant DependsOn), not ours.
-	$(BIN)/cfn-lint --ignore-checks W3005 -- .serverless/cloudformation-template-update-stack.json
+	$(BIN)/cfn-lint --ignore-checks W3005 -- build/dev/cloudformation-template-update-stack.json
 	$(BIN)/pytest tests/template -q $(PYTEST_ARGS)
-	@ls -l .serverless/*.zip | awk '{printf "lambda zip: %.1f MB\n", $$5/1048576}'
+	@ls -l build/dev/imgpipe.zip | awk '{printf "lambda zip: %.1f MB\n", $$5/1048576}'
 
 deploy: install ## deploy STAGE (default local: the embedded endpoint or LocalStack)
 ifeq ($(STAGE),local)

@@ -64,13 +64,22 @@ def test_text_named_jpg_is_rejected_acknowledged_and_not_in_the_dlq(
         QueueUrl=local_stack.queue_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
-    assert attrs == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
+    assert attrs == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesNotVisible": "0",
+    }
     assert key not in dlq_keys(local_stack)
 
 
 @pytest.mark.parametrize(
     "name",
-    ["with space.jpg", "plus+sign.jpg", "percent%20literal.jpg", "ünïcødé/фото 日本.jpg", "a/b/c.jpg"],
+    [
+        "with space.jpg",
+        "plus+sign.jpg",
+        "percent%20literal.jpg",
+        "ünïcødé/фото 日本.jpg",
+        "a/b/c.jpg",
+    ],
 )
 def test_odd_keys_round_trip(
     local_stack: Stack, runner: Runner, catalog: Catalog, s3: Any, prefix: str, name: str

@@ -1,0 +1,210 @@
+"""Rules for the CloudFormation that `serverless package --stage dev` generates (make package).
+
+These read the packaged template and zip, not serverless.yml, so they check what AWS would get.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGE = ROOT / "build" / "dev"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    path = PACKAGE / "cloudformation-template-update-stack.json"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make package` first")
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    res: dict[str, Any] = template["Resources"]
+    return res
+
+
+def _of_type(resources: dict[str, Any], kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, res in resources.items():
+        if res["Type"] == kind:
+            yield name, res.get("Properties", {})
+
+
+def test_visibility_timeout_is_at_least_six_times_the_function_timeout(
+    resources: dict[str, Any],
+) -> None:
+    timeout = resources["ProcessLambdaFunction"]["Properties"]["Timeout"]
+    visibility = resources["ImagesQueue"]["Properties"]["VisibilityTimeout"]
+    assert visibility >= 6 * timeout
+
+
+def test_redrive_policy_and_dlq_retention(resources: dict[str, Any]) -> None:
+    policy = resources["ImagesQueue"]["Properties"]["RedrivePolicy"]
+    assert policy["maxReceiveCount"] == 3
+    assert policy["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert resources["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] == 1209600
+
+
+def test_event_source_mapping(resources: dict[str, Any]) -> None:
+    [(_, esm)] = _of_type(resources, "AWS::Lambda::EventSourceMapping")
+    assert esm["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert esm["ScalingConfig"]["MaximumConcurrency"] >= 2
+    assert 1 <= esm["BatchSize"] <= 10 and esm["MaximumBatchingWindowInSeconds"] >= 0
+    assert esm["Enabled"] is True  # only the local stage disables it
+    assert esm["EventSourceArn"] == {"Fn::GetAtt": ["ImagesQueue", "Arn"]}
+
+
+def test_uploads_notify_the_queue_and_derived_bucket_notifies_nothing(
+    resources: dict[str, Any],
+) -> None:
+    uploads = resources["UploadsBucket"]
+    configs = uploads["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    assert {c["Event"] for c in configs} == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}
+    assert all(c["Queue"] == {"Fn::GetAtt": ["ImagesQueue", "Arn"]} for c in configs)
+    assert "ImagesQueuePolicy" in uploads.get("DependsOn", [])
+    # no recursion: what the function writes can never trigger it
+    assert "NotificationConfiguration" not in resources["DerivedBucket"]["Properties"]
+
+
+def test_queue_policy_admits_only_the_uploads_bucket(resources: dict[str, Any]) -> None:
+    [statement] = resources["ImagesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
+    bucket = resources["UploadsBucket"]["Properties"]["BucketName"]["Fn::Sub"]
+    # S3 sends the bucket's own ARN: a trailing "/*" would never match
+    assert source == f"arn:${{AWS::Partition}}:s3:::{bucket}"
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+@pytest.mark.parametrize("bucket", ["UploadsBucket", "DerivedBucket"])
+def test_buckets_are_private_encrypted_and_tls_only(resources: dict[str, Any], bucket: str) -> None:
+    props = resources[bucket]["Properties"]
+    assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+    [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    policies = [
+        p for _, p in _of_type(resources, "AWS::S3::BucketPolicy") if p["Bucket"] == {"Ref": bucket}
+    ]
+    [policy] = policies
+    denies = [
+        s
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert denies, f"{bucket} must deny requests without TLS"
+
+
+def test_no_package_time_lookups_left(template: dict[str, Any]) -> None:
+    text = json.dumps(template)
+    for token in ("${aws:", "${ssm:", "${cf:", "${self:", "${param:", "${env:", "${opt:"):
+        assert token not in text
+
+
+def test_functions(resources: dict[str, Any]) -> None:
+    functions = dict(_of_type(resources, "AWS::Lambda::Function"))
+    assert set(functions) == {
+        "ProcessLambdaFunction",
+        "RedriveLambdaFunction",
+        "StatusLambdaFunction",
+    }
+    for props in functions.values():
+        assert props["Runtime"] == "python3.12"
+    routes = [p["RouteKey"] for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
+    assert routes == ["GET /images/{key+}"]
+
+
+@pytest.fixture(scope="module")
+def zip_names() -> set[str]:
+    path = PACKAGE / "imgpipe.zip"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make package` first")
+    with zipfile.ZipFile(path) as zf:
+        return set(zf.namelist())
+
+
+def test_zip_carries_the_handlers_and_native_pillow_not_boto3(zip_names: set[str]) -> None:
+    for handler in ("process", "redrive", "status"):
+        assert f"src/imgpipe/handlers/{handler}.py" in zip_names
+    assert any(n.startswith("PIL/_imaging.cpython-312-x86_64-linux-gnu") for n in zip_names)
+    assert any(n.startswith("aws_lambda_powertools/") for n in zip_names)
+    assert not any(n.startswith(("boto3/", "botocore/")) for n in zip_names)
+    # the local stack and the CLI never ship
+    assert not any(
+        n.startswith("src/imgpipe/local/") or n == "src/imgpipe/cli.py" for n in zip_names
+    )
+
+
+def test_zip_size() -> None:
+    size = (PACKAGE / "imgpipe.zip").stat().st_size
+    assert size <= 20 * 1024 * 1024, f"zip is {size / 1048576:.1f} MB; the budget is 20 MB"
+
+
+def test_handlers_import_from_the_zip_layout(zip_names: set[str]) -> None:
+    """Lambda imports `src.imgpipe.handlers.process`; every import inside must be relative."""
+    for path in (ROOT / "src" / "imgpipe").rglob("*.py"):
+        rel = path.relative_to(ROOT).as_posix()
+        if rel not in zip_names:
+            continue
+        source = path.read_text()
+        assert "from imgpipe" not in source and "import imgpipe" not in source, rel
+
+
+def _python312() -> str:
+    # The real interpreter, not a pyenv shim: shims need pyenv's environment to resolve.
+    installed = sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    found = str(installed[-1]) if installed else shutil.which("python3.12")
+    if found is None:
+        pytest.fail("python3.12 (Lambda's runtime version) is needed to import the zip")
+    return found
+
+
+def test_zip_imports_and_renders_on_python312(tmp_path: Path) -> None:
+    """Unzip the package and use it as Lambda would: the python3.12 runtime, the zip on the path
+    (its cp312 Pillow wheel, not ours), boto3 from outside (the runtime provides it)."""
+    import boto3
+
+    with zipfile.ZipFile(PACKAGE / "imgpipe.zip") as zf:
+        zf.extractall(tmp_path)
+    runtime_boto3 = str(Path(boto3.__file__).parents[1])
+    script = (
+        "import io, PIL, src.imgpipe.handlers.process, src.imgpipe.handlers.status, "
+        "src.imgpipe.handlers.redrive\n"
+        "from PIL import Image\n"
+        "from src.imgpipe.imaging import render, parse_sizes, Limits\n"
+        "buf = io.BytesIO(); Image.new('RGB', (2000, 1000)).save(buf, 'JPEG')\n"
+        "r = render(buf.getvalue(), parse_sizes('a=100'), Limits(10**8, 10**8))\n"
+        "print(PIL.__file__, r.thumbnails[0].width, r.thumbnails[0].height)\n"
+    )
+    out = subprocess.run(
+        [
+            _python312(),
+            "-I",
+            "-c",
+            f"import sys; sys.path[:0] = {[str(tmp_path), runtime_boto3]!r}\n{script}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "UPLOADS_BUCKET": "u",
+            "DERIVED_BUCKET": "d",
+            "TABLE_NAME": "t",
+        },
+    )
+    assert out.returncode == 0, out.stderr
+    pil_path, width, height = out.stdout.split()
+    assert pil_path.startswith(str(tmp_path)) and (width, height) == ("100", "50")
