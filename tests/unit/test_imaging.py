@@ -92,7 +92,8 @@ def test_alpha_gives_png_not_a_broken_jpeg() -> None:
     for thumb in rendered.thumbnails:
         im = _decode(thumb.data)
         assert thumb.content_type == "image/png" and im.mode == "RGBA"
-        assert im.getpixel((0, 0))[3] == 100
+        pixel = im.getpixel((0, 0))
+        assert isinstance(pixel, tuple) and pixel[3] == 100
 
 
 @pytest.mark.parametrize(
