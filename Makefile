@@ -45,10 +45,8 @@ test-unit: install ## unit tests (moto in-process, no endpoint)
 test-functional: install ## functional tests: real endpoint, real serverless deploy, local runner
 	$(BIN)/pytest tests/functional -q $(PYTEST_ARGS)
 
-lint: install ## ruff, ruff format, mypy --strict
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+lint: install ## the pre-commit hooks on every file: yaml/toml, ruff, ruff format, mypy --strict
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 package: install ## serverless package (stage dev, offline) + cfn-lint + template tests
 	@# Into build/dev, apart from .serverless/ that local deploys use.
