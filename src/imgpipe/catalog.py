@@ -1,4 +1,10 @@
-"""The images table: one status record per source object, keyed by bucket + key."""
+"""The images table: one status record per source object, keyed by bucket + key.
+
+Every final write is conditional on the event's version (see ``S3ObjectEvent.version``): an
+older delivery never overwrites newer state, and a duplicate of the stored version is refused,
+so its side effects (notifications) are not repeated. A FAILED record may be replaced by the same
+version's outcome, which is how a redriven message completes.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -14,7 +21,10 @@ if TYPE_CHECKING:
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 
-STATUSES = ("DONE", "REJECTED", "FAILED", "DELETED")
+FINAL = frozenset({"DONE", "REJECTED", "FAILED", "DELETED"})
+
+# Newer version, or the same version after a FAILED attempt, or nothing stored yet.
+_NEWER = "attribute_not_exists(#k) OR #v < :v OR (#v = :v AND #s = :failed)"
 
 
 def to_plain(value: Any) -> Any:
@@ -38,23 +48,76 @@ def _to_dynamo(value: Any) -> Any:
     return value
 
 
+def _item(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _SER.serialize(_to_dynamo(v)) for k, v in record.items() if v is not None}
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    plain: dict[str, Any] = to_plain({k: _DESER.deserialize(v) for k, v in item.items()})
+    return plain
+
+
+def supersedes(stored: Mapping[str, Any] | None, version: str) -> bool:
+    """Whether an event of ``version`` may still change ``stored`` (the pre-check that spares
+    the work; the conditional write below is what guarantees it under races)."""
+    if stored is None:
+        return True
+    current = str(stored.get("version", ""))
+    return current < version or (current == version and stored.get("status") == "FAILED")
+
+
 class Catalog:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._ddb = client
         self._table = table
 
+    def _key(self, bucket: str, key: str) -> dict[str, Any]:
+        return {"bucket": {"S": bucket}, "key": {"S": key}}
+
     def put(self, record: Mapping[str, Any]) -> None:
-        item = {k: _SER.serialize(_to_dynamo(v)) for k, v in record.items() if v is not None}
-        self._ddb.put_item(TableName=self._table, Item=item)
+        """Unconditional write (tests and tools; the pipeline uses ``write_if_newer``)."""
+        self._ddb.put_item(TableName=self._table, Item=_item(record))
 
     def get(self, bucket: str, key: str) -> dict[str, Any] | None:
         resp = self._ddb.get_item(
-            TableName=self._table,
-            Key={"bucket": {"S": bucket}, "key": {"S": key}},
-            ConsistentRead=True,
+            TableName=self._table, Key=self._key(bucket, key), ConsistentRead=True
         )
         item = resp.get("Item")
-        if item is None:
-            return None
-        plain: dict[str, Any] = to_plain({k: _DESER.deserialize(v) for k, v in item.items()})
-        return plain
+        return None if item is None else _plain(item)
+
+    def write_if_newer(self, record: Mapping[str, Any]) -> tuple[bool, dict[str, Any] | None]:
+        """Store ``record`` unless the table holds a newer or the same final version.
+        Returns (written, the record it replaced)."""
+        try:
+            resp = self._ddb.put_item(
+                TableName=self._table,
+                Item=_item(record),
+                ConditionExpression=_NEWER,
+                ExpressionAttributeNames={"#k": "key", "#v": "version", "#s": "status"},
+                ExpressionAttributeValues={
+                    ":v": {"S": str(record["version"])},
+                    ":failed": {"S": "FAILED"},
+                },
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False, None
+            raise
+        old = resp.get("Attributes")
+        return True, None if not old else _plain(old)
+
+    def mark_notified(self, bucket: str, key: str, version: str) -> None:
+        """Record that the notification for ``version`` went out (if it is still current)."""
+        try:
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=self._key(bucket, key),
+                UpdateExpression="SET notified = :t",
+                ConditionExpression="#v = :v",
+                ExpressionAttributeNames={"#v": "version"},
+                ExpressionAttributeValues={":t": {"BOOL": True}, ":v": {"S": version}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+_SEQUENCER_WIDTH = 32
+
 
 class MalformedEvent(ValueError):
     """The message body is not an S3 event notification: it belongs in the DLQ for a human."""
@@ -21,6 +23,18 @@ class S3ObjectEvent:
     etag: str
     sequencer: str
     event_time: str
+
+    @property
+    def version(self) -> str:
+        """An order over the events of one key, comparable as plain strings.
+
+        S3's ``sequencer`` is a hexadecimal value whose length varies: left-padded to a fixed
+        width it compares correctly as a string (and in a DynamoDB condition). Emulators that
+        omit it get eventTime (ISO-8601, millisecond precision, so it sorts as text), then the
+        kind (a removal after a creation in the same millisecond), then the ETag."""
+        if self.sequencer:
+            return "s:" + self.sequencer.upper().rjust(_SEQUENCER_WIDTH, "0")
+        return f"t:{self.event_time}:{int(self.is_removed)}:{self.etag}"
 
     @property
     def is_created(self) -> bool:
@@ -57,7 +71,7 @@ def _parse_record(record: Any) -> S3ObjectEvent:
             bucket=str(s3["bucket"]["name"]),
             key=unquote_plus(str(obj["key"])),
             size=int(obj.get("size", 0)),
-            etag=str(obj.get("eTag", "")),
+            etag=str(obj.get("eTag", "")).strip('"'),
             sequencer=str(obj.get("sequencer", "")),
             event_time=str(record.get("eventTime", "")),
         )

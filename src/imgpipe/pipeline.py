@@ -1,10 +1,8 @@
 """Process one S3 object event end to end.
 
-Error policy in one place: ``ImageRejected`` (the input is at fault and retrying cannot help) is
-recorded as REJECTED and returns normally, so the message is acknowledged. Every other exception
-(throttling, timeouts, 5xx, connection errors, a bug in a dependency) propagates: the batch
-processor reports the message in ``batchItemFailures`` and SQS retries it, then moves it to the
-DLQ after ``maxReceiveCount`` receives.
+Outcomes: DONE, REJECTED (permanent, see ``errors``), DELETED, FAILED (transient on the last
+allowed receive), or SKIPPED (older than, or a duplicate of, what the catalog holds). Transient
+errors propagate so the batch processor reports the message for retry.
 """
 
 from __future__ import annotations
@@ -16,8 +14,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from .catalog import Catalog
+from .catalog import Catalog, supersedes
 from .config import Settings
+from .errors import Superseded, describe, is_permanent
 from .events import S3ObjectEvent
 from .imaging import ImageRejected, render
 from .notify import Notifier
@@ -36,6 +35,25 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _base_record(event: S3ObjectEvent, receive_count: int) -> dict[str, Any]:
+    return {
+        "bucket": event.bucket,
+        "key": event.key,
+        "version": event.version,
+        "event_name": event.event_name,
+        "etag": event.etag,
+        "size": event.size,
+        "sequencer": event.sequencer,
+        "event_time": event.event_time,
+        "attempts": receive_count,
+        "notified": False,
+    }
+
+
+def _thumb_keys(record: dict[str, Any] | None) -> set[str]:
+    return {t["key"] for t in (record or {}).get("thumbnails", [])}
+
+
 class Pipeline:
     def __init__(
         self, settings: Settings, store: ObjectStore, catalog: Catalog, notifier: Notifier
@@ -46,36 +64,43 @@ class Pipeline:
         self.notifier = notifier
 
     def handle(self, event: S3ObjectEvent, receive_count: int = 1) -> Outcome:
-        base: dict[str, Any] = {
-            "bucket": event.bucket,
-            "key": event.key,
-            "event_name": event.event_name,
-            "etag": event.etag,
-            "size": event.size,
-            "sequencer": event.sequencer,
-            "event_time": event.event_time,
-            "attempts": receive_count,
-        }
-        if event.is_removed:
-            deleted = self.store.delete_derivatives(self.settings.derived_bucket, event.key)
-            return self._finish({**base, "status": "DELETED", "derivatives_deleted": deleted})
-        started = time.perf_counter()
         try:
-            data, etag = self.store.fetch(event.bucket, event.key, self.settings.limits)
-            rendered = render(
-                data,
-                self.settings.sizes,
-                self.settings.limits,
-                jpeg_quality=self.settings.jpeg_quality,
-            )
-        except ImageRejected as exc:
+            return self._handle(event, receive_count)
+        except Exception as exc:
+            # Transient, wherever it happened. On the last allowed receive, say so in the
+            # catalog before SQS moves the message to the DLQ.
+            if receive_count >= self.settings.max_receive_count:
+                self._record_failure(event, receive_count, exc)
+            raise
+
+    def _handle(self, event: S3ObjectEvent, receive_count: int) -> Outcome:
+        stored = self.catalog.get(event.bucket, event.key)
+        if not supersedes(stored, event.version):
+            return self._skip(event, stored, "duplicate or older delivery")
+        base = _base_record(event, receive_count)
+        if event.is_removed:
+            return self._finish({**base, "status": "DELETED"})
+        try:
+            record = self._process(event, base)
+        except Superseded as exc:
+            return self._skip(event, stored, str(exc))
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            assert isinstance(exc, ImageRejected)
             logger.info("rejected", extra={"reason": exc.reason, "detail": exc.detail})
-            return self._finish(
-                {**base, "status": "REJECTED", "reason": exc.reason, "detail": exc.detail}
-            )
+            record = {**base, "status": "REJECTED", "reason": exc.reason, "detail": exc.detail}
+        return self._finish(record)
+
+    def _process(self, event: S3ObjectEvent, base: dict[str, Any]) -> dict[str, Any]:
+        started = time.perf_counter()
+        data, etag = self.store.fetch(event.bucket, event.key, event.etag, self.settings.limits)
+        rendered = render(
+            data, self.settings.sizes, self.settings.limits, jpeg_quality=self.settings.jpeg_quality
+        )
         thumbs = []
         for thumb in rendered.thumbnails:
-            key = self.store.put_thumbnail(self.settings.derived_bucket, event.key, thumb)
+            key = self.store.put_thumbnail(self.settings.derived_bucket, event.key, etag, thumb)
             thumbs.append(
                 {
                     "name": thumb.name,
@@ -87,10 +112,10 @@ class Pipeline:
                 }
             )
         info = rendered.info
-        record = {
+        return {
             **base,
             "status": "DONE",
-            "etag": etag or event.etag,
+            "etag": etag,
             "size": len(data),
             "format": info.format,
             "width": info.width,
@@ -101,11 +126,59 @@ class Pipeline:
             "thumbnails": thumbs,
             "ms": round((time.perf_counter() - started) * 1000, 1),
         }
-        return self._finish(record)
 
     def _finish(self, record: dict[str, Any]) -> Outcome:
         record["updated_at"] = _now()
-        self.catalog.put(record)
-        self.notifier.publish(record)
+        written, previous = self.catalog.write_if_newer(record)
+        if not written:
+            # A newer version (or this one) won a race while we worked: what we wrote for this
+            # version must not linger. Keys are per version, so the winner's are untouched.
+            current = self.catalog.get(record["bucket"], record["key"])
+            self.store.delete(
+                self.settings.derived_bucket, _thumb_keys(record) - _thumb_keys(current)
+            )
+            logger.info("lost to a newer version", extra={"key": record["key"]})
+            return Outcome("SKIPPED", "superseded while processing")
+        stale = _thumb_keys(previous) - _thumb_keys(record)
+        if stale:
+            self.store.delete(self.settings.derived_bucket, stale)
+        self._notify(record)
         logger.info("final", extra={"status": record["status"], "key": record["key"]})
         return Outcome(record["status"], str(record.get("reason", "")))
+
+    def _notify(self, record: dict[str, Any]) -> None:
+        # A failed publish raises: the message is retried and the pre-check below sends it.
+        self.notifier.publish(record)
+        try:
+            self.catalog.mark_notified(record["bucket"], record["key"], record["version"])
+        except Exception:  # noqa: BLE001 - the notification went out; retrying would repeat it
+            logger.warning("could not mark notified", extra={"key": record["key"]})
+
+    def _skip(self, event: S3ObjectEvent, stored: dict[str, Any] | None, why: str) -> Outcome:
+        if (
+            stored is not None
+            and stored.get("version") == event.version
+            and not stored.get("notified", True)
+        ):
+            # Same version already final, but its notification never went out (a crash or a
+            # failed publish after the write): send it now, once.
+            self._notify(stored)
+        logger.info("skipped", extra={"why": why, "key": event.key})
+        return Outcome("SKIPPED", why)
+
+    def _record_failure(self, event: S3ObjectEvent, receive_count: int, exc: BaseException) -> None:
+        """Last allowed receive: say in the catalog that this upload is going to the DLQ.
+        Conditional like every write: it never hides a newer or completed version."""
+        record = {
+            **_base_record(event, receive_count),
+            "status": "FAILED",
+            "reason": "transient",
+            "detail": describe(exc),
+            "updated_at": _now(),
+        }
+        try:
+            written, _ = self.catalog.write_if_newer(record)
+            if written:
+                self._notify(record)
+        except Exception:  # the original error matters more; it is re-raised
+            logger.exception("could not record FAILED", extra={"key": event.key})

@@ -1,11 +1,13 @@
-"""S3 reads and writes of originals and derivatives."""
+"""S3 reads of originals and writes/deletes of derivatives."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from .errors import Superseded
 from .imaging import ImageRejected, Limits, Thumbnail, check_size
 
 if TYPE_CHECKING:
@@ -13,29 +15,33 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+_CHANGED = {"PreconditionFailed", "412"}
 
 
-def thumbnail_key(source_key: str, thumb: Thumbnail) -> str:
-    """Deterministic, so re-processing the same source overwrites instead of adding objects."""
-    return f"thumbnails/{source_key}/{thumb.name}.{thumb.extension}"
-
-
-def thumbnail_prefix(source_key: str) -> str:
-    return f"thumbnails/{source_key}/"
+def thumbnail_key(source_key: str, etag: str, thumb: Thumbnail) -> str:
+    """Deterministic per version of the source: re-processing overwrites, and two versions
+    processed at once never write to the same key (the loser removes its own)."""
+    return f"thumbnails/{source_key}/{etag or 'noetag'}/{thumb.name}.{thumb.extension}"
 
 
 class ObjectStore:
     def __init__(self, client: S3Client) -> None:
         self._s3 = client
 
-    def fetch(self, bucket: str, key: str, limits: Limits) -> tuple[bytes, str]:
-        """The object's bytes and ETag. Refuses by size before reading the body, so an oversized
-        upload costs one GET header, not its download. A vanished object is permanent."""
+    def fetch(self, bucket: str, key: str, etag: str, limits: Limits) -> tuple[bytes, str]:
+        """The bytes and ETag of the version the event announced. Refuses by size before
+        reading the body; a vanished object is permanent, a replaced one is superseded."""
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if etag:
+            kwargs["IfMatch"] = etag
         try:
-            resp = self._s3.get_object(Bucket=bucket, Key=key)
+            resp = self._s3.get_object(**kwargs)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in _MISSING:
                 raise ImageRejected("missing", "the object no longer exists") from None
+            if code in _CHANGED:
+                raise Superseded("the object was replaced; its newer event will follow") from None
             raise
         body = resp["Body"]
         try:
@@ -44,8 +50,8 @@ class ObjectStore:
         finally:
             body.close()
 
-    def put_thumbnail(self, bucket: str, source_key: str, thumb: Thumbnail) -> str:
-        key = thumbnail_key(source_key, thumb)
+    def put_thumbnail(self, bucket: str, source_key: str, etag: str, thumb: Thumbnail) -> str:
+        key = thumbnail_key(source_key, etag, thumb)
         self._s3.put_object(
             Bucket=bucket,
             Key=key,
@@ -55,15 +61,12 @@ class ObjectStore:
         )
         return key
 
-    def delete_derivatives(self, bucket: str, source_key: str) -> int:
-        """Delete every thumbnail of ``source_key``; returns how many objects went."""
-        deleted = 0
-        paginator = self._s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=thumbnail_prefix(source_key)):
-            keys: list[ObjectIdentifierTypeDef] = [
-                {"Key": o["Key"]} for o in page.get("Contents", [])
+    def delete(self, bucket: str, keys: Iterable[str]) -> int:
+        """Delete exactly these keys (never a prefix: "a" is a prefix of "a/b.jpg"'s keys)."""
+        wanted = sorted(set(keys))
+        for start in range(0, len(wanted), 1000):
+            objects: list[ObjectIdentifierTypeDef] = [
+                {"Key": k} for k in wanted[start : start + 1000]
             ]
-            if keys:
-                self._s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
-                deleted += len(keys)
-        return deleted
+            self._s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+        return len(wanted)

@@ -20,16 +20,24 @@ class Context:
     aws_request_id = "req-1"
 
 
-def sqs_record(message_id: str, key: str, receive_count: int = 1) -> dict[str, Any]:
+def sqs_record(
+    message_id: str,
+    key: str,
+    receive_count: int = 1,
+    *,
+    etag: str = "",
+    sequencer: str = "",
+    event: str = "ObjectCreated:Put",
+) -> dict[str, Any]:
+    obj = {"key": key.replace(" ", "+"), "size": 1, "eTag": etag}
+    if sequencer:
+        obj["sequencer"] = sequencer
     body = {
         "Records": [
             {
-                "eventName": "ObjectCreated:Put",
+                "eventName": event,
                 "eventTime": "2026-11-25T12:00:00.000Z",
-                "s3": {
-                    "bucket": {"name": "uploads"},
-                    "object": {"key": key.replace(" ", "+"), "size": 1, "eTag": "e"},
-                },
+                "s3": {"bucket": {"name": "uploads"}, "object": obj},
             }
         ]
     }
@@ -46,6 +54,11 @@ def sqs_record(message_id: str, key: str, receive_count: int = 1) -> dict[str, A
     }
 
 
+def upload(stack: FakeStack, key: str, body: bytes) -> str:
+    etag: str = stack.s3.put_object(Bucket="uploads", Key=key, Body=body)["ETag"].strip('"')
+    return etag
+
+
 def throttle_get_object_of(key: str) -> Any:
     def hook(params: dict[str, Any], model: Any, **_: Any) -> None:
         if params.get("Key") == key:
@@ -59,17 +72,17 @@ def throttle_get_object_of(key: str) -> Any:
 
 def test_partial_batch_failure_reports_only_the_transient_record(stack: FakeStack) -> None:
     # GIVEN one good photo, one corrupt file and one whose download is throttled
-    stack.s3.put_object(Bucket="uploads", Key="good photo.jpg", Body=jpeg_bytes((1600, 1200)))
-    stack.s3.put_object(Bucket="uploads", Key="corrupt.jpg", Body=b"\xff\xd8\xff" + b"\0" * 64)
-    stack.s3.put_object(Bucket="uploads", Key="slow.jpg", Body=jpeg_bytes())
+    good_etag = upload(stack, "good photo.jpg", jpeg_bytes((1600, 1200)))
+    corrupt_etag = upload(stack, "corrupt.jpg", b"\xff\xd8\xff" + b"\0" * 64)
+    slow_etag = upload(stack, "slow.jpg", jpeg_bytes())
     aws.s3().meta.events.register(
         "before-parameter-build.s3.GetObject", throttle_get_object_of("slow.jpg")
     )
     event = {
         "Records": [
-            sqs_record("m-good", "good photo.jpg"),
-            sqs_record("m-corrupt", "corrupt.jpg"),
-            sqs_record("m-slow", "slow.jpg"),
+            sqs_record("m-good", "good photo.jpg", etag=good_etag),
+            sqs_record("m-corrupt", "corrupt.jpg", etag=corrupt_etag),
+            sqs_record("m-slow", "slow.jpg", etag=slow_etag),
         ]
     }
     # WHEN the batch is processed
@@ -86,9 +99,9 @@ def test_partial_batch_failure_reports_only_the_transient_record(stack: FakeStac
     ]
     derived = stack.s3.list_objects_v2(Bucket="derived")["Contents"]
     assert sorted(o["Key"] for o in derived) == [
-        "thumbnails/good photo.jpg/large.jpg",
-        "thumbnails/good photo.jpg/medium.jpg",
-        "thumbnails/good photo.jpg/small.jpg",
+        f"thumbnails/good photo.jpg/{good_etag}/large.jpg",
+        f"thumbnails/good photo.jpg/{good_etag}/medium.jpg",
+        f"thumbnails/good photo.jpg/{good_etag}/small.jpg",
     ]
     corrupt = catalog.get("uploads", "corrupt.jpg")
     assert corrupt is not None
@@ -118,7 +131,6 @@ def test_test_event_and_missing_object(stack: FakeStack) -> None:
 def test_malformed_body_is_reported_for_the_dlq(stack: FakeStack) -> None:
     bad = sqs_record("m-bad", "x")
     bad["body"] = "this is not an S3 event"
-    good = sqs_record("m-good", "ok.jpg")
-    stack.s3.put_object(Bucket="uploads", Key="ok.jpg", Body=jpeg_bytes())
+    good = sqs_record("m-good", "ok.jpg", etag=upload(stack, "ok.jpg", jpeg_bytes()))
     response = process.handler({"Records": [bad, good]}, Context())  # type: ignore[arg-type]
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}

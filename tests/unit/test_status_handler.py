@@ -23,7 +23,13 @@ def test_known_key_gives_the_record_as_clean_json(stack: FakeStack) -> None:
     assert response["headers"]["content-type"] == "application/json"
     body = json.loads(response["body"])
     # numbers come back as JSON numbers, not DynamoDB Decimals or type wrappers
-    assert body == {"bucket": "uploads", "key": "a b/ü.jpg", "status": "DONE", "width": 1800, "ms": 12.5}
+    assert body == {
+        "bucket": "uploads",
+        "key": "a b/ü.jpg",
+        "status": "DONE",
+        "width": 1800,
+        "ms": 12.5,
+    }
 
 
 def test_unknown_key_is_404_with_a_message(stack: FakeStack) -> None:
