@@ -20,7 +20,7 @@ OFFLINE_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-offline} AWS_SECRET_ACCES
 PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-functional test-template lint package deploy demo \
-        local-up local-down redrive clean
+        local-up local-down redrive chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ else
 	$(SLS) invoke -f redrive --stage $(STAGE) \
 	  -d '{"dry_run": $(if $(DRY_RUN),true,false)$(if $(MAX),$(comma) "max_messages": $(MAX))}'
 endif
+
+chaos: install ## 500 uploads, 20% injected faults, a runner crash, DLQ + redrive: lost must be 0
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 clean: local-down ## remove build output, caches and the local state
 	rm -rf .serverless .imgpipe demo-out .pytest_cache .mypy_cache .ruff_cache dist build

@@ -64,13 +64,32 @@ def local_deploy(stage: str) -> None:
 @local.command("run")
 @click.option("--stage", default="local", show_default=True)
 @click.option("--concurrency", type=int, help="workers (default: the mapping's, capped at cores)")
-def local_run(stage: str, concurrency: int | None) -> None:
+@click.option(
+    "--fault-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="testing only: fail this fraction of the handler's S3/DynamoDB/SNS calls",
+)
+@click.option(
+    "--retry-visibility",
+    type=click.IntRange(min=0),
+    help="seconds before a failed message returns (default: the queue's visibility timeout)",
+)
+def local_run(
+    stage: str, concurrency: int | None, fault_rate: float, retry_visibility: int | None
+) -> None:
     """Poll the images queue and invoke the process handler, as Lambda's SQS mapping would."""
+    from .faults import RATE_ENV
     from .local.runner import Runner
     from .local.stack import discover
 
     ep = _require_endpoint()
-    runner = Runner(discover(ep, stage), max_concurrency=concurrency)
+    runner = Runner(
+        discover(ep, stage),
+        max_concurrency=concurrency,
+        retry_visibility=retry_visibility,
+        environment={RATE_ENV: str(fault_rate)} if fault_rate else None,
+    )
     click.echo(f"polling {runner.stack.queue_url} with {runner.concurrency} workers; Ctrl-C stops")
     runner.run_forever()
     click.echo(json.dumps({k: v for k, v in vars(runner.stats).items() if k != "lock"}))

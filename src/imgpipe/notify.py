@@ -10,6 +10,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 
+# Bookkeeping fields of the catalog record that mean nothing to a subscriber.
+_INTERNAL = frozenset({"notified"})
+
+
 class Notifier:
     def __init__(self, client: SNSClient | None, topic_arn: str) -> None:
         self._sns = client
@@ -30,7 +34,9 @@ class Notifier:
             TopicArn=self._topic,
             # SNS subjects must be ASCII, without line breaks, at most 100 characters.
             Subject=subject.encode("ascii", "replace").decode()[:100].replace("\n", " "),
-            Message=json.dumps(record, default=str, ensure_ascii=False),
+            Message=json.dumps(
+                {k: v for k, v in record.items() if k not in _INTERNAL}, default=str, ensure_ascii=False
+            ),
             MessageAttributes={
                 k: {"DataType": "String", "StringValue": v or "-"} for k, v in attributes.items()
             },

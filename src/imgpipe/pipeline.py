@@ -149,10 +149,14 @@ class Pipeline:
     def _notify(self, record: dict[str, Any]) -> None:
         # A failed publish raises: the message is retried and the pre-check below sends it.
         self.notifier.publish(record)
-        try:
-            self.catalog.mark_notified(record["bucket"], record["key"], record["version"])
-        except Exception:  # noqa: BLE001 - the notification went out; retrying would repeat it
-            logger.warning("could not mark notified", extra={"key": record["key"]})
+        # The notification went out: from here on a raise would make SQS repeat it, so the
+        # mark is tried a few times and then given up (at worst a later duplicate re-sends).
+        for attempt in range(3):
+            try:
+                self.catalog.mark_notified(record["bucket"], record["key"], record["version"])
+                return
+            except Exception:  # noqa: BLE001
+                logger.warning("could not mark notified", extra={"attempt": attempt + 1})
 
     def _skip(self, event: S3ObjectEvent, stored: dict[str, Any] | None, why: str) -> Outcome:
         if (

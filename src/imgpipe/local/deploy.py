@@ -57,9 +57,17 @@ def serverless(args: list[str], ep: Endpoint | None, *, quiet: bool = False) -> 
         raise RuntimeError(f"serverless {' '.join(args)} failed ({result.returncode})\n{detail}")
 
 
-def deploy(ep: Endpoint, stage: str = "local", *, quiet: bool = False) -> list[str]:
-    """``serverless deploy`` to ``ep``, then apply what the endpoint's CloudFormation ignored."""
-    serverless(["deploy", "--stage", stage, "--region", REGION], ep, quiet=quiet)
+def deploy(
+    ep: Endpoint,
+    stage: str = "local",
+    *,
+    quiet: bool = False,
+    params: dict[str, str] | None = None,
+) -> list[str]:
+    """``serverless deploy`` to ``ep``, then apply what the endpoint's CloudFormation ignored.
+    ``params`` override stage parameters (``--param key=value``)."""
+    extra = [f"--param={k}={v}" for k, v in (params or {}).items()]
+    serverless(["deploy", "--stage", stage, "--region", REGION, *extra], ep, quiet=quiet)
     return wire_stack(ep, stage)
 
 

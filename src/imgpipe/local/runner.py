@@ -208,6 +208,17 @@ class Runner:
             pool.shutdown(wait=False, cancel_futures=True)
             return False, "execution environment died"
 
+    def crash(self) -> int:
+        """SIGKILL every execution environment now, mid-invocation if one is running (the
+        crash, timeout or out-of-memory case). Returns how many processes were killed."""
+        with self._pool_lock:
+            pool = self._pool
+        # ProcessPoolExecutor exposes no public list of its workers; _processes is stable.
+        processes = list(getattr(pool, "_processes", {}).values()) if pool else []
+        for process in processes:
+            process.kill()
+        return len(processes)
+
     def start(self) -> Runner:
         with self._pool_lock:
             if self._pool is None:

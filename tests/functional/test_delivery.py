@@ -1,0 +1,160 @@
+"""At-least-once, out-of-order delivery on a real endpoint: duplicates, reordering, deletes,
+SNS filtering, and faults with a crash that must lose nothing."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imgpipe.catalog import Catalog
+from imgpipe.faults import RATE_ENV
+from imgpipe.local.chaos import (
+    drain,
+    make_uploads,
+    queue_depth,
+    reconcile,
+    subscribe_inbox,
+    wait_drained,
+)
+from imgpipe.local.runner import Runner
+from imgpipe.local.stack import Stack
+from imgpipe.redrive import Queues, redrive
+from tests.conftest import jpeg_bytes
+from tests.functional.conftest import wait_for
+
+pytestmark = pytest.mark.functional
+
+
+@pytest.fixture(scope="module")
+def inbox(local_stack: Stack) -> str:
+    return subscribe_inbox(local_stack, "delivery-inbox")
+
+
+def _take_message(stack: Stack) -> str:
+    """Remove the one S3 event waiting in the images queue and return its body."""
+    sqs = stack.client("sqs")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for m in sqs.receive_message(QueueUrl=stack.queue_url, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
+            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"])
+            if '"s3:TestEvent"' not in m["Body"]:
+                return str(m["Body"])
+    raise AssertionError("no S3 event arrived in the images queue")
+
+
+def _mine(notes: list[dict[str, Any]], key: str) -> list[tuple[str, str]]:
+    return [(n["etag"], n["status"]) for n in notes if n["key"] == key]
+
+
+def test_duplicates_and_an_older_version_after_a_newer_one(
+    local_stack: Stack, catalog: Catalog, s3: Any, inbox: str, prefix: str
+) -> None:
+    key = prefix + "versions.jpg"
+    sqs = local_stack.client("sqs")
+    bucket = local_stack.uploads_bucket
+    # GIVEN version 1 processed normally
+    v1 = s3.put_object(Bucket=bucket, Key=key, Body=jpeg_bytes((600, 400)))["ETag"].strip('"')
+    first = _take_message(local_stack)
+    sqs.send_message(QueueUrl=local_stack.queue_url, MessageBody=first)
+    with Runner(local_stack):
+        assert wait_for(catalog, local_stack, [key])[key]["etag"] == v1
+    # WHEN version 2 arrives twice and version 1's event once more, after it
+    v2 = s3.put_object(Bucket=bucket, Key=key, Body=jpeg_bytes((900, 600)))["ETag"].strip('"')
+    second = _take_message(local_stack)
+    for body in (second, second, first):
+        sqs.send_message(QueueUrl=local_stack.queue_url, MessageBody=body)
+    with Runner(local_stack):
+        assert wait_drained(local_stack, local_stack.queue_url, 30)
+    # THEN the catalog holds version 2, and each version was announced once
+    record = catalog.get(bucket, key)
+    assert record is not None and (record["etag"], record["width"]) == (v2, 900)
+    time.sleep(0.5)
+    assert sorted(_mine(drain(local_stack, inbox), key)) == sorted([(v1, "DONE"), (v2, "DONE")])
+    # and only version 2's thumbnails remain
+    left = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=local_stack.derived_bucket, Prefix=f"thumbnails/{key}/")[
+            "Contents"
+        ]
+    ]
+    assert len(left) == 3 and all(f"/{v2}/" in k for k in left)
+
+
+def test_delete_removes_thumbnails_and_marks_deleted(
+    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+) -> None:
+    key = prefix + "short-lived.jpg"
+    with Runner(local_stack):
+        s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
+        done = wait_for(catalog, local_stack, [key])[key]
+        assert done["status"] == "DONE"
+        s3.delete_object(Bucket=local_stack.uploads_bucket, Key=key)
+        deadline = time.monotonic() + 30
+        while (catalog.get(local_stack.uploads_bucket, key) or {}).get("status") != "DELETED":
+            assert time.monotonic() < deadline, "no DELETED record"
+            time.sleep(0.3)
+    listed = s3.list_objects_v2(Bucket=local_stack.derived_bucket, Prefix=f"thumbnails/{key}/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_subscribers_can_filter_on_status(
+    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+) -> None:
+    sqs, sns = local_stack.client("sqs"), local_stack.client("sns")
+    url = sqs.create_queue(QueueName="rejections-only")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(
+        TopicArn=local_stack.topic_arn,
+        Protocol="sqs",
+        Endpoint=arn["QueueArn"],
+        Attributes={"FilterPolicy": json.dumps({"status": ["REJECTED", "FAILED"]})},
+    )
+    good, bad = prefix + "fine.jpg", prefix + "bogus.jpg"
+    with Runner(local_stack):
+        s3.put_object(Bucket=local_stack.uploads_bucket, Key=good, Body=jpeg_bytes())
+        s3.put_object(Bucket=local_stack.uploads_bucket, Key=bad, Body=b"%PDF-1.7 not an image")
+        wait_for(catalog, local_stack, [good, bad])
+    time.sleep(0.5)
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    envelopes = [json.loads(m["Body"]) for m in messages]
+    assert [e["MessageAttributes"]["status"]["Value"] for e in envelopes] == ["REJECTED"]
+    [envelope] = envelopes
+    assert envelope["MessageAttributes"]["key"]["Value"] == bad
+    assert envelope["MessageAttributes"]["reason"]["Value"] == "not_an_image"
+    assert json.loads(envelope["Message"])["reason"] == "not_an_image"
+
+
+def test_chaos_faults_and_a_crash_lose_nothing(
+    local_stack: Stack, catalog: Catalog, s3: Any, inbox: str, corpus: Path, prefix: str
+) -> None:
+    uploads = make_uploads(30, sorted(corpus.glob("*.jpg")), prefix, bad_every=10)
+    drain(local_stack, inbox)
+    # GIVEN a fifth of all S3/DynamoDB/SNS calls failing, and the workers killed mid-batch
+    with Runner(local_stack, environment={RATE_ENV: "0.2"}, retry_visibility=1) as runner:
+        for u in uploads:
+            s3.put_object(Bucket=local_stack.uploads_bucket, Key=u.key, Body=u.body)
+        time.sleep(1.5)
+        assert runner.crash() > 0
+        assert wait_drained(local_stack, local_stack.queue_url, 120)
+    # WHEN the DLQ is redriven with the faults gone
+    redrive(
+        local_stack.client("sqs"),
+        Queues(local_stack.queue_url, local_stack.dlq_url),
+        use_move_task=local_stack.endpoint.kind != "moto",
+    )
+    with Runner(local_stack):
+        assert wait_drained(local_stack, local_stack.queue_url, 60)
+    time.sleep(0.5)
+    # THEN every upload has its outcome, with thumbnails, announced once
+    keys = {u.key for u in uploads}
+    notes = [n for n in drain(local_stack, inbox) if n["key"] in keys]
+    result = reconcile(local_stack, uploads, notes)
+    assert result.line() == "uploads=30 done=27 rejected=3 failed=0 lost=0 duplicates_notified=0"
+    assert result.wrong == 0
+    assert queue_depth(local_stack, local_stack.dlq_url) == 0
