@@ -72,12 +72,16 @@ local-up: install ## start the embedded AWS endpoint (or find LocalStack)
 local-down: ## stop the embedded AWS endpoint
 	@if [ -x $(BIN)/imgpipe ]; then $(BIN)/imgpipe local down; fi
 
-redrive: install ## move DLQ messages back (DRY_RUN=1 lists them, MAX=N caps)
+REDRIVE_EVENT = {"dry_run": $(if $(DRY_RUN),true,false)$(if $(MAX),$(comma) "max_messages": $(MAX))}
+
+redrive: install ## sls invoke -f redrive (DRY_RUN=1 lists, MAX=N caps); local: invoke local
 ifeq ($(STAGE),local)
-	$(BIN)/imgpipe redrive $(if $(DRY_RUN),--dry-run) $(if $(MAX),--max $(MAX))
+	@# The handler runs in-process against the local endpoint, with .venv's packages.
+	eval "$$($(BIN)/imgpipe local env)" && VIRTUAL_ENV=$(CURDIR)/$(VENV) \
+	  $(SLS) invoke local -f redrive --stage local -d '$(REDRIVE_EVENT)' \
+	  -e AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL
 else
-	$(SLS) invoke -f redrive --stage $(STAGE) \
-	  -d '{"dry_run": $(if $(DRY_RUN),true,false)$(if $(MAX),$(comma) "max_messages": $(MAX))}'
+	$(SLS) invoke -f redrive --stage $(STAGE) -d '$(REDRIVE_EVENT)'
 endif
 
 chaos: install ## 500 uploads, 20% injected faults, a runner crash, DLQ + redrive: lost must be 0

@@ -4,6 +4,7 @@ SNS filtering, and faults with a crash that must lose nothing."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from imgpipe.local.chaos import (
 from imgpipe.local.runner import Runner
 from imgpipe.local.stack import Stack
 from imgpipe.redrive import Queues, redrive
-from tests.conftest import jpeg_bytes
+from tests.conftest import ROOT, jpeg_bytes
 from tests.functional.conftest import wait_for
 
 pytestmark = pytest.mark.functional
@@ -158,3 +159,40 @@ def test_chaos_faults_and_a_crash_lose_nothing(
     assert result.line() == "uploads=30 done=27 rejected=3 failed=0 lost=0 duplicates_notified=0"
     assert result.wrong == 0
     assert queue_depth(local_stack, local_stack.dlq_url) == 0
+
+
+def _make(*args: str) -> dict[str, Any]:
+    """Run a make target in the project and return the JSON object it printed last."""
+    out = subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = out.stdout
+    result: dict[str, Any] = json.loads(text[text.rindex("\n{") :])
+    return result
+
+
+def test_make_redrive_invokes_the_function_with_sls_invoke(
+    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+) -> None:
+    key = prefix + "parked.jpg"
+    s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
+    # GIVEN its event parked in the DLQ, as after an incident
+    local_stack.client("sqs").send_message(
+        QueueUrl=local_stack.dlq_url, MessageBody=_take_message(local_stack)
+    )
+    # WHEN the operator looks, then redrives, through `sls invoke local -f redrive`
+    listed = _make("redrive", "DRY_RUN=1")
+    assert listed["dry_run"] is True and listed["moved"] == 0
+    assert f"{local_stack.uploads_bucket}/{key}" in [
+        k for m in listed["messages"] for k in m["keys"]
+    ]
+    moved = _make("redrive")
+    assert moved["moved"] >= 1 and moved["remaining"] == 0
+    # THEN the upload completes
+    with Runner(local_stack):
+        assert wait_for(catalog, local_stack, [key])[key]["status"] == "DONE"
