@@ -35,7 +35,9 @@ class Notifier:
             # SNS subjects must be ASCII, without line breaks, at most 100 characters.
             Subject=subject.encode("ascii", "replace").decode()[:100].replace("\n", " "),
             Message=json.dumps(
-                {k: v for k, v in record.items() if k not in _INTERNAL}, default=str, ensure_ascii=False
+                {k: v for k, v in record.items() if k not in _INTERNAL},
+                default=str,
+                ensure_ascii=False,
             ),
             MessageAttributes={
                 k: {"DataType": "String", "StringValue": v or "-"} for k, v in attributes.items()
