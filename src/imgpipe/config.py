@@ -26,6 +26,7 @@ class Settings:
     limits: Limits
     max_receive_count: int
     jpeg_quality: int
+    include_gps: bool
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -39,6 +40,15 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in {"", "0", "false", "no", "off"}:
+        return False
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -66,10 +76,12 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sizes=sizes,
         limits=Limits(
             max_bytes=_int(env, "MAX_BYTES", 50 * 1024 * 1024),
-            max_pixels=_int(env, "MAX_PIXELS", 100_000_000),
+            max_pixels=_int(env, "MAX_PIXELS", 80_000_000),
+            max_frames=_int(env, "MAX_FRAMES", 1000),
         ),
         max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3),
         jpeg_quality=quality,
+        include_gps=_bool(env, "INCLUDE_GPS"),
     )
 
 

@@ -96,7 +96,11 @@ class Pipeline:
         started = time.perf_counter()
         data, etag = self.store.fetch(event.bucket, event.key, event.etag, self.settings.limits)
         rendered = render(
-            data, self.settings.sizes, self.settings.limits, jpeg_quality=self.settings.jpeg_quality
+            data,
+            self.settings.sizes,
+            self.settings.limits,
+            jpeg_quality=self.settings.jpeg_quality,
+            include_gps=self.settings.include_gps,
         )
         thumbs = []
         for thumb in rendered.thumbnails:
@@ -111,18 +115,12 @@ class Pipeline:
                     "content_type": thumb.content_type,
                 }
             )
-        info = rendered.info
         return {
             **base,
+            **rendered.info.as_dict(),
             "status": "DONE",
             "etag": etag,
             "size": len(data),
-            "format": info.format,
-            "width": info.width,
-            "height": info.height,
-            "mode": info.mode,
-            "orientation": info.orientation,
-            "has_alpha": info.has_alpha,
             "thumbnails": thumbs,
             "ms": round((time.perf_counter() - started) * 1000, 1),
         }

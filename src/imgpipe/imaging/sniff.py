@@ -1,0 +1,52 @@
+"""Identify the format by content (magic bytes), never by name or Content-Type."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from PIL import features
+
+# (magic, offset, format). An HTML page or a zip named ".jpg" matches none of these.
+_MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
+    (b"GIF87a", 0, "GIF"),
+    (b"GIF89a", 0, "GIF"),
+    (b"II*\x00", 0, "TIFF"),
+    (b"MM\x00*", 0, "TIFF"),
+    (b"BM", 0, "BMP"),
+)
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The format named by the first bytes (16 are enough), or None for anything else."""
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _AVIF_BRANDS:
+            return "AVIF"
+        if brand in _HEIF_BRANDS:
+            return "HEIF"
+    for magic, offset, fmt in _MAGIC:
+        if head[offset:].startswith(magic):
+            return fmt
+    return None
+
+
+@cache
+def supported(fmt: str) -> bool:
+    """Whether this Pillow can decode ``fmt`` (AVIF is built into Pillow >= 11.3 wheels;
+    HEIF needs the optional pillow-heif plugin: ``pip install 'imgpipe[heif]'``)."""
+    if fmt == "AVIF":
+        return bool(features.check("avif"))
+    if fmt == "HEIF":
+        try:
+            from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+        except ImportError:
+            return False
+        register_heif_opener()
+        return True
+    return True

@@ -1,0 +1,100 @@
+"""Value types of the imaging core and the checks that need nothing but numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ImageRejected(Exception):
+    """A permanent, input-caused failure. ``reason`` is a short machine-readable code:
+    empty, too_large, not_an_image, unsupported_format, corrupt, truncated, too_many_pixels,
+    too_many_frames (and ``missing`` from the storage layer)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbSpec:
+    name: str
+    size: int  # longest side in pixels
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_bytes: int
+    max_pixels: int
+    max_frames: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Thumbnail:
+    name: str
+    width: int
+    height: int
+    data: bytes
+    extension: str
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    format: str
+    width: int  # after EXIF orientation
+    height: int
+    mode: str
+    bits: int
+    has_alpha: bool
+    animated: bool
+    frames: int
+    icc: bool
+    orientation: int
+    exif: dict[str, Any] = field(default_factory=dict)
+    phash: str = ""  # 64-bit difference hash, hex: near-duplicates differ in few bits
+    colour: str = ""  # dominant colour, "#rrggbb"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    info: ImageInfo
+    thumbnails: tuple[Thumbnail, ...]  # smallest first
+
+
+def parse_sizes(text: str) -> tuple[ThumbSpec, ...]:
+    """Parse ``"small=128,medium=512,large=1024"`` into specs, largest first."""
+    specs: list[ThumbSpec] = []
+    for part in text.split(","):
+        name, sep, size = part.strip().partition("=")
+        if not sep or not name.strip().isidentifier() or not size.strip().isdigit():
+            raise ValueError(f"expected name=pixels, got {part.strip()!r}")
+        value = int(size)
+        if not 8 <= value <= 8192:
+            raise ValueError(f"size for {name.strip()!r} must be within 8..8192, got {value}")
+        specs.append(ThumbSpec(name.strip(), value))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate thumbnail names in {text!r}")
+    return tuple(sorted(specs, key=lambda s: s.size, reverse=True))
+
+
+def fit(width: int, height: int, longest: int) -> tuple[int, int]:
+    """Scale (width, height) so the longest side is ``longest``; never upscale; keep aspect."""
+    side = max(width, height)
+    if side <= longest:
+        return width, height
+    scale = longest / side
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def check_size(size: int, limits: Limits) -> None:
+    """Reject by byte count alone, so callers can refuse an object before downloading it."""
+    if size == 0:
+        raise ImageRejected("empty", "the file has zero bytes")
+    if size > limits.max_bytes:
+        raise ImageRejected("too_large", f"{size} bytes exceeds the limit of {limits.max_bytes}")
