@@ -1,0 +1,56 @@
+"""`imgpipe process`, driven through the click entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from PIL import Image
+
+from imgpipe.cli import main
+
+
+def test_process_writes_thumbnails_and_reports_json(corpus: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "notes.jpg"
+    junk.write_text("not a photo")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["process", str(corpus / "Portrait_6.jpg"), str(junk), "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output  # a REJECTED file is a result, not an error
+    done, rejected = (json.loads(line) for line in result.output.splitlines())
+    assert set(done) == {"file", "status", "reason", "metadata", "thumbnails", "ms"}
+    assert done["status"] == "DONE" and done["reason"] is None
+    assert done["metadata"]["orientation"] == 6 and done["metadata"]["width"] == 1200
+    for thumb in done["thumbnails"]:
+        with Image.open(thumb["path"]) as im:
+            assert im.size == (thumb["width"], thumb["height"])
+        assert Path(thumb["path"]).stat().st_size == thumb["bytes"]
+    assert [(t["width"], t["height"]) for t in done["thumbnails"]] == [
+        (85, 128),
+        (341, 512),
+        (683, 1024),
+    ]
+    assert (rejected["status"], rejected["reason"], rejected["thumbnails"]) == (
+        "REJECTED",
+        "not_an_image",
+        [],
+    )
+
+
+def test_process_folder_human_output(corpus: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["process", str(corpus), "--out", str(tmp_path), "--sizes", "s=64"]
+    )
+    assert result.exit_code == 0
+    lines = [line for line in result.output.splitlines() if line.startswith("DONE")]
+    assert len(lines) == 18
+    assert len(list(tmp_path.glob("*/s.jpg"))) == 18
+
+
+def test_usage_errors_exit_non_zero(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["process", str(tmp_path / "missing.jpg")]).exit_code == 2
+    bad = runner.invoke(main, ["process", str(tmp_path), "--sizes", "huge"])
+    assert bad.exit_code == 2 and "--sizes" in bad.output
