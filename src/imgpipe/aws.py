@@ -16,6 +16,7 @@ from . import faults
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_rekognition import RekognitionClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -62,7 +63,12 @@ def sns() -> SNSClient:
     return client
 
 
+@lru_cache(maxsize=1)
+def rekognition() -> RekognitionClient:
+    return _session().client("rekognition", config=CLIENT_CONFIG)
+
+
 def reset() -> None:
     """Forget cached clients (tests change endpoints and credentials between cases)."""
-    for fn in (_session, s3, sqs, dynamodb, sns):
+    for fn in (_session, s3, sqs, dynamodb, sns, rekognition):
         fn.cache_clear()

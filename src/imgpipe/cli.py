@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .labels import Labeler
 from .local import endpoint as local_endpoint
 
 
@@ -45,6 +46,14 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
     "--max-bytes", type=click.IntRange(min=1), default=50 * 1024 * 1024, show_default=True
 )
 @click.option("--max-pixels", type=click.IntRange(min=1), default=80_000_000, show_default=True)
+@click.option(
+    "--labels",
+    "labeler_name",
+    type=click.Choice(["auto", "local", "rekognition", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: the offline models when installed (imgpipe[local-ml]), else none",
+)
 def process(
     paths: tuple[Path, ...],
     out: Path,
@@ -54,6 +63,7 @@ def process(
     gps: bool,
     max_bytes: int,
     max_pixels: int,
+    labeler_name: str,
 ) -> None:
     """Run the thumbnail engine offline on local files or folders (no AWS needed).
 
@@ -61,12 +71,14 @@ def process(
     import time
 
     from .imaging import ImageRejected, Limits, parse_sizes, render
+    from .labels import LabelRequest
 
     try:
         specs = parse_sizes(sizes)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sizes") from None
     limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels)
+    labeler = _process_labeler(labeler_name)
     used: set[str] = set()
     for file in _expand(paths):
         started = time.perf_counter()
@@ -98,12 +110,37 @@ def process(
                         "path": str(target),
                     }
                 )
-            result.update(metadata=rendered.info.as_dict(), thumbnails=thumbs)
+            large = max(rendered.thumbnails, key=lambda t: t.width * t.height)
+            found = labeler.detect(
+                LabelRequest("", str(file), file.stat().st_size, rendered.info.format, large.data)
+            )
+            result.update(
+                metadata=rendered.info.as_dict(), thumbnails=thumbs, labels=found.as_dict()
+            )
         result["ms"] = round((time.perf_counter() - started) * 1000, 1)
         if as_json:
             click.echo(json.dumps(result, ensure_ascii=False, default=str))
         else:
             _echo_process_line(result)
+
+
+def _process_labeler(name: str) -> Labeler:
+    from .labels import LabelSettings, make_labeler
+
+    if name == "auto":
+        from .labels.local import LocalModelsMissing, check_installed
+
+        try:
+            check_installed()
+            name = "local"
+        except LocalModelsMissing:
+            name = "none"
+    try:
+        import boto3
+
+        return make_labeler(LabelSettings(backend=name), lambda: boto3.client("rekognition"))
+    except Exception as exc:  # noqa: BLE001 - one line that says what to do
+        raise click.ClickException(str(exc)) from None
 
 
 def _echo_process_line(result: dict[str, object]) -> None:
@@ -113,9 +150,14 @@ def _echo_process_line(result: dict[str, object]) -> None:
         thumbs = result["thumbnails"]
         assert isinstance(thumbs, list)
         sizes = " ".join(f"{t['width']}x{t['height']}" for t in thumbs)
+        found = result.get("labels")
+        assert isinstance(found, dict)
+        seen = [x["name"] for x in found["labels"][:3]] + [
+            f'"{t["text"]}"' for t in found["text"][:2]
+        ]
         click.echo(
             f"DONE      {result['file']}  {meta['format']} {meta['width']}x{meta['height']}"
-            f" -> {sizes}  {result['ms']} ms"
+            f" -> {sizes}  {result['ms']} ms" + (f"  [{', '.join(seen)}]" if seen else "")
         )
     else:
         click.echo(f"REJECTED  {result['file']}  {result['reason']}: {result.get('detail', '')}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .imaging import Limits, ThumbSpec, parse_sizes
+from .labels import BACKENDS, DETECTORS, LabelSettings
 
 DEFAULT_SIZES = "small=128,medium=512,large=1024"
 
@@ -27,6 +28,7 @@ class Settings:
     max_receive_count: int
     jpeg_quality: int
     include_gps: bool
+    labels: LabelSettings
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -82,6 +84,29 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3),
         jpeg_quality=quality,
         include_gps=_bool(env, "INCLUDE_GPS"),
+        labels=_label_settings(env),
+    )
+
+
+def _label_settings(env: Mapping[str, str]) -> LabelSettings:
+    backend = env.get("LABELER", "none").strip().lower() or "none"
+    if backend not in BACKENDS:
+        raise ConfigError(f"LABELER must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    raw = env.get("DETECTORS", "").strip()
+    detectors = frozenset(d.strip() for d in raw.split(",") if d.strip()) if raw else DETECTORS
+    if not detectors <= DETECTORS:
+        unknown = ", ".join(sorted(detectors - DETECTORS))
+        raise ConfigError(
+            f"DETECTORS: unknown {unknown}; choose from {', '.join(sorted(DETECTORS))}"
+        )
+    confidence = _int(env, "MIN_CONFIDENCE", 75)
+    if confidence > 100:
+        raise ConfigError(f"MIN_CONFIDENCE must be at most 100, got {confidence}")
+    return LabelSettings(
+        backend=backend,
+        min_confidence=float(confidence),
+        max_labels=_int(env, "MAX_LABELS", 10),
+        detectors=detectors,
     )
 
 

@@ -19,7 +19,9 @@ from .config import Settings
 from .errors import Superseded, describe, is_permanent
 from .events import S3ObjectEvent
 from .imaging import ImageRejected, render
+from .labels import Labeler, LabelRequest, NullLabeler
 from .notify import Notifier
+from .results import results_keys, to_csv, to_json
 from .storage import ObjectStore
 
 logger = Logger(child=True)
@@ -56,12 +58,18 @@ def _thumb_keys(record: dict[str, Any] | None) -> set[str]:
 
 class Pipeline:
     def __init__(
-        self, settings: Settings, store: ObjectStore, catalog: Catalog, notifier: Notifier
+        self,
+        settings: Settings,
+        store: ObjectStore,
+        catalog: Catalog,
+        notifier: Notifier,
+        labeler: Labeler | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.catalog = catalog
         self.notifier = notifier
+        self.labeler = labeler or NullLabeler()
 
     def handle(self, event: S3ObjectEvent, receive_count: int = 1) -> Outcome:
         try:
@@ -79,7 +87,9 @@ class Pipeline:
             return self._skip(event, stored, "duplicate or older delivery")
         base = _base_record(event, receive_count)
         if event.is_removed:
-            return self._finish({**base, "status": "DELETED"})
+            return self._finish(
+                {**base, "status": "DELETED"}, extra_deletes=results_keys(event.key)
+            )
         try:
             record = self._process(event, base)
         except Superseded as exc:
@@ -115,17 +125,34 @@ class Pipeline:
                     "content_type": thumb.content_type,
                 }
             )
-        return {
+        rendered_ms = (time.perf_counter() - started) * 1000
+        large = max(rendered.thumbnails, key=lambda t: t.width * t.height)
+        found = self.labeler.detect(
+            LabelRequest(event.bucket, event.key, len(data), rendered.info.format, large.data)
+        ).as_dict()
+        record = {
             **base,
             **rendered.info.as_dict(),
             "status": "DONE",
             "etag": etag,
             "size": len(data),
             "thumbnails": thumbs,
+            "labels": found["labels"],
+            "text": found["text"],
+            "faces": found["faces"],
+            "moderation": found["moderation"],
+            "labeler": {k: found[k] for k in ("backend", "ms", "source", "errors")},
             "ms": round((time.perf_counter() - started) * 1000, 1),
+            "thumbnail_ms": round(rendered_ms, 1),
         }
+        # Written before the catalog: a failure here is retried with the rest.
+        json_key, csv_key = results_keys(event.key)
+        derived = self.settings.derived_bucket
+        self.store.put_document(derived, json_key, to_json(record), "application/json")
+        self.store.put_document(derived, csv_key, to_csv(record), "text/csv; charset=utf-8")
+        return record
 
-    def _finish(self, record: dict[str, Any]) -> Outcome:
+    def _finish(self, record: dict[str, Any], extra_deletes: tuple[str, ...] = ()) -> Outcome:
         record["updated_at"] = _now()
         written, previous = self.catalog.write_if_newer(record)
         if not written:
@@ -137,7 +164,7 @@ class Pipeline:
             )
             logger.info("lost to a newer version", extra={"key": record["key"]})
             return Outcome("SKIPPED", "superseded while processing")
-        stale = _thumb_keys(previous) - _thumb_keys(record)
+        stale = (_thumb_keys(previous) - _thumb_keys(record)) | set(extra_deletes)
         if stale:
             self.store.delete(self.settings.derived_bucket, stale)
         self._notify(record)

@@ -61,6 +61,9 @@ class ObjectStore:
         )
         return key
 
+    def put_document(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
     def delete(self, bucket: str, keys: Iterable[str]) -> int:
         """Delete exactly these keys (never a prefix: "a" is a prefix of "a/b.jpg"'s keys)."""
         wanted = sorted(set(keys))

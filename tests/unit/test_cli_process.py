@@ -20,7 +20,7 @@ def test_process_writes_thumbnails_and_reports_json(corpus: Path, tmp_path: Path
     )
     assert result.exit_code == 0, result.output  # a REJECTED file is a result, not an error
     done, rejected = (json.loads(line) for line in result.output.splitlines())
-    assert set(done) == {"file", "status", "reason", "metadata", "thumbnails", "ms"}
+    assert set(done) == {"file", "status", "reason", "metadata", "thumbnails", "labels", "ms"}
     assert done["status"] == "DONE" and done["reason"] is None
     assert done["metadata"]["orientation"] == 6 and done["metadata"]["width"] == 1200
     for thumb in done["thumbnails"]:
@@ -32,6 +32,8 @@ def test_process_writes_thumbnails_and_reports_json(corpus: Path, tmp_path: Path
         (341, 512),
         (683, 1024),
     ]
+    # the offline labeler ran (installed with the local-ml extra): the corpus shows digits
+    assert done["labels"]["backend"] == "local"
     assert (rejected["status"], rejected["reason"], rejected["thumbnails"]) == (
         "REJECTED",
         "not_an_image",

@@ -127,7 +127,7 @@ def test_icc_profile_is_applied_and_broken_ones_do_not_crash() -> None:
 def test_heif_without_plugin_is_unsupported_not_corrupt() -> None:
     heic_head = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
     try:
-        import pillow_heif  # type: ignore[import-not-found]  # noqa: F401
+        import pillow_heif  # noqa: F401
     except ImportError:
         with pytest.raises(ImageRejected) as info:
             render(heic_head, SPECS, LIMITS)

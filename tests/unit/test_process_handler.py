@@ -97,7 +97,7 @@ def test_partial_batch_failure_reports_only_the_transient_record(stack: FakeStac
         ("medium", 512, 384),
         ("large", 1024, 768),
     ]
-    derived = stack.s3.list_objects_v2(Bucket="derived")["Contents"]
+    derived = stack.s3.list_objects_v2(Bucket="derived", Prefix="thumbnails/")["Contents"]
     assert sorted(o["Key"] for o in derived) == [
         f"thumbnails/good photo.jpg/{good_etag}/large.jpg",
         f"thumbnails/good photo.jpg/{good_etag}/medium.jpg",

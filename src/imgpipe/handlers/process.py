@@ -19,6 +19,7 @@ from .. import aws
 from ..catalog import Catalog
 from ..config import settings
 from ..events import parse_body
+from ..labels import make_labeler
 from ..notify import Notifier
 from ..pipeline import Pipeline
 from ..storage import ObjectStore
@@ -35,6 +36,7 @@ def pipeline() -> Pipeline:
         ObjectStore(aws.s3()),
         Catalog(aws.dynamodb(), cfg.table_name),
         Notifier(aws.sns(), cfg.topic_arn),
+        make_labeler(cfg.labels, aws.rekognition),
     )
 
 

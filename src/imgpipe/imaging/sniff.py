@@ -44,7 +44,7 @@ def supported(fmt: str) -> bool:
         return bool(features.check("avif"))
     if fmt == "HEIF":
         try:
-            from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+            from pillow_heif import register_heif_opener
         except ImportError:
             return False
         register_heif_opener()

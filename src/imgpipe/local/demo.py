@@ -84,12 +84,12 @@ def wait_final(
 
 
 def format_table(keys: Sequence[str], records: dict[str, dict[str, Any]]) -> str:
-    header = ("key", "status", "original", "thumbnails", "ms")
+    header = ("key", "status", "original", "thumbnails", "labels / text", "ms")
     rows: list[tuple[str, ...]] = [header]
     for key in keys:
         rec = records.get(key)
         if rec is None:
-            rows.append((key, "PENDING", "-", "-", "-"))
+            rows.append((key, "PENDING", "-", "-", "-", "-"))
             continue
         original = (
             f"{rec['width']}x{rec['height']} {rec['size'] / 1024:.0f} KiB"
@@ -98,11 +98,19 @@ def format_table(keys: Sequence[str], records: dict[str, dict[str, Any]]) -> str
         )
         thumbs = " ".join(f"{t['width']}x{t['height']}" for t in rec.get("thumbnails", []))
         status = rec["status"] + (f" ({rec['reason']})" if rec.get("reason") else "")
-        rows.append((key, status, original, thumbs or "-", f"{rec.get('ms', '-')}"))
+        rows.append((key, status, original, thumbs or "-", _findings(rec), f"{rec.get('ms', '-')}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _findings(record: dict[str, Any]) -> str:
+    labels = [f"{x['name']} {x['confidence']:.0f}" for x in record.get("labels", [])[:3]]
+    text = [f'"{t["text"]}"' for t in record.get("text", [])[:2]]
+    faces = len(record.get("faces", []))
+    found = labels + text + ([f"{faces} face{'s' * (faces > 1)}"] if faces else [])
+    return ", ".join(found)[:60] or "-"
 
 
 def download_thumbnails(stack: Stack, records: dict[str, dict[str, Any]], out: Path) -> int:

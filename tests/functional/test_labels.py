@@ -1,0 +1,58 @@
+"""The local labeler through the whole pipeline: photos with known content in, findings in the
+catalog and in results/<key>.json and .csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import pytest
+
+from imgpipe.catalog import Catalog
+from imgpipe.local.runner import Runner
+from imgpipe.local.stack import Stack
+from tests.conftest import jpeg_of, sign_photo, skimage_photo
+from tests.functional.conftest import wait_for
+
+pytestmark = pytest.mark.functional
+
+
+def test_faces_text_and_labels_end_to_end(
+    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+) -> None:
+    assert local_stack.process.environment["LABELER"] == "local"
+    photos = {
+        prefix + "astronaut.jpg": jpeg_of(skimage_photo("astronaut.png")),
+        prefix + "sign.jpg": jpeg_of(sign_photo("OPEN 24 HOURS")),
+    }
+    with Runner(local_stack):
+        for key, body in photos.items():
+            s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=body)
+        records = wait_for(catalog, local_stack, list(photos), timeout=120)
+    astronaut, sign = records[prefix + "astronaut.jpg"], records[prefix + "sign.jpg"]
+    assert astronaut["status"] == "DONE" and len(astronaut["faces"]) == 1
+    assert [x["name"] for x in astronaut["labels"]] == ["Person"]
+    assert astronaut["labeler"]["backend"] == "local"
+    assert [t["text"] for t in sign["text"]] == ["OPEN 24 HOURS"]
+    assert "Text" in [x["name"] for x in sign["labels"]] and sign["faces"] == []
+    # the results documents in the derived bucket
+    derived = local_stack.derived_bucket
+    doc = json.loads(
+        s3.get_object(Bucket=derived, Key=f"results/{prefix}sign.jpg.json")["Body"].read()
+    )
+    assert doc["text"] == sign["text"] and doc["status"] == "DONE"
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                s3.get_object(Bucket=derived, Key=f"results/{prefix}astronaut.jpg.csv")["Body"]
+                .read()
+                .decode()
+            )
+        )
+    )
+    assert [(r["kind"], r["name"]) for r in rows if r["kind"] != "moderation"] == [
+        ("label", "Person"),
+        ("face", ""),
+    ]

@@ -1,0 +1,66 @@
+"""The offline backend on real photos with known content, models from the installed wheels."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from imgpipe.labels import LabelRequest, LabelSettings, make_labeler
+from imgpipe.labels.local import LocalLabeler
+from tests.conftest import jpeg_of, sign_photo, skimage_photo
+
+SETTINGS = LabelSettings(backend="local")
+
+
+def _request(data: bytes) -> LabelRequest:
+    return LabelRequest("b", "k", len(data), "JPEG", data)
+
+
+def test_astronaut_has_one_face_and_is_a_person() -> None:
+    result = LocalLabeler(SETTINGS).detect(_request(jpeg_of(skimage_photo("astronaut.png"))))
+    assert result.backend == "local" and result.source == "thumbnail"
+    assert len(result.faces) == 1
+    face = result.faces[0].box
+    # her face is in the upper middle of the picture
+    assert 0.25 < face.left < 0.45 and 0.1 < face.top < 0.25 and face.width < 0.3
+    assert [x.name for x in result.labels] == ["Person"]
+    assert result.labels[0].boxes == (result.faces[0].box,)
+    assert all(m.confidence < 75 for m in result.moderation) or result.moderation == ()
+
+
+def test_sign_text_is_read() -> None:
+    result = LocalLabeler(SETTINGS).detect(_request(jpeg_of(sign_photo())))
+    assert [t.text for t in result.text] == ["OPEN 24 HOURS"]
+    assert result.text[0].confidence >= 80 and result.text[0].box is not None
+    assert "Text" in [x.name for x in result.labels]
+    assert result.faces == ()
+
+
+def test_settings_apply_to_the_local_backend_too() -> None:
+    only_faces = LabelSettings(backend="local", detectors=frozenset({"faces"}))
+    astronaut = jpeg_of(skimage_photo("astronaut.png"))
+    result = LocalLabeler(only_faces).detect(_request(astronaut))
+    assert len(result.faces) == 1 and result.text == () and result.labels == ()
+    assert result.moderation == ()
+    strict = LabelSettings(backend="local", min_confidence=100.0)
+    assert LocalLabeler(strict).detect(_request(jpeg_of(sign_photo()))).text == ()
+
+
+def test_none_backend_imports_no_model() -> None:
+    code = (
+        "import sys\n"
+        "from imgpipe.labels import LabelSettings, make_labeler, LabelRequest\n"
+        "labeler = make_labeler(LabelSettings(backend='none'))\n"
+        "r = labeler.detect(LabelRequest('b', 'k', 1, 'JPEG', b''))\n"
+        "heavy = [m for m in ('dlib', 'rapidocr', 'onnxruntime', 'numpy') if m in sys.modules]\n"
+        "print(r.backend, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "none []"
+
+
+def test_unknown_backend() -> None:
+    with pytest.raises(ValueError, match="unknown labeler"):
+        make_labeler(LabelSettings(backend="magic"))

@@ -1,0 +1,127 @@
+"""The Rekognition backend against botocore's Stubber: exact requests, recorded response shapes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from imgpipe.labels import LabelRequest, LabelSettings
+from imgpipe.labels.rekognition import RekognitionLabeler
+from tests.conftest import ROOT
+
+RESPONSES: dict[str, Any] = json.loads((ROOT / "tests/events/rekognition.json").read_text())
+S3_IMAGE = {"S3Object": {"Bucket": "uploads", "Name": "trip/moon walk.jpg"}}
+
+
+@pytest.fixture
+def client() -> Iterator[tuple[Any, Stubber]]:
+    rekognition = boto3.client("rekognition", region_name="us-east-1")
+    with Stubber(rekognition) as stubber:
+        yield rekognition, stubber
+        stubber.assert_no_pending_responses()
+
+
+def _expect_all(
+    stubber: Stubber, image: dict[str, Any], floor: float = 75.0, max_labels: int = 10
+) -> None:
+    stubber.add_response(
+        "detect_labels",
+        RESPONSES["DetectLabels"],
+        {"Image": image, "MaxLabels": max_labels, "MinConfidence": floor},
+    )
+    stubber.add_response(
+        "detect_text",
+        RESPONSES["DetectText"],
+        {"Image": image, "Filters": {"WordFilter": {"MinConfidence": floor}}},
+    )
+    stubber.add_response(
+        "detect_faces", RESPONSES["DetectFaces"], {"Image": image, "Attributes": ["DEFAULT"]}
+    )
+    stubber.add_response(
+        "detect_moderation_labels",
+        RESPONSES["DetectModerationLabels"],
+        {"Image": image, "MinConfidence": floor},
+    )
+
+
+def _request(fmt: str = "JPEG", size: int = 2_000_000) -> LabelRequest:
+    return LabelRequest("uploads", "trip/moon walk.jpg", size, fmt, b"\xff\xd8\xffthumbnail")
+
+
+def test_jpeg_in_s3_is_read_by_rekognition_itself(client: tuple[Any, Stubber]) -> None:
+    rekognition, stubber = client
+    _expect_all(stubber, S3_IMAGE)
+    result = RekognitionLabeler(rekognition, LabelSettings(backend="rekognition")).detect(
+        _request()
+    )
+    assert result.source == "s3" and result.backend == "rekognition" and not result.errors
+    # the confidence floor drops Helmet (61.5); lines only, not words
+    assert [(x.name, x.confidence) for x in result.labels] == [
+        ("Person", 99.41),
+        ("Astronaut", 96.2),
+        ("Flag", 88.0),
+    ]
+    assert result.labels[0].boxes[0].width == 0.31
+    assert [(t.text, t.confidence) for t in result.text] == [("OPEN 24 HOURS", 98.7)]
+    assert [f.confidence for f in result.faces] == [99.99] and result.faces[0].box.left == 0.34
+    assert result.moderation == ()  # 52.1 is under the floor
+
+
+@pytest.mark.parametrize(
+    ("fmt", "size"), [("WEBP", 100_000), ("JPEG", 16 * 1024 * 1024), ("AVIF", 10)]
+)
+def test_other_formats_and_oversized_originals_send_the_thumbnail(
+    client: tuple[Any, Stubber], fmt: str, size: int
+) -> None:
+    rekognition, stubber = client
+    _expect_all(stubber, {"Bytes": b"\xff\xd8\xffthumbnail"})
+    result = RekognitionLabeler(rekognition, LabelSettings(backend="rekognition")).detect(
+        _request(fmt, size)
+    )
+    assert result.source == "thumbnail"
+
+
+def test_only_configured_detectors_run_with_the_shared_settings(
+    client: tuple[Any, Stubber],
+) -> None:
+    rekognition, stubber = client
+    settings = LabelSettings(
+        backend="rekognition",
+        min_confidence=50.0,
+        max_labels=2,
+        detectors=frozenset({"labels", "moderation"}),
+    )
+    stubber.add_response(
+        "detect_labels",
+        RESPONSES["DetectLabels"],
+        {"Image": S3_IMAGE, "MaxLabels": 2, "MinConfidence": 50.0},
+    )
+    stubber.add_response(
+        "detect_moderation_labels",
+        RESPONSES["DetectModerationLabels"],
+        {"Image": S3_IMAGE, "MinConfidence": 50.0},
+    )
+    result = RekognitionLabeler(rekognition, settings).detect(_request())
+    assert [x.name for x in result.labels] == ["Person", "Astronaut"]  # capped at 2
+    assert [(m.name, m.confidence) for m in result.moderation] == [("Swimwear or Underwear", 52.1)]
+    assert result.text == () and result.faces == ()
+
+
+def test_throttling_is_transient_and_bad_images_are_recorded(client: tuple[Any, Stubber]) -> None:
+    rekognition, stubber = client
+    labeler = RekognitionLabeler(
+        rekognition, LabelSettings(backend="rekognition", detectors=frozenset({"labels"}))
+    )
+    stubber.add_client_error("detect_labels", "ThrottlingException", "Slow down", 400)
+    with pytest.raises(Exception, match="ThrottlingException"):
+        labeler.detect(_request())
+    stubber.add_client_error(
+        "detect_labels", "InvalidImageFormatException", "Request has unsupported image format", 400
+    )
+    result = labeler.detect(_request())
+    assert result.errors == {"labels": "InvalidImageFormatException"} and result.labels == ()
