@@ -26,6 +26,7 @@ def test_faces_text_and_labels_end_to_end(
     photos = {
         prefix + "astronaut.jpg": jpeg_of(skimage_photo("astronaut.png")),
         prefix + "sign.jpg": jpeg_of(sign_photo("OPEN 24 HOURS")),
+        prefix + "cat.jpg": jpeg_of(skimage_photo("chelsea.png")),
     }
     with Runner(local_stack):
         for key, body in photos.items():
@@ -37,6 +38,7 @@ def test_faces_text_and_labels_end_to_end(
     assert astronaut["labeler"]["backend"] == "local"
     assert [t["text"] for t in sign["text"]] == ["OPEN 24 HOURS"]
     assert "Text" in [x["name"] for x in sign["labels"]] and sign["faces"] == []
+    assert "Cat" in [x["name"] for x in records[prefix + "cat.jpg"]["labels"]]
     # the results documents in the derived bucket
     derived = local_stack.derived_bucket
     doc = json.loads(

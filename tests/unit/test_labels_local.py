@@ -38,6 +38,23 @@ def test_sign_text_is_read() -> None:
     assert result.faces == ()
 
 
+@pytest.mark.parametrize(("photo", "label"), [("chelsea.png", "Cat"), ("coffee.png", "Espresso")])
+def test_imagenet_labels_from_the_converted_efficientnet(photo: str, label: str) -> None:
+    result = LocalLabeler(SETTINGS).detect(_request(jpeg_of(skimage_photo(photo))))
+    names = [x.name for x in result.labels]
+    assert label in names, names
+    assert all(x.confidence >= 75 for x in result.labels)
+
+
+def test_the_checkpoint_converts_to_the_same_network_every_time() -> None:
+    from imgpipe.labels import effnet
+
+    weights = effnet.read_checkpoint(effnet.checkpoint_path())
+    assert weights["_conv_stem.weight"].shape == (32, 3, 3, 3) and len(weights) == 296
+    first = effnet.build_onnx(weights)
+    assert first == effnet.build_onnx(weights) and len(first) > 15_000_000
+
+
 def test_settings_apply_to_the_local_backend_too() -> None:
     only_faces = LabelSettings(backend="local", detectors=frozenset({"faces"}))
     astronaut = jpeg_of(skimage_photo("astronaut.png"))

