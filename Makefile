@@ -20,7 +20,7 @@ OFFLINE_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-offline} AWS_SECRET_ACCES
 PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-functional test-template lint package deploy demo \
-        local-up local-down redrive bench chaos clean
+        local-up local-down redrive bench bench-labels chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ endif
 
 bench: install ## thumbnail engine vs naive Pillow, thumbnail(), decode floor and sharp
 	$(BIN)/python bench/thumbs.py $(BENCH_ARGS)
+
+bench-labels: install ## the offline labeler: load time and ms per detector, install size
+	$(BIN)/python bench/labels.py $(BENCH_ARGS)
 
 chaos: install ## 500 uploads, 20% injected faults, a runner crash, DLQ + redrive: lost must be 0
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
