@@ -37,7 +37,8 @@ def _session() -> boto3.Session:
 
 @lru_cache(maxsize=1)
 def s3() -> S3Client:
-    client = _session().client("s3", config=CLIENT_CONFIG)
+    # SigV4 everywhere: presigned thumbnail URLs must work in every region (SigV2 does not).
+    client = _session().client("s3", config=CLIENT_CONFIG.merge(Config(signature_version="s3v4")))
     faults.install(client, "s3")
     return client
 

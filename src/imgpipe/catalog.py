@@ -85,6 +85,52 @@ class Catalog:
         item = resp.get("Item")
         return None if item is None else _plain(item)
 
+    def page(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        status: str | None = None,
+        limit: int = 25,
+        start: dict[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Up to ``limit`` records of ``bucket`` in key order, and where the next page starts.
+        A status filter is applied after the read, so a page may take several reads to fill."""
+        names = {"#b": "bucket"}
+        values: dict[str, Any] = {":b": {"S": bucket}}
+        condition = "#b = :b"
+        if prefix:
+            condition += " AND begins_with(#k, :p)"
+            names["#k"] = "key"
+            values[":p"] = {"S": prefix}
+        extra: dict[str, Any] = {}
+        if status:
+            extra["FilterExpression"] = "#s = :s"
+            names["#s"] = "status"
+            values[":s"] = {"S": status}
+        items: list[dict[str, Any]] = []
+        last: dict[str, Any] | None = None
+        exclusive = None if start is None else self._key(start["bucket"], start["key"])
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+                "Limit": limit - len(items),
+                **extra,
+            }
+            if exclusive is not None:
+                kwargs["ExclusiveStartKey"] = exclusive
+            resp = self._ddb.query(**kwargs)
+            items.extend(_plain(i) for i in resp.get("Items", []))
+            exclusive = resp.get("LastEvaluatedKey")
+            if exclusive is None or len(items) >= limit:
+                break
+        if exclusive is not None:
+            last = {"bucket": exclusive["bucket"]["S"], "key": exclusive["key"]["S"]}
+        return items, last
+
     def write_if_newer(self, record: Mapping[str, Any]) -> tuple[bool, dict[str, Any] | None]:
         """Store ``record`` unless the table holds a newer or the same final version.
         Returns (written, the record it replaced)."""

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from imgpipe import aws, config
-from imgpipe.handlers import process
+from imgpipe.handlers import process, status
 
 REGION = "us-east-1"
 
@@ -46,6 +46,7 @@ def _reset_caches() -> None:
     aws.reset()
     config.settings.cache_clear()
     process.pipeline.cache_clear()
+    status.api.cache_clear()
 
 
 @pytest.fixture

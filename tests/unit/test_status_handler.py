@@ -1,7 +1,12 @@
+"""The status API through its Lambda handler (API Gateway HTTP API payload v2)."""
+
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from imgpipe.catalog import Catalog
 from imgpipe.handlers import status
@@ -9,35 +14,112 @@ from tests.unit.conftest import FakeStack
 from tests.unit.test_process_handler import Context
 
 
-def _get(key: str | None) -> dict[str, Any]:
-    event = {"rawPath": f"/images/{key}", "pathParameters": {"key": key} if key else None}
-    return status.handler(event, Context())  # type: ignore[arg-type]
-
-
-def test_known_key_gives_the_record_as_clean_json(stack: FakeStack) -> None:
-    Catalog(stack.ddb, "images").put(
-        {"bucket": "uploads", "key": "a b/ü.jpg", "status": "DONE", "width": 1800, "ms": 12.5}
-    )
-    response = _get("a b/ü.jpg")
-    assert response["statusCode"] == 200
-    assert response["headers"]["content-type"] == "application/json"
-    body = json.loads(response["body"])
-    # numbers come back as JSON numbers, not DynamoDB Decimals or type wrappers
-    assert body == {
-        "bucket": "uploads",
-        "key": "a b/ü.jpg",
-        "status": "DONE",
-        "width": 1800,
-        "ms": 12.5,
+def _call(key: str | None = None, **query: str) -> tuple[int, dict[str, Any]]:
+    event: dict[str, Any] = {
+        "requestContext": {"http": {"method": "GET"}},
+        "pathParameters": None if key is None else {"key": key},
+        "queryStringParameters": query or None,
     }
+    response = status.handler(event, Context())  # type: ignore[arg-type]
+    assert response["headers"]["content-type"] == "application/json"
+    return response["statusCode"], json.loads(response["body"])
+
+
+def _seed(stack: FakeStack, n: int) -> None:
+    catalog = Catalog(stack.ddb, "images")
+    for i in range(n):
+        catalog.put(
+            {
+                "bucket": "uploads",
+                "key": f"{'trip' if i % 2 else 'home'}/{i:02d}.jpg",
+                "status": "DONE" if i % 3 else "REJECTED",
+                "width": 1800,
+                "ms": 12.5,
+                "notified": True,
+                "thumbnails": [
+                    {"name": "small", "key": f"thumbnails/x/{i}/small.jpg", "width": 128}
+                ],
+            }
+        )
+
+
+def test_known_key_gives_clean_json_with_presigned_urls(stack: FakeStack) -> None:
+    Catalog(stack.ddb, "images").put(
+        {
+            "bucket": "uploads",
+            "key": "a b/ü.jpg",
+            "status": "DONE",
+            "width": 1800,
+            "ms": 12.5,
+            "notified": True,
+            "thumbnails": [
+                {"name": "small", "key": "thumbnails/a b/ü.jpg/e/small.jpg", "width": 128}
+            ],
+        }
+    )
+    code, body = _call("a b/ü.jpg")
+    assert code == 200
+    # numbers are JSON numbers (no Decimal or type wrappers); bookkeeping stays inside
+    assert (body["width"], body["ms"], "notified" in body) == (1800, 12.5, False)
+    url = urlsplit(body["thumbnails"][0]["url"])
+    assert url.path.endswith("/small.jpg") and "X-Amz-Signature" in parse_qs(url.query)
+    assert parse_qs(url.query)["X-Amz-Expires"] == ["900"]
 
 
 def test_unknown_key_is_404_with_a_message(stack: FakeStack) -> None:
-    response = _get("nope.jpg")
-    assert response["statusCode"] == 404
-    assert json.loads(response["body"])["message"] == "no image with key 'nope.jpg'"
+    assert _call("nope.jpg") == (
+        404,
+        {"message": "no image with key 'nope.jpg'", "key": "nope.jpg"},
+    )
 
 
-def test_missing_or_oversized_key_is_400(stack: FakeStack) -> None:
-    assert _get(None)["statusCode"] == 400
-    assert _get("x" * 1025)["statusCode"] == 400
+@pytest.mark.parametrize("key", ["x" * 1025, "bad\x00key", "tab\tkey"])
+def test_malformed_key_is_400(stack: FakeStack, key: str) -> None:
+    code, body = _call(key)
+    assert code == 400 and body["message"]
+
+
+def test_pages_follow_the_cursor_to_the_end(stack: FakeStack) -> None:
+    _seed(stack, 7)
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(5):
+        code, body = _call(None, limit="3", **({"cursor": cursor} if cursor else {}))
+        assert code == 200 and len(body["items"]) <= 3
+        seen += [item["key"] for item in body["items"]]
+        cursor = body["cursor"]
+        if cursor is None:
+            break
+    assert seen == sorted(seen) and len(seen) == 7 and len(set(seen)) == 7
+
+
+def test_filters_by_prefix_and_status(stack: FakeStack) -> None:
+    _seed(stack, 9)
+    _, trips = _call(None, prefix="trip/")
+    assert [i["key"] for i in trips["items"]] == [
+        "trip/01.jpg",
+        "trip/03.jpg",
+        "trip/05.jpg",
+        "trip/07.jpg",
+    ]
+    _, rejected = _call(None, status="rejected", limit="2")
+    assert [i["key"] for i in rejected["items"]] == ["home/00.jpg", "home/06.jpg"]
+    assert rejected["cursor"] is not None  # a third one is still to come
+    _, rest = _call(None, status="REJECTED", cursor=rejected["cursor"])
+    assert [(i["key"], i["status"]) for i in rest["items"]] == [("trip/03.jpg", "REJECTED")]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"limit": "0"},
+        {"limit": "101"},
+        {"limit": "ten"},
+        {"status": "LOST"},
+        {"cursor": "bm90IGpzb24="},
+        {"cursor": "%%%"},
+    ],
+)
+def test_malformed_list_parameters_are_400(stack: FakeStack, query: dict[str, str]) -> None:
+    code, body = _call(None, **query)
+    assert code == 400 and body["message"]

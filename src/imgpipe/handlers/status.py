@@ -1,35 +1,34 @@
-"""HTTP API ``GET /images/{key+}``: the catalog record of one upload."""
+"""HTTP API: ``GET /images/{key+}`` and ``GET /images`` (see ``imgpipe.api``)."""
 
 from __future__ import annotations
 
-import json
+from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import aws
+from ..api import StatusApi
 from ..catalog import Catalog
 from ..config import settings
 
 logger = Logger()
 
 
-def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {"content-type": "application/json"},
-        "body": json.dumps(body, ensure_ascii=False, default=str),
-    }
+@lru_cache(maxsize=1)
+def api() -> StatusApi:
+    cfg = settings()
+    return StatusApi(
+        Catalog(aws.dynamodb(), cfg.table_name), aws.s3(), cfg.uploads_bucket, cfg.derived_bucket
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    key = (event.get("pathParameters") or {}).get("key", "")
-    if not key or len(key.encode()) > 1024:
-        return _response(400, {"message": "expected /images/<key>, key of 1 to 1024 bytes"})
-    cfg = settings()
-    record = Catalog(aws.dynamodb(), cfg.table_name).get(cfg.uploads_bucket, key)
-    if record is None:
-        return _response(404, {"message": f"no image with key {key!r}", "key": key})
-    return _response(200, record)
+    http = event.get("requestContext", {}).get("http", {})
+    method = http.get("method", "GET")
+    key = (event.get("pathParameters") or {}).get("key")
+    # API Gateway hands the {key+} parameter over URL-decoded; the list route has none.
+    path = "/images" if key is None else f"/images/{key}"
+    return api().handle(method, path, dict(event.get("queryStringParameters") or {})).as_lambda()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 STATE_DIR_ENV = "IMGPIPE_STATE_DIR"
 LOCALSTACK_DEFAULT = "http://localhost:4566"
@@ -173,6 +174,7 @@ def client(ep: Endpoint, service: str) -> Any:
     env = aws_env(ep)
     return boto3.client(
         service,  # type: ignore[call-overload]
+        config=Config(signature_version="s3v4") if service == "s3" else None,
         endpoint_url=ep.url,
         region_name=REGION,
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],

@@ -1,25 +1,14 @@
-"""The ``imgpipe`` command."""
+"""`imgpipe process`: the thumbnail engine (and the offline labeler) on local files."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from .labels import Labeler
-from .local import endpoint as local_endpoint
-
-
-def _echo_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="imgpipe")
-def main() -> None:
-    """imgpipe: S3 uploads become thumbnails, metadata and status records."""
+from ..labels import Labeler
+from . import main
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
@@ -70,8 +59,8 @@ def process(
     Exit status is 0 even when some files are REJECTED: that is a result, not an error."""
     import time
 
-    from .imaging import ImageRejected, Limits, parse_sizes, render
-    from .labels import LabelRequest
+    from ..imaging import ImageRejected, Limits, parse_sizes, render
+    from ..labels import LabelRequest
 
     try:
         specs = parse_sizes(sizes)
@@ -125,10 +114,10 @@ def process(
 
 
 def _process_labeler(name: str) -> Labeler:
-    from .labels import LabelSettings, make_labeler
+    from ..labels import LabelSettings, make_labeler
 
     if name == "auto":
-        from .labels.local import LocalModelsMissing, check_installed
+        from ..labels.local import LocalModelsMissing, check_installed
 
         try:
             check_installed()
@@ -161,119 +150,3 @@ def _echo_process_line(result: dict[str, object]) -> None:
         )
     else:
         click.echo(f"REJECTED  {result['file']}  {result['reason']}: {result.get('detail', '')}")
-
-
-@main.group()
-def local() -> None:
-    """The local stack: embedded AWS endpoint, deploy, Lambda-like runner."""
-
-
-@local.command("up")
-def local_up() -> None:
-    """Start the embedded endpoint (or find LocalStack) and print its URL."""
-    ep = local_endpoint.up()
-    click.echo(f"{ep.url} ({ep.kind})")
-
-
-@local.command("down")
-def local_down() -> None:
-    """Stop the embedded endpoint started by `imgpipe local up`."""
-    stopped = local_endpoint.down()
-    click.echo("stopped" if stopped else "nothing to stop")
-
-
-@local.command("env")
-def local_env() -> None:
-    """Print shell exports for talking to the local endpoint (eval "$(imgpipe local env)")."""
-    ep = local_endpoint.current()
-    if ep is None:
-        raise click.ClickException("no local endpoint is running: run `imgpipe local up`")
-    for name, value in local_endpoint.aws_env(ep).items():
-        click.echo(f"export {name}={value}")
-
-
-@local.command("deploy")
-@click.option("--stage", default="local", show_default=True)
-def local_deploy(stage: str) -> None:
-    """Deploy serverless.yml to the local endpoint and apply what its CloudFormation ignores."""
-    from .local.deploy import deploy
-
-    ep = local_endpoint.up()
-    for line in deploy(ep, stage):
-        click.echo(f"wired {line}")
-
-
-@local.command("run")
-@click.option("--stage", default="local", show_default=True)
-@click.option("--concurrency", type=int, help="workers (default: the mapping's, capped at cores)")
-@click.option(
-    "--fault-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="testing only: fail this fraction of the handler's S3/DynamoDB/SNS calls",
-)
-@click.option(
-    "--retry-visibility",
-    type=click.IntRange(min=0),
-    help="seconds before a failed message returns (default: the queue's visibility timeout)",
-)
-def local_run(
-    stage: str, concurrency: int | None, fault_rate: float, retry_visibility: int | None
-) -> None:
-    """Poll the images queue and invoke the process handler, as Lambda's SQS mapping would."""
-    from .faults import RATE_ENV
-    from .local.runner import Runner
-    from .local.stack import discover
-
-    ep = _require_endpoint()
-    runner = Runner(
-        discover(ep, stage),
-        max_concurrency=concurrency,
-        retry_visibility=retry_visibility,
-        environment={RATE_ENV: str(fault_rate)} if fault_rate else None,
-    )
-    click.echo(f"polling {runner.stack.queue_url} with {runner.concurrency} workers; Ctrl-C stops")
-    runner.run_forever()
-    click.echo(json.dumps({k: v for k, v in vars(runner.stats).items() if k != "lock"}))
-
-
-@main.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True)
-@click.option("--timeout", type=float, default=180.0, show_default=True)
-def demo(out: Path, timeout: float) -> None:
-    """Local stack + deploy + runner, upload the corpus photos and print the results."""
-    from .local.demo import run_demo
-
-    sys.exit(run_demo(out, timeout))
-
-
-@main.command()
-@click.option("--stage", default="local", show_default=True)
-@click.option("--dry-run", is_flag=True, help="list what would move, move nothing")
-@click.option("--max", "max_messages", type=click.IntRange(min=1), help="move at most N")
-def redrive(stage: str, dry_run: bool, max_messages: int | None) -> None:
-    """Move DLQ messages back to the images queue (local stack: runs the handler's code)."""
-    from .local.stack import discover
-    from .redrive import Queues
-    from .redrive import redrive as run_redrive
-
-    stack = discover(_require_endpoint(), stage)
-    result = run_redrive(
-        stack.client("sqs"),
-        Queues(stack.queue_url, stack.dlq_url),
-        max_messages=max_messages,
-        dry_run=dry_run,
-        use_move_task=stack.endpoint.kind != "moto",
-    )
-    _echo_json(result)
-
-
-def _require_endpoint() -> local_endpoint.Endpoint:
-    ep = local_endpoint.current()
-    if ep is None:
-        raise click.ClickException("no local endpoint is running: run `make deploy STAGE=local`")
-    return ep
-
-
-if __name__ == "__main__":
-    main()

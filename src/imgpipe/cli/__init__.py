@@ -1,0 +1,83 @@
+"""The ``imgpipe`` command: one group, commands in modules by subject."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import click
+
+from ..deployment import Deployment, DeploymentError, resolve
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ImgpipeGroup(click.Group):
+    """Errors are one line that says what to do; ``--debug`` shows the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except DeploymentError as exc:
+            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            if ctx.meta.get("imgpipe.debug") or os.environ.get("IMGPIPE_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            ) from None
+
+
+@click.group(cls=ImgpipeGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="imgpipe")
+@click.option("--debug", is_flag=True, help="show tracebacks instead of one-line errors")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """imgpipe: S3 uploads become thumbnails, metadata, labels and status records.
+
+    Against the local stack (default, `make deploy STAGE=local`) or a deployed stage
+    (`--stage dev`, with your AWS credentials)."""
+    ctx.meta["imgpipe.debug"] = debug
+
+
+def target_options(fn: F) -> F:
+    """--stage, --endpoint and --json, the same on every command that talks to a stack."""
+    fn = click.option("--json", "as_json", is_flag=True, help="machine-readable output")(fn)
+    fn = click.option(
+        "--endpoint",
+        envvar="IMGPIPE_ENDPOINT",
+        help="AWS-compatible endpoint (LocalStack, moto); default: the local stack's or AWS",
+    )(fn)
+    stage = click.option(
+        "--stage",
+        default="local",
+        show_default=True,
+        envvar="IMGPIPE_STAGE",
+        help="`local` for the local stack, else the deployed stage (imgpipe-<stage>)",
+    )
+    return stage(fn)
+
+
+def deployment(stage: str, endpoint: str | None) -> Deployment:
+    return resolve(stage, endpoint)
+
+
+def echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# Register the commands (they import ``main`` from here).
+from . import dlq, images, local, process  # noqa: E402, F401
+
+__all__ = ["main"]

@@ -1,0 +1,247 @@
+"""`imgpipe upload | status | ls | get`: put photos in, see what became of them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..api import StatusApi
+from ..catalog import FINAL, Catalog
+from ..deployment import Deployment
+from . import deployment, echo_json, main, table, target_options
+
+
+def _api(dep: Deployment) -> StatusApi:
+    return StatusApi(
+        Catalog(dep.client("dynamodb"), dep.table),
+        dep.client("s3"),
+        dep.uploads_bucket,
+        dep.derived_bucket,
+    )
+
+
+def _files(paths: tuple[Path, ...], prefix: str) -> list[tuple[Path, str]]:
+    found: list[tuple[Path, str]] = []
+    for path in paths:
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                found.append((file, prefix + file.relative_to(path).as_posix()))
+        else:
+            found.append((path, prefix + path.name))
+    return found
+
+
+def runner_pid_file() -> Path:
+    from ..local.endpoint import state_dir
+
+    return state_dir() / "runner.pid"
+
+
+def _runner_running() -> bool:
+    path = runner_pid_file()
+    if not path.exists():
+        return False
+    try:
+        os.kill(int(path.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _processing(dep: Deployment) -> Iterator[None]:
+    """On the local stack with no `imgpipe local run` going, run one for the wait."""
+    if not dep.is_local or _runner_running():
+        yield
+        return
+    from ..local.runner import Runner
+
+    click.echo("no local runner is running: starting one for this wait", err=True)
+    with Runner(dep.local_stack):
+        yield
+
+
+def _summary(record: dict[str, Any]) -> tuple[str, ...]:
+    status = record["status"] + (f" ({record['reason']})" if record.get("reason") else "")
+    original = f"{record['width']}x{record['height']}" if "width" in record else "-"
+    thumbs = " ".join(f"{t['width']}x{t['height']}" for t in record.get("thumbnails", []))
+    labels = ", ".join(x["name"] for x in record.get("labels", [])[:3])
+    return (
+        record["key"],
+        status,
+        original,
+        thumbs or "-",
+        labels or "-",
+        str(record.get("ms", "-")),
+    )
+
+
+HEADER = ("key", "status", "original", "thumbnails", "top labels", "ms")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--prefix", default="", help="key prefix, e.g. trips/2026/")
+@click.option("--wait", is_flag=True, help="wait for every upload's final status and show them")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="for --wait, seconds")
+@target_options
+def upload(
+    paths: tuple[Path, ...],
+    prefix: str,
+    wait: bool,
+    timeout: float,
+    stage: str,
+    endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Upload files or folders (multipart above 8 MB), optionally waiting for the results.
+
+    Exits 1 if any upload FAILED or had no final status within --timeout."""
+    dep = deployment(stage, endpoint)
+    files = _files(paths, prefix)
+    s3 = dep.client("s3")
+    etags: dict[str, str] = {}
+    total = sum(path.stat().st_size for path, _ in files)
+    with click.progressbar(length=total, label="uploading", file=sys.stderr, show_pos=True) as bar:
+        for path, key in files:
+            s3.upload_file(str(path), dep.uploads_bucket, key, Callback=bar.update)
+            head = s3.head_object(Bucket=dep.uploads_bucket, Key=key)
+            etags[key] = str(head["ETag"]).strip('"')
+    if not wait:
+        if as_json:
+            echo_json(
+                [{"key": k, "etag": e, "bucket": dep.uploads_bucket} for k, e in etags.items()]
+            )
+        else:
+            click.echo(f"uploaded {len(files)} files to s3://{dep.uploads_bucket}/{prefix}")
+        return
+    catalog = Catalog(dep.client("dynamodb"), dep.table)
+    records: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    with (
+        _processing(dep),
+        click.progressbar(
+            length=len(files), label="processing", file=sys.stderr, show_pos=True
+        ) as bar,
+    ):
+        while len(records) < len(files) and time.monotonic() < deadline:
+            for key, etag in etags.items():
+                if key in records:
+                    continue
+                record = catalog.get(dep.uploads_bucket, key)
+                # this upload's outcome, not a previous version's
+                if record and record.get("status") in FINAL and record.get("etag") == etag:
+                    records[key] = record
+                    bar.update(1)
+            time.sleep(0.3)
+    if as_json:
+        echo_json([records.get(k, {"key": k, "status": "PENDING"}) for k in etags])
+    else:
+        rows: list[tuple[str, ...]] = [HEADER]
+        for key in etags:
+            record = records.get(key)
+            rows.append(
+                _summary(record) if record else (key, "PENDING (timed out)", "-", "-", "-", "-")
+            )
+        click.echo(table(rows))
+    failed = [k for k, r in records.items() if r["status"] == "FAILED"]
+    if failed or len(records) < len(files):
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("key")
+@target_options
+def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
+    """The record of one upload: status, metadata, thumbnails (with presigned URLs), labels."""
+    response = _api(deployment(stage, endpoint)).handle("GET", f"/images/{key}", {})
+    if response.status != 200:
+        raise click.ClickException(response.body["message"])
+    record = response.body
+    if as_json:
+        echo_json(record)
+        return
+    click.echo(table([HEADER, _summary(record)]))
+    for line in record.get("text", []):
+        click.echo(f'  text: "{line["text"]}" ({line["confidence"]:.0f}%)')
+    if record.get("faces"):
+        click.echo(f"  faces: {len(record['faces'])}")
+    for thumb in record.get("thumbnails", []):
+        click.echo(f"  {thumb['name']}: {thumb['url']}")
+
+
+@main.command("ls")
+@click.option("--status", "status_filter", type=click.Choice(sorted(FINAL), case_sensitive=False))
+@click.option("--prefix", default="")
+@click.option("--limit", type=click.IntRange(1, 100), default=25, show_default=True)
+@click.option("--cursor", help="continue from a previous page")
+@target_options
+def list_images(
+    status_filter: str | None,
+    prefix: str,
+    limit: int,
+    cursor: str | None,
+    stage: str,
+    endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """List uploads and their status, a page at a time."""
+    query = {"limit": str(limit), "prefix": prefix}
+    if status_filter:
+        query["status"] = status_filter.upper()
+    if cursor:
+        query["cursor"] = cursor
+    response = _api(deployment(stage, endpoint)).handle("GET", "/images", query)
+    if response.status != 200:
+        raise click.ClickException(response.body["message"])
+    if as_json:
+        echo_json(response.body)
+        return
+    items = response.body["items"]
+    if not items:
+        click.echo("no images")
+        return
+    click.echo(table([HEADER, *(_summary(r) for r in items)]))
+    if response.body["cursor"]:
+        click.echo(f"more: imgpipe ls --cursor {response.body['cursor']}")
+
+
+@main.command()
+@click.argument("key")
+@click.option("--size", default="medium", show_default=True, help="thumbnail name")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
+@target_options
+def get(
+    key: str, size: str, output: Path | None, stage: str, endpoint: str | None, as_json: bool
+) -> None:
+    """Download one thumbnail of an upload."""
+    dep = deployment(stage, endpoint)
+    record = Catalog(dep.client("dynamodb"), dep.table).get(dep.uploads_bucket, key)
+    if record is None:
+        raise click.ClickException(f"no image with key {key!r}: see `imgpipe ls`")
+    thumbs = {t["name"]: t for t in record.get("thumbnails", [])}
+    if size not in thumbs:
+        have = ", ".join(thumbs) or f"none: the upload is {record['status']}"
+        raise click.ClickException(f"no {size!r} thumbnail for {key!r} ({have})")
+    thumb = thumbs[size]
+    target = output or Path(f"{Path(key).stem}-{size}.{thumb['key'].rsplit('.', 1)[-1]}")
+    dep.client("s3").download_file(dep.derived_bucket, thumb["key"], str(target))
+    result = {
+        "key": key,
+        "size": size,
+        "path": str(target),
+        "width": thumb["width"],
+        "height": thumb["height"],
+        "bytes": target.stat().st_size,
+    }
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"{target} ({thumb['width']}x{thumb['height']}, {result['bytes']} bytes)")

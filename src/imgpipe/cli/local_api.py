@@ -1,0 +1,22 @@
+"""The loopback status API the local commands host (its address kept for other commands)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from ..local.api_server import ApiServer
+from ..local.endpoint import state_dir
+from ..local.stack import Stack
+
+
+@contextlib.contextmanager
+def serve_api(stack: Stack, port: int = 0) -> Iterator[ApiServer]:
+    with ApiServer(stack, port) as api:
+        marker = state_dir() / "api.url"
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(api.url)
+        try:
+            yield api
+        finally:
+            marker.unlink(missing_ok=True)
