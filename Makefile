@@ -20,7 +20,7 @@ OFFLINE_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-offline} AWS_SECRET_ACCES
 PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-functional test-template lint package deploy demo \
-        local-up local-down redrive bench bench-labels chaos clean
+        local-up local-down redrive bench bench-labels chaos clean browser-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,7 +42,11 @@ test: lint test-unit package test-functional ## everything CI runs
 test-unit: install ## unit tests (moto in-process, no endpoint)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
-test-functional: install ## functional tests: real endpoint, real serverless deploy, local runner
+browser-deps: ## Debian's chromium for the gallery's browser test (apt, as root)
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test-functional: install browser-deps ## functional tests: real endpoint, real serverless deploy, local runner
 	$(BIN)/pytest tests/functional -q $(PYTEST_ARGS)
 
 lint: install ## the pre-commit hooks on every file: yaml/toml, ruff, ruff format, mypy --strict

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 SERVICE = "imgpipe"
 
@@ -53,6 +53,11 @@ def resolve(stage: str, endpoint_url: str | None = None) -> Deployment:
     try:
         cfn = boto3.client("cloudformation", endpoint_url=endpoint_url)
         stacks = cfn.describe_stacks(StackName=f"{SERVICE}-{stage}")["Stacks"]
+    except NoRegionError:
+        raise DeploymentError(
+            "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region),"
+            " or use --stage local"
+        ) from None
     except NoCredentialsError:
         raise DeploymentError(
             "no AWS credentials: set AWS_PROFILE (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY),"

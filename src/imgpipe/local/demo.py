@@ -155,5 +155,6 @@ def run_demo(out: Path, timeout: float = 180.0, say: Callable[[str], None] = pri
         f"{saved} thumbnails in s3://{stack.derived_bucket}/thumbnails/{prefix} "
         f"and copied to {out}/{prefix}"
     )
-    say("The endpoint keeps running for `imgpipe` commands; stop it with `make local-down`.")
+    say("The endpoint keeps running for `imgpipe` commands (imgpipe ls, imgpipe status KEY);")
+    say("`.venv/bin/imgpipe local run` serves the gallery; `make local-down` stops it all.")
     return 0 if len(records) == len(keys) else 1

@@ -1,0 +1,232 @@
+"""The user's side on the local stack: the status API over HTTP, the `imgpipe` command through
+its entry point, and the gallery page in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from imgpipe.catalog import Catalog
+from imgpipe.local.api_server import ApiServer
+from imgpipe.local.runner import Runner
+from imgpipe.local.stack import Stack
+from tests.conftest import ROOT, jpeg_bytes
+from tests.functional.conftest import wait_for
+
+pytestmark = pytest.mark.functional
+IMGPIPE = str(Path(sys.executable).with_name("imgpipe"))
+
+
+@pytest.fixture(scope="module")
+def api(local_stack: Stack) -> Iterator[str]:
+    with ApiServer(local_stack) as server:
+        yield server.url
+
+
+def _get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_status_api_over_http(
+    local_stack: Stack, catalog: Catalog, s3: Any, api: str, prefix: str
+) -> None:
+    keys = [f"{prefix}{n} photo+{n}.jpg" for n in range(5)]
+    with Runner(local_stack):
+        for key in keys:
+            s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes((800, 600)))
+        wait_for(catalog, local_stack, keys)
+    # one record, its thumbnails fetchable through the presigned URLs
+    code, record = _get(f"{api}/images/{quote(keys[0])}")
+    assert code == 200 and record["key"] == keys[0] and record["status"] == "DONE"
+    for thumb in record["thumbnails"]:
+        with urllib.request.urlopen(thumb["url"]) as resp:
+            assert resp.headers["content-type"] == "image/jpeg"
+            assert len(resp.read()) == thumb["bytes"]
+    assert _get(f"{api}/images/{quote(prefix)}missing.jpg")[0] == 404
+    assert _get(f"{api}/images?limit=1000")[0] == 400
+    # pages of two, in key order, to the end
+    seen: list[str] = []
+    url = f"{api}/images?limit=2&status=DONE&prefix={quote(prefix)}"
+    while True:
+        code, page = _get(url)
+        assert code == 200 and len(page["items"]) <= 2
+        seen += [i["key"] for i in page["items"]]
+        if not page["cursor"]:
+            break
+        url = f"{api}/images?limit=2&status=DONE&prefix={quote(prefix)}&cursor={page['cursor']}"
+    assert seen == sorted(keys)
+
+
+def test_openapi_document_describes_both_routes(api: str) -> None:
+    from openapi_spec_validator import validate
+
+    with urllib.request.urlopen(f"{api}/openapi.json") as resp:
+        spec = json.loads(resp.read())
+    validate(spec)
+    assert set(spec["paths"]) == {"/images", "/images/{key}"}
+
+
+def _imgpipe(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [IMGPIPE, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    if check:
+        assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+def test_cli_upload_wait_status_ls_get(
+    local_stack: Stack, corpus: Path, tmp_path: Path, prefix: str
+) -> None:
+    folder = tmp_path / "trip"
+    folder.mkdir()
+    shutil.copy(corpus / "Landscape_5.jpg", folder / "sea view.jpg")
+    (folder / "notes.jpg").write_text("not a photo")
+    # upload a folder and wait: the table, and a non-zero exit only for FAILED
+    out = _imgpipe("upload", str(folder), "--prefix", prefix, "--wait", "--json")
+    results = {r["key"]: r for r in json.loads(out.stdout)}
+    assert results[f"{prefix}sea view.jpg"]["status"] == "DONE"
+    assert (results[f"{prefix}notes.jpg"]["status"], results[f"{prefix}notes.jpg"]["reason"]) == (
+        "REJECTED",
+        "not_an_image",
+    )
+    assert "uploading" in out.stderr and "processing" in out.stderr  # the progress bars
+    human = _imgpipe("status", f"{prefix}sea view.jpg")
+    assert "DONE" in human.stdout and "1800x1200" in human.stdout and "large: http" in human.stdout
+    listed = json.loads(_imgpipe("ls", "--prefix", prefix, "--status", "rejected", "--json").stdout)
+    assert [i["key"] for i in listed["items"]] == [f"{prefix}notes.jpg"]
+    target = tmp_path / "medium.jpg"
+    got = json.loads(
+        _imgpipe(
+            "get", f"{prefix}sea view.jpg", "--size", "medium", "-o", str(target), "--json"
+        ).stdout
+    )
+    assert (got["width"], got["height"]) == (512, 341) and target.stat().st_size == got["bytes"]
+
+
+def test_cli_errors_are_one_line_that_says_what_to_do(prefix: str) -> None:
+    missing = _imgpipe("status", f"{prefix}nothing-here.jpg", check=False)
+    assert missing.returncode == 1 and missing.stderr.strip().count("\n") == 0
+    assert "no image with key" in missing.stderr
+    aws = _imgpipe("ls", "--stage", "prod", check=False)
+    assert aws.returncode == 1 and "Traceback" not in aws.stderr
+    # whichever is missing here (region, credentials, the stack), the line says what to do
+    assert any(
+        hint in aws.stderr for hint in ("AWS_REGION", "AWS_PROFILE", "make deploy STAGE=prod")
+    )
+
+
+def test_cli_dlq_ls_and_redrive_dry_run(local_stack: Stack, s3: Any, prefix: str) -> None:
+    key = f"{prefix}stuck.jpg"
+    body = json.dumps(
+        {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Put",
+                    "eventTime": "2026-11-25T00:00:00.000Z",
+                    "s3": {
+                        "bucket": {"name": local_stack.uploads_bucket},
+                        "object": {"key": key, "size": 1, "eTag": "x"},
+                    },
+                }
+            ]
+        }
+    )
+    sqs = local_stack.client("sqs")
+    sqs.send_message(QueueUrl=local_stack.dlq_url, MessageBody=body)
+    listed = json.loads(_imgpipe("dlq", "ls", "--json").stdout)
+    assert key in [k.split("/", 1)[1] for m in listed for k in m["keys"]]
+    assert key in _imgpipe("dlq", "ls").stdout
+    dry = json.loads(_imgpipe("redrive", "--dry-run", "--json").stdout)
+    assert dry["dry_run"] is True and dry["moved"] == 0
+    # nothing moved: it is still there for the real redrive
+    assert key in _imgpipe("dlq", "ls").stdout
+    moved = json.loads(_imgpipe("redrive", "--json").stdout)
+    assert moved["moved"] >= 1 and moved["remaining"] == 0
+    # (the redriven event names an object that does not exist: it will end REJECTED missing)
+    with Runner(local_stack):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            record = Catalog(local_stack.client("dynamodb"), local_stack.table).get(
+                local_stack.uploads_bucket, key
+            )
+            if record:
+                break
+            time.sleep(0.3)
+    assert record is not None and (record["status"], record["reason"]) == ("REJECTED", "missing")
+
+
+def test_gallery_in_a_real_browser(
+    local_stack: Stack, catalog: Catalog, s3: Any, api: str, corpus: Path, prefix: str
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    assert Path(chromium).exists(), "Debian's chromium is needed: make browser-deps"
+    uploads = {
+        f"{prefix}Portrait_6.jpg": (corpus / "Portrait_6.jpg").read_bytes(),
+        f"{prefix}Landscape_2.jpg": (corpus / "Landscape_2.jpg").read_bytes(),
+        f"{prefix}broken.jpg": b"\xff\xd8\xff" + b"\x00" * 100,
+    }
+    out_dir = ROOT / "test-output"
+    out_dir.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{api}/?prefix={quote(prefix)}")
+        page.select_option("#status", "")  # all
+        with Runner(local_stack):
+            for key, body in uploads.items():
+                s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=body)
+            wait_for(catalog, local_stack, list(uploads), timeout=120)
+        cards = {key: page.locator(f'article[data-key="{key}"]') for key in uploads}
+        for card in cards.values():
+            card.wait_for(timeout=20_000)  # the page refreshes by itself
+        statuses = {k: c.get_attribute("data-status") for k, c in cards.items()}
+        assert statuses == {
+            f"{prefix}Portrait_6.jpg": "DONE",
+            f"{prefix}Landscape_2.jpg": "DONE",
+            f"{prefix}broken.jpg": "REJECTED",
+        }
+        assert "corrupt" in cards[f"{prefix}broken.jpg"].inner_text()
+        labels = cards[f"{prefix}Landscape_2.jpg"].locator(".chip.label").all_inner_texts()
+        assert labels, "a label is shown"
+        img = cards[f"{prefix}Portrait_6.jpg"].locator("img")
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=img.element_handle()
+        )
+        assert img.evaluate("i => i.naturalHeight > i.naturalWidth")  # upright portrait
+        page.screenshot(path=str(out_dir / "gallery.png"), full_page=True)
+        browser.close()
+    assert (out_dir / "gallery.png").stat().st_size > 10_000
