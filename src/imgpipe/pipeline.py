@@ -21,6 +21,7 @@ from .events import S3ObjectEvent
 from .imaging import ImageRejected, render
 from .labels import Labeler, LabelRequest, NullLabeler
 from .notify import Notifier
+from .observability import record_outcome
 from .results import results_keys, to_csv, to_json
 from .storage import ObjectStore
 
@@ -168,6 +169,7 @@ class Pipeline:
         if stale:
             self.store.delete(self.settings.derived_bucket, stale)
         self._notify(record)
+        record_outcome(record)
         logger.info("final", extra={"status": record["status"], "key": record["key"]})
         return Outcome(record["status"], str(record.get("reason", "")))
 
@@ -209,5 +211,6 @@ class Pipeline:
             written, _ = self.catalog.write_if_newer(record)
             if written:
                 self._notify(record)
+                record_outcome(record)
         except Exception:  # the original error matters more; it is re-raised
             logger.exception("could not record FAILED", extra={"key": event.key})

@@ -37,6 +37,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "imgpipe-test")
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "imgpipe-test")
     _reset_caches()
     yield
     _reset_caches()

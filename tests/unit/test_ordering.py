@@ -54,7 +54,7 @@ def notifications(stack: FakeStack, inbox: str) -> list[dict[str, Any]]:
 
 
 def run(*records: dict[str, Any]) -> Any:
-    return process.handler({"Records": list(records)}, Context())  # type: ignore[arg-type]
+    return process.handler({"Records": list(records)}, Context())
 
 
 def test_sequencers_compare_as_hex_values_of_any_length() -> None:

@@ -86,7 +86,7 @@ def test_partial_batch_failure_reports_only_the_transient_record(stack: FakeStac
         ]
     }
     # WHEN the batch is processed
-    response = process.handler(event, Context())  # type: ignore[arg-type]
+    response = process.handler(event, Context())
     # THEN only the transient failure is reported for retry
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-slow"}]}
     catalog = Catalog(stack.ddb, "images")
@@ -116,14 +116,14 @@ def test_all_records_failing_raises_so_the_whole_batch_is_retried(stack: FakeSta
         "before-parameter-build.s3.GetObject", throttle_get_object_of("slow.jpg")
     )
     with pytest.raises(Exception, match="All records failed"):
-        process.handler({"Records": [sqs_record("m1", "slow.jpg")]}, Context())  # type: ignore[arg-type]
+        process.handler({"Records": [sqs_record("m1", "slow.jpg")]}, Context())
 
 
 def test_test_event_and_missing_object(stack: FakeStack) -> None:
     test_event = sqs_record("m-test", "x")
     test_event["body"] = json.dumps({"Event": "s3:TestEvent", "Service": "Amazon S3"})
     event = {"Records": [test_event, sqs_record("m-missing", "never uploaded.jpg")]}
-    assert process.handler(event, Context()) == {"batchItemFailures": []}  # type: ignore[arg-type]
+    assert process.handler(event, Context()) == {"batchItemFailures": []}
     missing = Catalog(stack.ddb, "images").get("uploads", "never uploaded.jpg")
     assert missing is not None and (missing["status"], missing["reason"]) == ("REJECTED", "missing")
 
@@ -132,5 +132,24 @@ def test_malformed_body_is_reported_for_the_dlq(stack: FakeStack) -> None:
     bad = sqs_record("m-bad", "x")
     bad["body"] = "this is not an S3 event"
     good = sqs_record("m-good", "ok.jpg", etag=upload(stack, "ok.jpg", jpeg_bytes()))
-    response = process.handler({"Records": [bad, good]}, Context())  # type: ignore[arg-type]
+    response = process.handler({"Records": [bad, good]}, Context())
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}
+
+
+def test_metrics_are_emitted_as_emf(stack: FakeStack, capsys: pytest.CaptureFixture[str]) -> None:
+    good = sqs_record("m-good", "ok.jpg", etag=upload(stack, "ok.jpg", jpeg_bytes()))
+    bad = sqs_record("m-bad", "bad.jpg", etag=upload(stack, "bad.jpg", b"<html>"))
+    process.handler({"Records": [good, bad]}, Context())
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(blobs) == 1, "one EMF blob per invocation"
+    [directive] = blobs[0]["_aws"]["CloudWatchMetrics"]
+    names = {m["Name"] for m in directive["Metrics"]}
+    assert {
+        "Done",
+        "Rejected",
+        "Rejected.not_an_image",
+        "ThumbnailMs",
+        "BytesIn",
+        "BytesOut",
+    } <= names
+    assert blobs[0]["Done"] == [1.0] and blobs[0]["Rejected"] == [1.0]

@@ -21,6 +21,7 @@ from ..config import settings
 from ..events import parse_body
 from ..labels import make_labeler
 from ..notify import Notifier
+from ..observability import metrics
 from ..pipeline import Pipeline
 from ..storage import ObjectStore
 
@@ -47,6 +48,7 @@ def record_handler(record: SQSRecord) -> None:
         pipeline().handle(event, receive_count)
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(

@@ -1,0 +1,34 @@
+"""Metrics in CloudWatch's embedded metric format (EMF): no API calls, just structured log lines
+that CloudWatch turns into metrics. Flushed once per invocation by the handler's decorator."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+# POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME when set (serverless.yml sets both).
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "imgpipe"))
+
+
+def record_outcome(record: dict[str, Any]) -> None:
+    """Done / Rejected / Failed / Deleted counts, rejections by reason, stage timings, bytes."""
+    status = str(record["status"])
+    metrics.add_metric(name=status.title(), unit=MetricUnit.Count, value=1)
+    if status == "REJECTED":
+        metrics.add_metric(
+            name=f"Rejected.{record.get('reason', 'unknown')}", unit=MetricUnit.Count, value=1
+        )
+    if status != "DONE":
+        return
+    metrics.add_metric(
+        name="ThumbnailMs", unit=MetricUnit.Milliseconds, value=record["thumbnail_ms"]
+    )
+    metrics.add_metric(name="LabelMs", unit=MetricUnit.Milliseconds, value=record["labeler"]["ms"])
+    metrics.add_metric(name="TotalMs", unit=MetricUnit.Milliseconds, value=record["ms"])
+    metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=record["size"])
+    metrics.add_metric(
+        name="BytesOut", unit=MetricUnit.Bytes, value=sum(t["bytes"] for t in record["thumbnails"])
+    )
