@@ -1,0 +1,174 @@
+"""What a security reviewer and an on-call engineer check, on the packaged template."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.template.test_template import PACKAGE
+
+FUNCTIONS = {
+    "ProcessLambdaFunction": "ProcessRole",
+    "RedriveLambdaFunction": "RedriveRole",
+    "StatusLambdaFunction": "StatusRole",
+}
+# Where AWS offers no resource scope, and why (each is commented in serverless.yml too).
+WILDCARD_EXCEPTIONS = {
+    frozenset(
+        {
+            "rekognition:DetectLabels",
+            "rekognition:DetectText",
+            "rekognition:DetectFaces",
+            "rekognition:DetectModerationLabels",
+        }
+    ): "no resource-level permissions",
+    frozenset({"kms:GenerateDataKey", "kms:Decrypt"}): "the AWS managed SNS key's ARN",
+}
+EXPECTED_ACTIONS = {
+    "ProcessRole": {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "sns:Publish",
+        "rekognition:DetectLabels",
+        "rekognition:DetectText",
+        "rekognition:DetectFaces",
+        "rekognition:DetectModerationLabels",
+        "kms:GenerateDataKey",
+        "kms:Decrypt",
+    },
+    "RedriveRole": {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:StartMessageMoveTask",
+        "sqs:ListMessageMoveTasks",
+        "sqs:CancelMessageMoveTask",
+        "sqs:SendMessage",
+    },
+    "StatusRole": {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "s3:GetObject",
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, Any]:
+    path = PACKAGE / "cloudformation-template-update-stack.json"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make package` first")
+    res: dict[str, Any] = json.loads(path.read_text())["Resources"]
+    return res
+
+
+def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for policy in role["Properties"].get("Policies", []):
+        out.extend(policy["PolicyDocument"]["Statement"])
+    return out
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_one_role_per_function(resources: dict[str, Any]) -> None:
+    for function, role in FUNCTIONS.items():
+        assert resources[function]["Properties"]["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    assert "IamRoleLambdaExecution" not in resources  # no shared, provider-wide role
+    roles = [name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
+    assert sorted(roles) == sorted(FUNCTIONS.values())
+    for role in roles:
+        assert not resources[role]["Properties"].get("ManagedPolicyArns"), "managed policies use *"
+
+
+@pytest.mark.parametrize("role", sorted(EXPECTED_ACTIONS))
+def test_each_role_has_exactly_its_actions(resources: dict[str, Any], role: str) -> None:
+    actions = {a for st in _statements(resources[role]) for a in _list(st["Action"])}
+    assert actions == EXPECTED_ACTIONS[role]
+
+
+def test_no_wildcard_but_the_commented_exceptions(resources: dict[str, Any]) -> None:
+    for name, res in resources.items():
+        if res["Type"] != "AWS::IAM::Role":
+            continue
+        for st in _statements(res):
+            actions = _list(st["Action"])
+            assert not any("*" in a for a in actions), f"{name}: wildcard action in {actions}"
+            if "*" in _list(st["Resource"]):
+                assert frozenset(actions) in WILDCARD_EXCEPTIONS, (
+                    f"{name}: new * resource for {actions}"
+                )
+                if actions[0].startswith("kms:"):
+                    assert "kms:ViaService" in json.dumps(st["Condition"])
+            assert st["Effect"] == "Allow"
+
+
+def test_data_at_rest_is_encrypted_and_recoverable(resources: dict[str, Any]) -> None:
+    table = resources["ImagesTable"]["Properties"]
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    for queue in ("ImagesQueue", "DeadLetterQueue"):
+        assert resources[queue]["Properties"]["SqsManagedSseEnabled"] is True
+    assert resources["EventsTopic"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+    rules = resources["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any("AbortIncompleteMultipartUpload" in r for r in rules)
+
+
+def test_concurrency_and_backpressure(resources: dict[str, Any]) -> None:
+    assert resources["ProcessLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"] >= 1
+    [esm] = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    # throttled invocations burn receive counts: the mapping must stay under the reservation
+    reserved = resources["ProcessLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert esm["ScalingConfig"]["MaximumConcurrency"] <= reserved
+
+
+def _alarm(resources: dict[str, Any], metric: str) -> dict[str, Any]:
+    found = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"]["MetricName"] == metric
+    ]
+    assert len(found) == 1, f"one alarm on {metric}"
+    alarm: dict[str, Any] = found[0]
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmsTopic"}]
+    return alarm
+
+
+def test_alarms_page_someone(resources: dict[str, Any]) -> None:
+    dlq = _alarm(resources, "ApproximateNumberOfMessagesVisible")
+    assert dlq["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}
+    assert (dlq["Threshold"], dlq["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    age = _alarm(resources, "ApproximateAgeOfOldestMessage")
+    assert age["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["ImagesQueue", "QueueName"]}
+    for metric in ("Errors", "Throttles"):
+        alarm = _alarm(resources, metric)
+        assert alarm["Dimensions"][0]["Value"] == {"Ref": "ProcessLambdaFunction"}
+
+
+def test_dashboard_shows_backlog_throughput_duration_and_dlq(resources: dict[str, Any]) -> None:
+    body = json.dumps(resources["Dashboard"]["Properties"]["DashboardBody"])
+    for title in ("Backlog", "Throughput", "Duration", "DLQ depth"):
+        assert title in body
