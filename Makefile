@@ -20,7 +20,8 @@ OFFLINE_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-offline} AWS_SECRET_ACCES
 PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-functional test-template lint package deploy demo \
-        local-up local-down redrive bench bench-labels chaos clean browser-deps
+        local-up local-down redrive bench bench-labels bench-coldstart bench-e2e chaos clean \
+        browser-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -93,6 +94,12 @@ bench: install ## thumbnail engine vs naive Pillow, thumbnail(), decode floor an
 
 bench-labels: install ## the offline labeler: load time and ms per detector, install size
 	$(BIN)/python bench/labels.py $(BENCH_ARGS)
+
+bench-coldstart: package ## handler import time (python3.12, from the zip) and zip size
+	$(BIN)/python bench/coldstart.py
+
+bench-e2e: install ## the whole pipeline on the local stack: burst + steady stream vs the bare engine
+	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 
 chaos: install ## 500 uploads, 20% injected faults, a runner crash, DLQ + redrive: lost must be 0
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)

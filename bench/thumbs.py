@@ -117,8 +117,7 @@ CONTENDERS: dict[str, Callable[[bytes], None]] = {
 }
 
 
-def make_photo(megapixels: int, out: Path) -> Path:
-    source = CORPUS / "Landscape_6.jpg"
+def make_photo(megapixels: int, out: Path, source: Path = CORPUS / "Landscape_6.jpg") -> Path:
     with Image.open(source) as im:
         exif = im.info.get("exif", b"")
         base = im.convert("RGB")
@@ -127,7 +126,7 @@ def make_photo(megapixels: int, out: Path) -> Path:
     big = base.resize(size, Image.Resampling.LANCZOS)
     grain = Image.effect_noise(size, 40).convert("RGB")
     big = Image.blend(big, grain, 0.04)
-    path = out / f"photo-{megapixels}mp.jpg"
+    path = out / f"{source.stem}-{megapixels}mp.jpg"
     big.save(path, "JPEG", quality=90, exif=exif)
     return path
 

@@ -4,12 +4,15 @@ that CloudWatch turns into metrics. Flushed once per invocation by the handler's
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 # POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME when set (serverless.yml sets both).
+# A batch of only s3:TestEvents or skipped duplicates has nothing to count: not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "imgpipe"))
 
 

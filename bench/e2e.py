@@ -1,0 +1,182 @@
+"""`make bench-e2e`: the whole pipeline on the embedded stack, against the bare engine.
+
+Its own endpoint; serverless.yml deployed (stage local, labels off: this measures the pipeline
+around the thumbnail engine); the local runner with one worker per core. 12 MP photos are made
+from six corpus photos (LANCZOS upscale + grain, as in bench/thumbs.py).
+
+1. bare engine: `render()` on each photo in this process, median ms;
+2. burst: 100 uploads at once; drain time from the first upload to the last final status;
+3. steady: a stream of uploads at --rate per second for --seconds.
+
+Prints throughput (images/s), upload -> final-status latency p50/p95/max, the ratio of the burst's
+throughput to the bare engine's on the same cores (target >= 0.8), and the burst's drain time
+against 100 x engine time / cores (target <= 1.25).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+from imgpipe.catalog import Catalog
+from imgpipe.imaging import Limits, parse_sizes, render
+from imgpipe.local import endpoint
+from imgpipe.local.deploy import deploy
+from imgpipe.local.runner import Runner
+from imgpipe.local.stack import Stack, discover
+
+sys.path.insert(0, str(Path(__file__).parent))
+from thumbs import make_photo
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared/corpus/exif-orientation"
+
+
+def twelve_mp_photos(workdir: Path) -> list[bytes]:
+    photos = []
+    for name in (
+        "Landscape_1",
+        "Landscape_3",
+        "Landscape_6",
+        "Portrait_2",
+        "Portrait_5",
+        "Portrait_8",
+    ):
+        path = make_photo(12, workdir, CORPUS / f"{name}.jpg")
+        photos.append(path.read_bytes())
+    return photos
+
+
+def engine_ms(photos: list[bytes]) -> float:
+    specs, limits = parse_sizes("small=128,medium=512,large=1024"), Limits(10**9, 10**9)
+    render(photos[0], specs, limits)  # warm-up
+    samples = []
+    for data in photos * 2:
+        started = time.perf_counter()
+        render(data, specs, limits)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to show the emulator's share."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class Watcher:
+    """Polls the catalog for the final status of each key; the latency is the record's own
+    updated_at (written by the worker) minus the moment the upload call returned."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.catalog = Catalog(stack.client("dynamodb"), stack.table)
+        self.bucket = stack.uploads_bucket
+        self.uploaded: dict[str, float] = {}
+        self.final: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def uploaded_now(self, key: str) -> None:
+        with self.lock:
+            self.uploaded[key] = time.time()
+
+    def wait(self, keys: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(k not in self.final for k in keys):
+            for key in keys:
+                if key in self.final:
+                    continue
+                record = self.catalog.get(self.bucket, key)
+                if record and record.get("status") in {"DONE", "REJECTED", "FAILED"}:
+                    self.final[key] = datetime.fromisoformat(record["updated_at"]).timestamp()
+            time.sleep(0.2)
+
+    def latencies(self, keys: list[str]) -> list[float]:
+        return [self.final[k] - self.uploaded[k] for k in keys if k in self.final]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=2.0, help="steady uploads per second")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    cores = os.cpu_count() or 2
+    workdir = Path(tempfile.mkdtemp(prefix="imgpipe-e2e-"))
+    os.environ[endpoint.STATE_DIR_ENV] = str(workdir / "state")
+    photos = twelve_mp_photos(workdir)
+    engine = engine_ms(photos)
+    ep = endpoint.up()
+    try:
+        deploy(ep, quiet=True, params={"labeler": "none"})
+        stack = discover(ep)
+        s3 = stack.client("s3")
+        watcher = Watcher(stack)
+
+        def put(key: str, data: bytes) -> None:
+            s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=data)
+            watcher.uploaded_now(key)
+
+        with Runner(stack, max_concurrency=cores):
+            time.sleep(3)  # let the workers start, as warm Lambdas would be
+            burst = [f"burst/{i:03d}.jpg" for i in range(args.burst)]
+            emulator_before = cpu_seconds(ep.pid)
+            started = time.time()
+            with ThreadPoolExecutor(8) as pool:
+                for i, key in enumerate(burst):
+                    pool.submit(put, key, photos[i % len(photos)])
+            watcher.wait(burst, 600)
+            drain = max(watcher.final.values()) - started
+            emulator_cpu = cpu_seconds(ep.pid) - emulator_before
+            steady: list[str] = []
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < args.seconds:
+                key = f"steady/{len(steady):03d}.jpg"
+                put(key, photos[len(steady) % len(photos)])
+                steady.append(key)
+                time.sleep(max(0.0, t0 + len(steady) / args.rate - time.monotonic()))
+            watcher.wait(steady, 120)
+    finally:
+        endpoint.down()
+    lost = [k for k in burst + steady if k not in watcher.final]
+    burst_lat, steady_lat = watcher.latencies(burst), watcher.latencies(steady)
+    throughput = len(burst) / drain
+    bare = cores / (engine / 1000)
+    ideal_drain = len(burst) * engine / 1000 / cores
+    print(f"12 MP JPEGs, 3 thumbnails each, labels off; {cores} cores, {cores} runner workers\n")
+    print(f"bare engine: {engine:.0f} ms per photo -> {bare:.1f} images/s on {cores} cores")
+    print(
+        f"burst of {len(burst)}: drained in {drain:.1f} s -> {throughput:.1f} images/s; "
+        f"latency p50 {percentile(burst_lat, 0.5):.1f} s, p95 {percentile(burst_lat, 0.95):.1f} s, "
+        f"max {max(burst_lat):.1f} s"
+    )
+    print(
+        f"steady {args.rate:g}/s for {args.seconds:g} s ({len(steady)} uploads): latency p50 "
+        f"{percentile(steady_lat, 0.5):.2f} s, p95 {percentile(steady_lat, 0.95):.2f} s, "
+        f"max {max(steady_lat):.2f} s"
+    )
+    print(
+        f"the emulator (moto, on the same {cores} cores) used {emulator_cpu:.1f} CPU-s of the "
+        f"burst's {drain * cores:.1f} core-s ({emulator_cpu / (drain * cores):.0%})"
+    )
+    print(f"\nthroughput / bare engine: {throughput / bare:.2f} (target >= 0.8)")
+    print(f"burst drain / (100 x engine time / cores): {drain / ideal_drain:.2f} (target <= 1.25)")
+    if lost:
+        print(f"NOT FINAL: {len(lost)} uploads", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
