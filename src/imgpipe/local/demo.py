@@ -143,8 +143,12 @@ def run_demo(out: Path, timeout: float = 180.0, say: Callable[[str], None] = pri
             s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=photo.data)
         say(f"uploaded {len(photos)} photos to s3://{stack.uploads_bucket}/{prefix}")
 
+        shown = [-1]
+
         def progress(done: int, total: int) -> None:
-            print(f"\r  final: {done}/{total}", end="", flush=True)
+            if done != shown[0]:  # only changes: the line stays readable when piped
+                shown[0] = done
+                print(f"\r  final: {done}/{total}", end="", flush=True)
 
         records = wait_final(catalog, stack.uploads_bucket, keys, timeout, progress)
         print()
