@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .catalog import FINAL, Catalog
 
@@ -65,12 +65,33 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     return value
 
 
+class Target(Protocol):
+    """A local Stack or a Deployment: names and a client factory."""
+
+    @property
+    def table(self) -> str: ...
+    @property
+    def uploads_bucket(self) -> str: ...
+    @property
+    def derived_bucket(self) -> str: ...
+    def client(self, service: str) -> Any: ...
+
+
 class StatusApi:
     def __init__(self, catalog: Catalog, s3: S3Client, uploads_bucket: str, derived_bucket: str):
         self.catalog = catalog
         self.s3 = s3
         self.uploads_bucket = uploads_bucket
         self.derived_bucket = derived_bucket
+
+    @classmethod
+    def of(cls, target: Target) -> StatusApi:
+        return cls(
+            Catalog(target.client("dynamodb"), target.table),
+            target.client("s3"),
+            target.uploads_bucket,
+            target.derived_bucket,
+        )
 
     def handle(self, method: str, path: str, query: dict[str, str]) -> Response:
         """``path`` is decoded (``/images/a b.jpg``)."""

@@ -7,7 +7,7 @@ LocalStack or the embedded moto server without a branch here.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -35,38 +35,41 @@ def _session() -> boto3.Session:
     return boto3.Session()
 
 
+def _client(service: str, config: Config = CLIENT_CONFIG) -> Any:
+    client = _session().client(service, config=config)  # type: ignore[call-overload]
+    faults.install(client, service)  # a no-op unless IMGPIPE_FAULT_RATE is set (tests)
+    return client
+
+
 @lru_cache(maxsize=1)
 def s3() -> S3Client:
     # SigV4 everywhere: presigned thumbnail URLs must work in every region (SigV2 does not).
-    client = _session().client("s3", config=CLIENT_CONFIG.merge(Config(signature_version="s3v4")))
-    faults.install(client, "s3")
+    client: S3Client = _client("s3", CLIENT_CONFIG.merge(Config(signature_version="s3v4")))
     return client
 
 
 @lru_cache(maxsize=1)
 def sqs() -> SQSClient:
-    client = _session().client("sqs", config=CLIENT_CONFIG)
-    faults.install(client, "sqs")
+    client: SQSClient = _client("sqs")
     return client
 
 
 @lru_cache(maxsize=1)
 def dynamodb() -> DynamoDBClient:
-    client = _session().client("dynamodb", config=CLIENT_CONFIG)
-    faults.install(client, "dynamodb")
+    client: DynamoDBClient = _client("dynamodb")
     return client
 
 
 @lru_cache(maxsize=1)
 def sns() -> SNSClient:
-    client = _session().client("sns", config=CLIENT_CONFIG)
-    faults.install(client, "sns")
+    client: SNSClient = _client("sns")
     return client
 
 
 @lru_cache(maxsize=1)
 def rekognition() -> RekognitionClient:
-    return _session().client("rekognition", config=CLIENT_CONFIG)
+    client: RekognitionClient = _client("rekognition")
+    return client
 
 
 def reset() -> None:

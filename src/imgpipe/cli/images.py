@@ -18,15 +18,6 @@ from ..deployment import Deployment
 from . import deployment, echo_json, main, table, target_options
 
 
-def _api(dep: Deployment) -> StatusApi:
-    return StatusApi(
-        Catalog(dep.client("dynamodb"), dep.table),
-        dep.client("s3"),
-        dep.uploads_bucket,
-        dep.derived_bucket,
-    )
-
-
 def _files(paths: tuple[Path, ...], prefix: str) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     for path in paths:
@@ -161,7 +152,7 @@ def upload(
 @target_options
 def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
     """The record of one upload: status, metadata, thumbnails (with presigned URLs), labels."""
-    response = _api(deployment(stage, endpoint)).handle("GET", f"/images/{key}", {})
+    response = StatusApi.of(deployment(stage, endpoint)).handle("GET", f"/images/{key}", {})
     if response.status != 200:
         raise click.ClickException(response.body["message"])
     record = response.body
@@ -198,7 +189,7 @@ def list_images(
         query["status"] = status_filter.upper()
     if cursor:
         query["cursor"] = cursor
-    response = _api(deployment(stage, endpoint)).handle("GET", "/images", query)
+    response = StatusApi.of(deployment(stage, endpoint)).handle("GET", "/images", query)
     if response.status != 200:
         raise click.ClickException(response.body["message"])
     if as_json:

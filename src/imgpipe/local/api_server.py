@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..api import StatusApi
-from ..catalog import Catalog
 from .stack import Stack
 
 _STATIC = {
@@ -24,18 +23,9 @@ _STATIC = {
 }
 
 
-def status_api(stack: Stack) -> StatusApi:
-    return StatusApi(
-        Catalog(stack.client("dynamodb"), stack.table),
-        stack.client("s3"),
-        stack.uploads_bucket,
-        stack.derived_bucket,
-    )
-
-
 class ApiServer:
     def __init__(self, stack: Stack, port: int = 0) -> None:
-        api = status_api(stack)
+        api = StatusApi.of(stack)
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, format: str, *args: Any) -> None:
