@@ -49,6 +49,8 @@ EXPECTED_ACTIONS = {
         "kms:Decrypt",
     },
     "RedriveRole": {
+        "kms:Decrypt",  # this and the next only with the optional customer managed key
+        "kms:GenerateDataKey",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "sqs:ReceiveMessage",
@@ -71,18 +73,29 @@ EXPECTED_ACTIONS = {
 
 
 @pytest.fixture(scope="module")
-def resources() -> dict[str, Any]:
+def template_doc() -> dict[str, Any]:
     path = PACKAGE / "cloudformation-template-update-stack.json"
     if not path.exists():
         pytest.fail(f"{path} is missing: run `make package` first")
-    res: dict[str, Any] = json.loads(path.read_text())["Resources"]
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+@pytest.fixture(scope="module")
+def resources(template_doc: dict[str, Any]) -> dict[str, Any]:
+    res: dict[str, Any] = template_doc["Resources"]
     return res
 
 
 def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    """The role's statements, both branches of a conditional one included."""
     out: list[dict[str, Any]] = []
     for policy in role["Properties"].get("Policies", []):
-        out.extend(policy["PolicyDocument"]["Statement"])
+        for st in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in st:
+                out.extend(b for b in st["Fn::If"][1:] if "Action" in b)
+            else:
+                out.append(st)
     return out
 
 
@@ -126,11 +139,41 @@ def test_data_at_rest_is_encrypted_and_recoverable(resources: dict[str, Any]) ->
     table = resources["ImagesTable"]["Properties"]
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
+    kms = {"Ref": "KmsKeyArn"}
     for queue in ("ImagesQueue", "DeadLetterQueue"):
-        assert resources[queue]["Properties"]["SqsManagedSseEnabled"] is True
-    assert resources["EventsTopic"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+        props = resources[queue]["Properties"]
+        assert props["SqsManagedSseEnabled"] == {
+            "Fn::If": ["UseKmsKey", {"Ref": "AWS::NoValue"}, True]
+        }
+        assert props["KmsMasterKeyId"] == {"Fn::If": ["UseKmsKey", kms, {"Ref": "AWS::NoValue"}]}
+    topic = resources["EventsTopic"]["Properties"]["KmsMasterKeyId"]
+    assert topic == {"Fn::If": ["UseKmsKey", kms, "alias/aws/sns"]}
+    for bucket in ("UploadsBucket", "DerivedBucket"):
+        [rule] = resources[bucket]["Properties"]["BucketEncryption"][
+            "ServerSideEncryptionConfiguration"
+        ]
+        assert rule["ServerSideEncryptionByDefault"] == {
+            "Fn::If": [
+                "UseKmsKey",
+                {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms},
+                {"SSEAlgorithm": "AES256"},
+            ]
+        }
     rules = resources["UploadsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     assert any("AbortIncompleteMultipartUpload" in r for r in rules)
+
+
+def test_optional_kms_key_is_a_deploy_time_parameter(template_doc: dict[str, Any]) -> None:
+    param = template_doc["Parameters"]["KmsKeyArn"]
+    assert param["Default"] == ""  # unset: SSE-S3, SQS-managed SSE, the AWS managed SNS key
+    assert template_doc["Conditions"]["UseKmsKey"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "KmsKeyArn"}, ""]}]
+    }
+    # with a key, the roles may use exactly that key
+    for role in ("ProcessRole", "RedriveRole"):
+        statements = template_doc["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]
+        conditional = [s for s in statements["Statement"] if "Fn::If" in s]
+        assert [c["Fn::If"][1]["Resource"] for c in conditional] == [{"Ref": "KmsKeyArn"}]
 
 
 def test_concurrency_and_backpressure(resources: dict[str, Any]) -> None:

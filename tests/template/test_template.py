@@ -93,7 +93,9 @@ def test_buckets_are_private_encrypted_and_tls_only(resources: dict[str, Any], b
     props = resources[bucket]["Properties"]
     assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
     [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    # AES256, or aws:kms with the optional key (both branches checked in test_production)
+    choices = rule["ServerSideEncryptionByDefault"]["Fn::If"][1:]
+    assert {c["SSEAlgorithm"] for c in choices} == {"aws:kms", "AES256"}
     assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     policies = [
         p for _, p in _of_type(resources, "AWS::S3::BucketPolicy") if p["Bucket"] == {"Ref": bucket}
