@@ -113,7 +113,11 @@ def main() -> int:
             f"uploaded {len(uploads)} ({sum(u.expected == 'REJECTED' for u in uploads)} not images)"
         )
         target = int(len(uploads) * args.crash_at)
+        deadline = time.monotonic() + args.timeout
         while len({n["key"] for n in notifications}) < target:
+            if runner.poll() is not None or time.monotonic() > deadline:
+                print(f"the runner stopped or stalled; see {log}", file=sys.stderr)
+                return 2
             notifications += drain(stack, inbox)
             time.sleep(0.2)
         os.killpg(runner.pid, signal.SIGKILL)

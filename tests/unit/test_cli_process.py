@@ -56,3 +56,17 @@ def test_usage_errors_exit_non_zero(tmp_path: Path) -> None:
     assert runner.invoke(main, ["process", str(tmp_path / "missing.jpg")]).exit_code == 2
     bad = runner.invoke(main, ["process", str(tmp_path), "--sizes", "huge"])
     assert bad.exit_code == 2 and "--sizes" in bad.output
+
+
+def test_python_dash_m_runs_the_same_command() -> None:
+    """bench/chaos.py starts runners as `python -m imgpipe.cli local run`."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "imgpipe.cli", "local", "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0 and "--fault-rate" in out.stdout

@@ -1,0 +1,5 @@
+"""`python -m imgpipe.cli`: the same as the `imgpipe` command."""
+
+from . import main
+
+main()
