@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 
-from tests.template.test_template import PACKAGE
-
 FUNCTIONS = {
     "ProcessLambdaFunction": "ProcessRole",
     "RedriveLambdaFunction": "RedriveRole",
@@ -70,21 +68,6 @@ EXPECTED_ACTIONS = {
         "s3:GetObject",
     },
 }
-
-
-@pytest.fixture(scope="module")
-def template_doc() -> dict[str, Any]:
-    path = PACKAGE / "cloudformation-template-update-stack.json"
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make package` first")
-    doc: dict[str, Any] = json.loads(path.read_text())
-    return doc
-
-
-@pytest.fixture(scope="module")
-def resources(template_doc: dict[str, Any]) -> dict[str, Any]:
-    res: dict[str, Any] = template_doc["Resources"]
-    return res
 
 
 def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -163,15 +146,15 @@ def test_data_at_rest_is_encrypted_and_recoverable(resources: dict[str, Any]) ->
     assert any("AbortIncompleteMultipartUpload" in r for r in rules)
 
 
-def test_optional_kms_key_is_a_deploy_time_parameter(template_doc: dict[str, Any]) -> None:
-    param = template_doc["Parameters"]["KmsKeyArn"]
+def test_optional_kms_key_is_a_deploy_time_parameter(template: dict[str, Any]) -> None:
+    param = template["Parameters"]["KmsKeyArn"]
     assert param["Default"] == ""  # unset: SSE-S3, SQS-managed SSE, the AWS managed SNS key
-    assert template_doc["Conditions"]["UseKmsKey"] == {
+    assert template["Conditions"]["UseKmsKey"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "KmsKeyArn"}, ""]}]
     }
     # with a key, the roles may use exactly that key
     for role in ("ProcessRole", "RedriveRole"):
-        statements = template_doc["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]
+        statements = template["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]
         conditional = [s for s in statements["Statement"] if "Fn::If" in s]
         assert [c["Fn::If"][1]["Resource"] for c in conditional] == [{"Ref": "KmsKeyArn"}]
 
