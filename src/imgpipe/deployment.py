@@ -29,7 +29,7 @@ class Deployment:
     dlq_url: str
     endpoint_url: str | None = None  # None: real AWS
     local_stack: Any = None  # imgpipe.local.stack.Stack when local
-    _session: Any = field(default=None, repr=False)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -38,9 +38,9 @@ class Deployment:
     def client(self, service: str) -> Any:
         if self.local_stack is not None:
             return self.local_stack.client(service)
-        if self._session is None:
-            self._session = boto3.Session()
-        return self._session.client(service, endpoint_url=self.endpoint_url)
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+        return self._clients[service]
 
     @property
     def redrive_function(self) -> str:

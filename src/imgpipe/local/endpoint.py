@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,11 @@ def aws_env(ep: Endpoint) -> dict[str, str]:
     }
 
 
+@lru_cache(maxsize=64)
 def client(ep: Endpoint, service: str) -> Any:
-    """A boto3 client bound to ``ep`` regardless of the caller's environment."""
+    """A boto3 client bound to ``ep`` regardless of the caller's environment. One per endpoint
+    and service: making a client costs tens of milliseconds, and the pollers, waits and
+    reconciliations ask for them in loops (clients are thread-safe)."""
     env = aws_env(ep)
     return boto3.client(
         service,  # type: ignore[call-overload]
