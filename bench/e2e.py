@@ -113,6 +113,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     args = parser.parse_args()
     cores = os.cpu_count() or 2
+    wall = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="imgpipe-e2e-"))
     os.environ[endpoint.STATE_DIR_ENV] = str(workdir / "state")
     photos = twelve_mp_photos(workdir)
@@ -172,6 +173,7 @@ def main() -> int:
     )
     print(f"\nthroughput / bare engine: {throughput / bare:.2f} (target >= 0.8)")
     print(f"burst drain / (100 x engine time / cores): {drain / ideal_drain:.2f} (target <= 1.25)")
+    print(f"bench wall time {time.monotonic() - wall:.0f}s")
     if lost:
         print(f"NOT FINAL: {len(lost)} uploads", file=sys.stderr)
         return 1

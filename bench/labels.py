@@ -102,6 +102,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    wall = time.monotonic()
     local.check_installed()
     data = PHOTO.read_bytes()
     large = max(
@@ -128,6 +129,7 @@ def main() -> int:
         print(f"{name:30s}{load_ms(MODEL_KEYS[name]):16.0f}{ms:16.1f}")
     print(f"{'all four':30s}{'':16s}{total:16.1f}")
     print(f"\npip install 'imgpipe[local-ml]' adds {install_mb():.0f} MB on disk")
+    print(f"bench wall time {time.monotonic() - wall:.0f}s")
     return 0
 
 
