@@ -18,8 +18,12 @@ class Superseded(Exception):
     """The event is older than what the catalog holds, or a duplicate of it: nothing to do."""
 
 
+# The input's fault: recorded REJECTED and acknowledged. Everything else is retried.
+PERMANENT: tuple[type[ImageRejected], ...] = (ImageRejected,)
+
+
 def is_permanent(exc: BaseException) -> bool:
-    return isinstance(exc, ImageRejected)
+    return isinstance(exc, PERMANENT)
 
 
 def describe(exc: BaseException) -> str:

@@ -16,9 +16,9 @@ from aws_lambda_powertools import Logger
 
 from .catalog import Catalog, supersedes
 from .config import Settings
-from .errors import Superseded, describe, is_permanent
+from .errors import PERMANENT, Superseded, describe
 from .events import S3ObjectEvent
-from .imaging import ImageRejected, render
+from .imaging import render
 from .labels import Labeler, LabelRequest, NullLabeler
 from .notify import Notifier
 from .observability import record_outcome
@@ -95,10 +95,7 @@ class Pipeline:
             record = self._process(event, base)
         except Superseded as exc:
             return self._skip(event, stored, str(exc))
-        except Exception as exc:
-            if not is_permanent(exc):
-                raise
-            assert isinstance(exc, ImageRejected)
+        except PERMANENT as exc:
             logger.info("rejected", extra={"reason": exc.reason, "detail": exc.detail})
             record = {**base, "status": "REJECTED", "reason": exc.reason, "detail": exc.detail}
         return self._finish(record)
