@@ -12,7 +12,7 @@ RUN pip install --no-cache-dir "${LAMBDA_TASK_ROOT}[local-ml]" \
     && rm -rf ${LAMBDA_TASK_ROOT}/src
 # Convert the EfficientNet checkpoint to ONNX at build time, not on a cold start.
 ENV IMGPIPE_MODEL_CACHE=/opt/imgpipe-models
-RUN python -m imgpipe.labels.effnet
+RUN python -m imgpipe.labels.effnet_convert
 
 ENV LABELER=local
 CMD ["imgpipe.handlers.process.handler"]

@@ -25,9 +25,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from imgpipe.deployment import Deployment
 from imgpipe.local import endpoint
-from imgpipe.local.chaos import (
+from imgpipe.local.deploy import deploy
+from imgpipe.local.stack import discover
+from imgpipe.record import ImageRecord
+from imgpipe.redrive import Queues, redrive
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness lives in tests/
+from tests.harness.chaos import (
+    Reconciliation,
     Upload,
+    collect,
     drain,
     make_uploads,
     queue_depth,
@@ -35,10 +44,8 @@ from imgpipe.local.chaos import (
     subscribe_inbox,
     wait_drained,
 )
-from imgpipe.local.demo import corpus_dir
-from imgpipe.local.deploy import deploy
-from imgpipe.local.stack import Stack, discover
-from imgpipe.redrive import Queues, redrive
+
+from imgpipe.cli.demo import corpus_dir
 
 
 def start_runner(state: Path, log: Path, fault_rate: float) -> subprocess.Popen[bytes]:
@@ -63,7 +70,7 @@ def stop_runner(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def upload_all(stack: Stack, uploads: list[Upload]) -> None:
+def upload_all(stack: Deployment, uploads: list[Upload]) -> None:
     s3 = stack.client("s3")
 
     def put(u: Upload) -> None:
@@ -73,13 +80,46 @@ def upload_all(stack: Stack, uploads: list[Upload]) -> None:
         list(pool.map(put, uploads))
 
 
-def main() -> int:
+def deploy_for_chaos(ep: endpoint.Endpoint) -> Deployment:
+    deploy(
+        ep,
+        quiet=True,
+        # Labels are not what this measures: the thumbnail path alone, faster retries.
+        params={"processTimeout": "5", "visibilityTimeout": "30", "labeler": "none"},
+    )
+    return discover(ep)
+
+
+def announced(
+    stack: Deployment,
+    inbox: str,
+    runner: subprocess.Popen[bytes],
+    target: int,
+    timeout: float,
+    into: list[ImageRecord],
+) -> bool:
+    """Gather notifications into ``into`` until ``target`` keys were announced; False if the
+    runner died or nothing moved for ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while len({n.key for n in into}) < target:
+        if runner.poll() is not None or time.monotonic() > deadline:
+            return False
+        into += drain(stack, inbox)
+        time.sleep(0.2)  # the polling interval
+    return True
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--uploads", type=int, default=500)
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--crash-at", type=float, default=1 / 3, help="fraction final at the crash")
     parser.add_argument("--timeout", type=float, default=1200)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     started = time.monotonic()
     phases: list[tuple[str, float]] = []
 
@@ -90,36 +130,26 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="imgpipe-chaos-"))
     os.environ[endpoint.STATE_DIR_ENV] = str(state)
     log = state / "runners.log"
+    photos = sorted(corpus_dir().glob("*.jpg"))
+    if not photos:
+        print(f"no photos in {corpus_dir()}", file=sys.stderr)
+        return 2
     ep = endpoint.up()
     try:
-        deploy(
-            ep,
-            quiet=True,
-            # Labels are not what this measures: the thumbnail path alone, faster retries.
-            params={"processTimeout": "5", "visibilityTimeout": "30", "labeler": "none"},
-        )
-        stack = discover(ep)
+        stack = deploy_for_chaos(ep)
         phase(f"deployed to {ep.url}")
         inbox = subscribe_inbox(stack, "chaos-inbox")
-        photos = sorted(corpus_dir().glob("*.jpg"))
-        if not photos:
-            print(f"no photos in {corpus_dir()}", file=sys.stderr)
-            return 2
         uploads = make_uploads(args.uploads, photos, prefix="chaos/")
-        notifications: list[dict[str, object]] = []
+        notifications: list[ImageRecord] = []
         runner = start_runner(state, log, args.fault_rate)
         upload_all(stack, uploads)
         phase(
             f"uploaded {len(uploads)} ({sum(u.expected == 'REJECTED' for u in uploads)} not images)"
         )
         target = int(len(uploads) * args.crash_at)
-        deadline = time.monotonic() + args.timeout
-        while len({n["key"] for n in notifications}) < target:
-            if runner.poll() is not None or time.monotonic() > deadline:
-                print(f"the runner stopped or stalled; see {log}", file=sys.stderr)
-                return 2
-            notifications += drain(stack, inbox)
-            time.sleep(0.2)
+        if not announced(stack, inbox, runner, target, args.timeout, notifications):
+            print(f"the runner stopped or stalled; see {log}", file=sys.stderr)
+            return 2
         os.killpg(runner.pid, signal.SIGKILL)
         runner.wait()
         phase(f"runner SIGKILLed mid-batch with {target} uploads announced")
@@ -134,9 +164,13 @@ def main() -> int:
         runner = start_runner(state, log, 0.0)
         drained = wait_drained(stack, stack.queue_url, args.timeout)
         stop_runner(runner)
-        time.sleep(1)  # SNS -> SQS delivery of the last notifications
-        notifications += drain(stack, inbox)
-        phase(f"redrove {result['moved']} with faults off; drained={drained}")
+        # SNS -> SQS delivery is asynchronous: gather until every upload's outcome is in
+        keys = {u.key for u in uploads}
+        seen = {n.key for n in notifications}
+        notifications += collect(
+            stack, inbox, lambda got: keys <= seen | {n.key for n in got}, timeout=60
+        )
+        phase(f"redrove {result.moved} with faults off; drained={drained}")
         rec = reconcile(stack, uploads, notifications)
         phase("reconciled")
     finally:
@@ -145,6 +179,10 @@ def main() -> int:
         f"\nfault rate {args.fault_rate:.0%}, 1 runner crash, {dlq} via the DLQ, "
         f"wall {time.monotonic() - started:.0f}s (runner log: {log})"
     )
+    return verdict(rec)
+
+
+def verdict(rec: Reconciliation) -> int:
     print(rec.line())
     if rec.lost_keys:
         print("lost:", ", ".join(rec.lost_keys[:20]))

@@ -23,15 +23,18 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from imgpipe.catalog import Catalog
+from imgpipe.deployment import Deployment
 from imgpipe.imaging import Limits, parse_sizes, render
 from imgpipe.local import endpoint
 from imgpipe.local.deploy import deploy
 from imgpipe.local.runner import Runner
-from imgpipe.local.stack import Stack, discover
+from imgpipe.local.stack import discover
+from imgpipe.outcomes import FINAL
 
 sys.path.insert(0, str(Path(__file__).parent))
 from thumbs import make_photo
@@ -80,7 +83,7 @@ class Watcher:
     """Polls the catalog for the final status of each key; the latency is the record's own
     updated_at (written by the worker) minus the moment the upload call returned."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Deployment) -> None:
         self.catalog = Catalog(stack.client("dynamodb"), stack.table)
         self.bucket = stack.uploads_bucket
         self.uploaded: dict[str, float] = {}
@@ -98,12 +101,55 @@ class Watcher:
                 if key in self.final:
                     continue
                 record = self.catalog.get(self.bucket, key)
-                if record and record.get("status") in {"DONE", "REJECTED", "FAILED"}:
-                    self.final[key] = datetime.fromisoformat(record["updated_at"]).timestamp()
+                if record and record.status in FINAL:
+                    self.final[key] = datetime.fromisoformat(record.updated_at).timestamp()
             time.sleep(0.2)
 
     def latencies(self, keys: list[str]) -> list[float]:
         return [self.final[k] - self.uploaded[k] for k in keys if k in self.final]
+
+
+@dataclass
+class Measured:
+    burst: list[str] = field(default_factory=list)
+    steady: list[str] = field(default_factory=list)
+    drain: float = 0.0  # seconds from the first burst upload to its last final status
+    emulator_cpu: float = 0.0  # CPU seconds the emulator spent during the burst
+
+
+def measure(
+    ep: endpoint.Endpoint, photos: list[bytes], args: argparse.Namespace
+) -> tuple[Measured, Watcher]:
+    cores = os.cpu_count() or 2
+    deploy(ep, quiet=True, params={"labeler": "none"})
+    stack = discover(ep)
+    s3 = stack.client("s3")
+    watcher = Watcher(stack)
+    out = Measured()
+
+    def put(key: str, data: bytes) -> None:
+        s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=data)
+        watcher.uploaded_now(key)
+
+    with Runner(stack, max_concurrency=cores):
+        time.sleep(3)  # let the workers start, as warm Lambdas would be
+        out.burst = [f"burst/{i:03d}.jpg" for i in range(args.burst)]
+        emulator_before = cpu_seconds(ep.pid)
+        started = time.time()
+        with ThreadPoolExecutor(8) as pool:
+            for i, key in enumerate(out.burst):
+                pool.submit(put, key, photos[i % len(photos)])
+        watcher.wait(out.burst, 600)
+        out.drain = max(watcher.final.values()) - started
+        out.emulator_cpu = cpu_seconds(ep.pid) - emulator_before
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < args.seconds:
+            key = f"steady/{len(out.steady):03d}.jpg"
+            put(key, photos[len(out.steady) % len(photos)])
+            out.steady.append(key)
+            time.sleep(max(0.0, t0 + len(out.steady) / args.rate - time.monotonic()))
+        watcher.wait(out.steady, 120)
+    return out, watcher
 
 
 def main() -> int:
@@ -120,36 +166,10 @@ def main() -> int:
     engine = engine_ms(photos)
     ep = endpoint.up()
     try:
-        deploy(ep, quiet=True, params={"labeler": "none"})
-        stack = discover(ep)
-        s3 = stack.client("s3")
-        watcher = Watcher(stack)
-
-        def put(key: str, data: bytes) -> None:
-            s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=data)
-            watcher.uploaded_now(key)
-
-        with Runner(stack, max_concurrency=cores):
-            time.sleep(3)  # let the workers start, as warm Lambdas would be
-            burst = [f"burst/{i:03d}.jpg" for i in range(args.burst)]
-            emulator_before = cpu_seconds(ep.pid)
-            started = time.time()
-            with ThreadPoolExecutor(8) as pool:
-                for i, key in enumerate(burst):
-                    pool.submit(put, key, photos[i % len(photos)])
-            watcher.wait(burst, 600)
-            drain = max(watcher.final.values()) - started
-            emulator_cpu = cpu_seconds(ep.pid) - emulator_before
-            steady: list[str] = []
-            t0 = time.monotonic()
-            while time.monotonic() - t0 < args.seconds:
-                key = f"steady/{len(steady):03d}.jpg"
-                put(key, photos[len(steady) % len(photos)])
-                steady.append(key)
-                time.sleep(max(0.0, t0 + len(steady) / args.rate - time.monotonic()))
-            watcher.wait(steady, 120)
+        m, watcher = measure(ep, photos, args)
     finally:
         endpoint.down()
+    burst, steady, drain, emulator_cpu = m.burst, m.steady, m.drain, m.emulator_cpu
     lost = [k for k in burst + steady if k not in watcher.final]
     burst_lat, steady_lat = watcher.latencies(burst), watcher.latencies(steady)
     throughput = len(burst) / drain

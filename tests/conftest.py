@@ -2,14 +2,94 @@
 
 from __future__ import annotations
 
+import copy
 import io
+import json
+from functools import cache
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus" / "exif-orientation"
+EVENTS = Path(__file__).resolve().parent / "events"
+
+
+@cache
+def _recorded(name: str) -> str:
+    return (EVENTS / name).read_text()
+
+
+def load_event(name: str) -> Any:
+    """A fresh copy of a recorded payload in tests/events/ (see its README for sources)."""
+    return json.loads(_recorded(name))
+
+
+class Events:
+    """Events of AWS's real shape (copies of tests/events/), changed only where a test says."""
+
+    def s3_body(
+        self,
+        *keys: str,
+        event: str = "ObjectCreated:Put",
+        etag: str = "",
+        sequencer: str = "",
+        size: int = 1,
+        bucket: str = "uploads",
+        event_time: str = "2026-11-25T12:00:00.000Z",
+    ) -> str:
+        """An S3 notification body with one record per key. Keys are form-encoded as S3 sends
+        them; an empty ETag or sequencer is left out, as moto leaves them out."""
+        removed = event.startswith("ObjectRemoved:")
+        template = load_event(
+            "s3-object-removed-delete.json" if removed else "s3-object-created-put.json"
+        )["Records"][0]
+        records = []
+        for key in keys:
+            record = copy.deepcopy(template)
+            record["eventName"], record["eventTime"] = event, event_time
+            record["s3"]["bucket"].update(name=bucket, arn=f"arn:aws:s3:::{bucket}")
+            obj: dict[str, object] = {"key": quote_plus(key, safe="/")}
+            if not removed:
+                obj["size"] = size
+            if etag:
+                obj["eTag"] = etag
+            if sequencer:
+                obj["sequencer"] = sequencer
+            record["s3"]["object"] = obj
+            records.append(record)
+        return json.dumps({"Records": records})
+
+    def sqs_record(self, message_id: str, body: str, receive_count: int = 1) -> Any:
+        record = load_event("sqs-event.json")["Records"][0]
+        record.update(messageId=message_id, receiptHandle=f"rh-{message_id}", body=body)
+        record["attributes"]["ApproximateReceiveCount"] = str(receive_count)
+        return record
+
+    def upload_record(
+        self,
+        message_id: str,
+        key: str,
+        receive_count: int = 1,
+        *,
+        etag: str = "",
+        sequencer: str = "",
+        event: str = "ObjectCreated:Put",
+    ) -> Any:
+        """An SQS record carrying one S3 event for ``key`` in bucket "uploads"."""
+        body = self.s3_body(key, event=event, etag=etag, sequencer=sequencer)
+        return self.sqs_record(message_id, body, receive_count)
+
+    def sqs_event(self, *records: Any) -> Any:
+        return {"Records": list(records)}
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
 
 
 def jpeg_bytes(

@@ -10,13 +10,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from .catalog import FINAL, Catalog
+from .catalog import Catalog, PageKey
+from .codec import Json, JsonObject, unstructure
+from .outcomes import FINAL, Status
+from .record import ImageRecord, to_document
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from .deployment import Deployment
 
 URL_TTL = 900  # seconds a presigned thumbnail URL stays valid
 MAX_KEY_BYTES = 1024  # S3's own limit
@@ -31,17 +37,17 @@ class BadRequest(ValueError):
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
-    body: dict[str, Any]
+    body: JsonObject
 
-    def as_lambda(self) -> dict[str, Any]:
+    def as_lambda(self) -> dict[str, object]:
         return {
             "statusCode": self.status,
             "headers": {"content-type": "application/json", "cache-control": "no-store"},
-            "body": json.dumps(self.body, ensure_ascii=False, default=str),
+            "body": json.dumps(self.body, ensure_ascii=False),
         }
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
     if not key or len(key.encode()) > MAX_KEY_BYTES:
         raise BadRequest(f"the key must be 1 to {MAX_KEY_BYTES} bytes of UTF-8")
     if any(ord(c) < 32 or ord(c) == 127 for c in key):
@@ -49,32 +55,27 @@ def _check_key(key: str) -> str:
     return key
 
 
-def encode_cursor(last: dict[str, Any] | None) -> str | None:
-    if not last:
+def encode_cursor(last: PageKey | None) -> str | None:
+    if last is None:
         return None
-    return base64.urlsafe_b64encode(json.dumps(last).encode()).decode()
+    raw = json.dumps({"bucket": last.bucket, "key": last.key}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
 
 
-def decode_cursor(cursor: str) -> dict[str, Any]:
+def decode_cursor(cursor: str) -> PageKey:
     try:
         value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise BadRequest("cursor is not one this API returned") from None
     if not isinstance(value, dict) or set(value) != {"bucket", "key"}:
         raise BadRequest("cursor is not one this API returned")
-    return value
+    return PageKey(str(value["bucket"]), str(value["key"]))
 
 
-class Target(Protocol):
-    """A local Stack or a Deployment: names and a client factory."""
-
-    @property
-    def table(self) -> str: ...
-    @property
-    def uploads_bucket(self) -> str: ...
-    @property
-    def derived_bucket(self) -> str: ...
-    def client(self, service: str) -> Any: ...
+@dataclass(frozen=True, slots=True)
+class Page:
+    records: list[ImageRecord]
+    cursor: str | None
 
 
 class StatusApi:
@@ -85,57 +86,71 @@ class StatusApi:
         self.derived_bucket = derived_bucket
 
     @classmethod
-    def of(cls, target: Target) -> StatusApi:
+    def of(cls, dep: Deployment) -> StatusApi:
         return cls(
-            Catalog(target.client("dynamodb"), target.table),
-            target.client("s3"),
-            target.uploads_bucket,
-            target.derived_bucket,
+            Catalog(dep.client("dynamodb"), dep.table),
+            dep.client("s3"),
+            dep.uploads_bucket,
+            dep.derived_bucket,
         )
 
-    def handle(self, method: str, path: str, query: dict[str, str]) -> Response:
+    def handle(self, method: str, path: str, query: Mapping[str, str]) -> Response:
         """``path`` is decoded (``/images/a b.jpg``)."""
         try:
             if method != "GET":
                 return Response(405, {"message": f"{method} is not allowed; use GET"})
             if path in ("/images", "/images/"):
-                return self.list(query)
+                page = self.page(query)
+                items: list[Json] = [self.public(r) for r in page.records]
+                return Response(200, {"items": items, "cursor": page.cursor})
             if path.startswith("/images/"):
-                return self.get(_check_key(path.removeprefix("/images/")))
+                key = check_key(path.removeprefix("/images/"))
+                record = self.record(key)
+                if record is None:
+                    return Response(404, {"message": f"no image with key {key!r}", "key": key})
+                return Response(200, self.public(record))
             return Response(404, {"message": f"no route {path}; try /images or /images/<key>"})
         except BadRequest as exc:
             return Response(400, {"message": str(exc)})
 
-    def _with_urls(self, record: dict[str, Any]) -> dict[str, Any]:
-        for thumb in record.get("thumbnails", []):
-            thumb["url"] = self.s3.generate_presigned_url(
-                "get_object",
-                Params={"Bucket": self.derived_bucket, "Key": thumb["key"]},
-                ExpiresIn=URL_TTL,
-            )
-        record.pop("notified", None)
-        return record
+    def public(self, record: ImageRecord) -> JsonObject:
+        """The published document, each thumbnail with a presigned URL."""
+        doc = to_document(record)
+        thumbs: list[Json] = []
+        for ref in record.thumbnails:
+            thumb = unstructure(ref)
+            assert isinstance(thumb, dict)
+            thumb["url"] = self.url(ref.key)
+            thumbs.append(thumb)
+        doc["thumbnails"] = thumbs
+        return doc
 
-    def get(self, key: str) -> Response:
-        record = self.catalog.get(self.uploads_bucket, key)
-        if record is None:
-            return Response(404, {"message": f"no image with key {key!r}", "key": key})
-        return Response(200, self._with_urls(record))
+    def url(self, derived_key: str) -> str:
+        return self.s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.derived_bucket, "Key": derived_key},
+            ExpiresIn=URL_TTL,
+        )
 
-    def list(self, query: dict[str, str]) -> Response:
+    def record(self, key: str) -> ImageRecord | None:
+        return self.catalog.get(self.uploads_bucket, key)
+
+    def page(self, query: Mapping[str, str]) -> Page:
         raw_limit = query.get("limit", str(DEFAULT_LIMIT))
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
             raise BadRequest(f"limit must be 1..{MAX_LIMIT}, got {raw_limit!r}")
-        status = query.get("status", "").upper() or None
-        if status is not None and status not in FINAL:
+        raw_status = query.get("status", "").upper()
+        if raw_status and raw_status not in FINAL:
             raise BadRequest(f"status must be one of {', '.join(sorted(FINAL))}")
         prefix = query.get("prefix", "")
         if prefix:
-            _check_key(prefix)
+            check_key(prefix)
         start = decode_cursor(query["cursor"]) if query.get("cursor") else None
-        items, last = self.catalog.page(
-            self.uploads_bucket, prefix=prefix, status=status, limit=int(raw_limit), start=start
+        records, last = self.catalog.page(
+            self.uploads_bucket,
+            prefix=prefix,
+            status=Status(raw_status) if raw_status else None,
+            limit=int(raw_limit),
+            start=start,
         )
-        return Response(
-            200, {"items": [self._with_urls(i) for i in items], "cursor": encode_cursor(last)}
-        )
+        return Page(records, encode_cursor(last))

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from . import faults
-
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_rekognition import RekognitionClient
@@ -31,14 +29,14 @@ CLIENT_CONFIG = Config(
 
 
 @lru_cache(maxsize=1)
-def _session() -> boto3.Session:
+def session() -> boto3.Session:
+    """The process's session: every client below comes from it, so event handlers registered
+    on it first (the local runner's fault injection) reach them all."""
     return boto3.Session()
 
 
 def _client(service: str, config: Config = CLIENT_CONFIG) -> Any:
-    client = _session().client(service, config=config)  # type: ignore[call-overload]
-    faults.install(client, service)  # a no-op unless IMGPIPE_FAULT_RATE is set (tests)
-    return client
+    return session().client(service, config=config)  # type: ignore[call-overload]
 
 
 @lru_cache(maxsize=1)
@@ -74,5 +72,5 @@ def rekognition() -> RekognitionClient:
 
 def reset() -> None:
     """Forget cached clients (tests change endpoints and credentials between cases)."""
-    for fn in (_session, s3, sqs, dynamodb, sns, rekognition):
+    for fn in (session, s3, sqs, dynamodb, sns, rekognition):
         fn.cache_clear()

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .imaging import Limits, ThumbSpec, parse_sizes
+from .imaging import DEFAULT_SIZES, Limits, RenderOptions, parse_sizes
 from .labels import BACKENDS, DETECTORS, LabelSettings
 
-DEFAULT_SIZES = "small=128,medium=512,large=1024"
+# The one source of defaults: the engine's own (RenderOptions, Limits, LabelSettings).
+_RENDER = RenderOptions()
+_LABELS = LabelSettings()
 
 
 class ConfigError(ValueError):
@@ -23,11 +25,8 @@ class Settings:
     derived_bucket: str
     table_name: str
     topic_arn: str
-    sizes: tuple[ThumbSpec, ...]
-    limits: Limits
+    render: RenderOptions
     max_receive_count: int
-    jpeg_quality: int
-    include_gps: bool
     labels: LabelSettings
 
 
@@ -67,7 +66,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         sizes = parse_sizes(env.get("THUMBNAIL_SIZES", DEFAULT_SIZES))
     except ValueError as exc:
         raise ConfigError(f"THUMBNAIL_SIZES: {exc}") from None
-    quality = _int(env, "JPEG_QUALITY", 85)
+    quality = _int(env, "JPEG_QUALITY", _RENDER.jpeg_quality)
     if quality > 95:
         raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
     return Settings(
@@ -75,21 +74,23 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         derived_bucket=_required(env, "DERIVED_BUCKET"),
         table_name=_required(env, "TABLE_NAME"),
         topic_arn=env.get("TOPIC_ARN", "").strip(),
-        sizes=sizes,
-        limits=Limits(
-            max_bytes=_int(env, "MAX_BYTES", 50 * 1024 * 1024),
-            max_pixels=_int(env, "MAX_PIXELS", 80_000_000),
-            max_frames=_int(env, "MAX_FRAMES", 1000),
+        render=RenderOptions(
+            sizes=sizes,
+            limits=Limits(
+                max_bytes=_int(env, "MAX_BYTES", _RENDER.limits.max_bytes),
+                max_pixels=_int(env, "MAX_PIXELS", _RENDER.limits.max_pixels),
+                max_frames=_int(env, "MAX_FRAMES", _RENDER.limits.max_frames),
+            ),
+            jpeg_quality=quality,
+            include_gps=_bool(env, "INCLUDE_GPS"),
         ),
         max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3),
-        jpeg_quality=quality,
-        include_gps=_bool(env, "INCLUDE_GPS"),
         labels=_label_settings(env),
     )
 
 
 def _label_settings(env: Mapping[str, str]) -> LabelSettings:
-    backend = env.get("LABELER", "none").strip().lower() or "none"
+    backend = env.get("LABELER", _LABELS.backend).strip().lower() or _LABELS.backend
     if backend not in BACKENDS:
         raise ConfigError(f"LABELER must be one of {', '.join(BACKENDS)}, got {backend!r}")
     raw = env.get("DETECTORS", "").strip()
@@ -99,13 +100,13 @@ def _label_settings(env: Mapping[str, str]) -> LabelSettings:
         raise ConfigError(
             f"DETECTORS: unknown {unknown}; choose from {', '.join(sorted(DETECTORS))}"
         )
-    confidence = _int(env, "MIN_CONFIDENCE", 75)
+    confidence = _int(env, "MIN_CONFIDENCE", int(_LABELS.min_confidence))
     if confidence > 100:
         raise ConfigError(f"MIN_CONFIDENCE must be at most 100, got {confidence}")
     return LabelSettings(
         backend=backend,
         min_confidence=float(confidence),
-        max_labels=_int(env, "MAX_LABELS", 10),
+        max_labels=_int(env, "MAX_LABELS", _LABELS.max_labels),
         detectors=detectors,
     )
 

@@ -1,15 +1,21 @@
-"""Where a stage lives: bucket, table and queue names, read from the deployed stack.
+"""Where a stage lives: names of its buckets, table, queues and topic, and clients to reach them.
 
-Locally that is the stack on the embedded endpoint (or LocalStack); on AWS, the CloudFormation
-outputs of ``imgpipe-<stage>``. The CLI works against either the same way.
+One type for every kind of stage. On AWS it is read from the CloudFormation outputs of
+``imgpipe-<stage>`` (``from_cloudformation``); the local tools (``imgpipe.local.stack``) build
+the same type for the stack on their endpoint, adding the process function and its mapping that
+the local runner plays. Nothing here imports the local tools: they depend on the core, not the
+other way round.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 SERVICE = "imgpipe"
@@ -19,40 +25,92 @@ class DeploymentError(RuntimeError):
     """Says what to do, in one line."""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    name: str
+    handler: str
+    timeout: int
+    memory: int
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MappingSpec:
+    queue_arn: str
+    batch_size: int
+    window: int
+    max_concurrency: int
+    report_failures: bool
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """How to reach a stage: an endpoint (None: AWS itself) and, locally, fixed credentials."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    key_id: str | None = None
+    secret: str | None = None
+
+
+@lru_cache(maxsize=64)
+def make_client(access: Access, service: str) -> Any:
+    """One client per place and service: making one costs tens of milliseconds, and polls and
+    reconciliations ask for them in loops (clients are thread-safe)."""
+    factory: Callable[..., Any] = boto3.client  # typed per service by the callers' stubs
+    return factory(
+        service,
+        # SigV4 everywhere: presigned thumbnail URLs must work in every region.
+        config=Config(signature_version="s3v4") if service == "s3" else None,
+        endpoint_url=access.endpoint_url,
+        region_name=access.region,
+        aws_access_key_id=access.key_id,
+        aws_secret_access_key=access.secret,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
     stage: str
     uploads_bucket: str
     derived_bucket: str
     table: str
+    topic_arn: str
     queue_url: str
     dlq_url: str
-    endpoint_url: str | None = None  # None: real AWS
-    local_stack: Any = None  # imgpipe.local.stack.Stack when local
-    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+    access: Access = Access()
+    kind: str = "aws"  # "aws", or the local endpoint's kind: "moto", "localstack"
+    process: FunctionSpec | None = None  # read back locally, for the runner
+    mapping: MappingSpec | None = None
+
+    @property
+    def name(self) -> str:
+        return stack_name(self.stage)
 
     @property
     def is_local(self) -> bool:
-        return self.local_stack is not None
-
-    def client(self, service: str) -> Any:
-        if self.local_stack is not None:
-            return self.local_stack.client(service)
-        if service not in self._clients:
-            self._clients[service] = boto3.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
-        return self._clients[service]
+        return self.kind != "aws"
 
     @property
     def redrive_function(self) -> str:
-        return f"{SERVICE}-{self.stage}-redrive"
+        return f"{self.name}-redrive"
+
+    def client(self, service: str) -> Any:
+        return make_client(self.access, service)
 
 
-def resolve(stage: str, endpoint_url: str | None = None) -> Deployment:
-    if stage == "local":
-        return _local(endpoint_url)
+def stack_name(stage: str) -> str:
+    return f"{SERVICE}-{stage}"
+
+
+def from_cloudformation(stage: str, endpoint_url: str | None = None) -> Deployment:
+    """The stage ``stage`` deployed on AWS (or ``endpoint_url``), from its stack outputs."""
+    access = Access(endpoint_url=endpoint_url)
     try:
-        cfn = boto3.client("cloudformation", endpoint_url=endpoint_url)
-        stacks = cfn.describe_stacks(StackName=f"{SERVICE}-{stage}")["Stacks"]
+        stacks = make_client(access, "cloudformation").describe_stacks(StackName=stack_name(stage))[
+            "Stacks"
+        ]
     except NoRegionError:
         raise DeploymentError(
             "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a profile's region),"
@@ -65,7 +123,7 @@ def resolve(stage: str, endpoint_url: str | None = None) -> Deployment:
         ) from None
     except ClientError as exc:
         raise DeploymentError(
-            f"stack {SERVICE}-{stage} not found ({exc.response['Error']['Code']}): "
+            f"stack {stack_name(stage)} not found ({exc.response['Error']['Code']}): "
             f"deploy it with `make deploy STAGE={stage}`"
         ) from None
     except BotoCoreError as exc:
@@ -77,36 +135,12 @@ def resolve(stage: str, endpoint_url: str | None = None) -> Deployment:
             uploads_bucket=outputs["UploadsBucketName"],
             derived_bucket=outputs["DerivedBucketName"],
             table=outputs["ImagesTableName"],
+            topic_arn=outputs["EventsTopicArn"],
             queue_url=outputs["ImagesQueueUrl"],
             dlq_url=outputs["DeadLetterQueueUrl"],
-            endpoint_url=endpoint_url,
+            access=access,
         )
     except KeyError as exc:
-        raise DeploymentError(f"stack {SERVICE}-{stage} lacks output {exc}: redeploy it") from None
-
-
-def _local(endpoint_url: str | None) -> Deployment:
-    from .local import endpoint as local_endpoint
-    from .local.stack import StackNotDeployed, discover
-
-    ep = (
-        local_endpoint.Endpoint(endpoint_url.rstrip("/"), "localstack")
-        if endpoint_url
-        else local_endpoint.current()
-    )
-    if ep is None:
-        raise DeploymentError("no local stack is running: run `make deploy STAGE=local` first")
-    try:
-        stack = discover(ep, "local")
-    except StackNotDeployed as exc:
-        raise DeploymentError(str(exc)) from None
-    return Deployment(
-        stage="local",
-        uploads_bucket=stack.uploads_bucket,
-        derived_bucket=stack.derived_bucket,
-        table=stack.table,
-        queue_url=stack.queue_url,
-        dlq_url=stack.dlq_url,
-        endpoint_url=ep.url,
-        local_stack=stack,
-    )
+        raise DeploymentError(
+            f"stack {stack_name(stage)} lacks output {exc}: redeploy it"
+        ) from None

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .record import ImageRecord, to_document
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
 
-# Bookkeeping fields of the catalog record that mean nothing to a subscriber.
-_INTERNAL = frozenset({"notified"})
+def subject(record: ImageRecord) -> str:
+    """SNS subjects must be ASCII, without line breaks, at most 100 characters."""
+    text = f"imgpipe {record.status}: {record.key}"
+    return text.encode("ascii", "replace").decode()[:100].replace("\n", " ")
 
 
 class Notifier:
@@ -19,26 +22,19 @@ class Notifier:
         self._sns = client
         self._topic = topic_arn
 
-    def publish(self, record: Mapping[str, Any]) -> None:
+    def publish(self, record: ImageRecord) -> None:
         if self._sns is None or not self._topic:
             return
-        status, key = str(record["status"]), str(record["key"])
         attributes = {
-            "status": status,
-            "bucket": str(record["bucket"]),
-            "key": key,
-            "reason": str(record.get("reason") or "-"),
+            "status": record.status.value,
+            "bucket": record.bucket,
+            "key": record.key,
+            "reason": record.reason.value if record.reason else "-",
         }
-        subject = f"imgpipe {status}: {key}"
         self._sns.publish(
             TopicArn=self._topic,
-            # SNS subjects must be ASCII, without line breaks, at most 100 characters.
-            Subject=subject.encode("ascii", "replace").decode()[:100].replace("\n", " "),
-            Message=json.dumps(
-                {k: v for k, v in record.items() if k not in _INTERNAL},
-                default=str,
-                ensure_ascii=False,
-            ),
+            Subject=subject(record),
+            Message=json.dumps(to_document(record), ensure_ascii=False),
             MessageAttributes={
                 k: {"DataType": "String", "StringValue": v or "-"} for k, v in attributes.items()
             },

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+
+from .outcomes import Status
+from .record import ImageRecord
 
 # POWERTOOLS_METRICS_NAMESPACE and POWERTOOLS_SERVICE_NAME when set (serverless.yml sets both).
 # A batch of only s3:TestEvents or skipped duplicates has nothing to count: not worth a warning.
@@ -16,22 +18,23 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "imgpipe"))
 
 
-def record_outcome(record: dict[str, Any]) -> None:
+def record_outcome(record: ImageRecord) -> None:
     """Done / Rejected / Failed / Deleted counts, rejections by reason, stage timings, bytes."""
-    status = str(record["status"])
-    metrics.add_metric(name=status.title(), unit=MetricUnit.Count, value=1)
-    if status == "REJECTED":
-        metrics.add_metric(
-            name=f"Rejected.{record.get('reason', 'unknown')}", unit=MetricUnit.Count, value=1
-        )
-    if status != "DONE":
+    metrics.add_metric(name=record.status.title(), unit=MetricUnit.Count, value=1)
+    if record.status is Status.REJECTED:
+        reason = record.reason.value if record.reason else "unknown"
+        metrics.add_metric(name=f"Rejected.{reason}", unit=MetricUnit.Count, value=1)
+    if record.status is not Status.DONE:
         return
+    if record.thumbnail_ms is not None:
+        metrics.add_metric(
+            name="ThumbnailMs", unit=MetricUnit.Milliseconds, value=record.thumbnail_ms
+        )
+    if record.findings is not None:
+        metrics.add_metric(name="LabelMs", unit=MetricUnit.Milliseconds, value=record.findings.ms)
+    if record.ms is not None:
+        metrics.add_metric(name="TotalMs", unit=MetricUnit.Milliseconds, value=record.ms)
+    metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=record.size)
     metrics.add_metric(
-        name="ThumbnailMs", unit=MetricUnit.Milliseconds, value=record["thumbnail_ms"]
-    )
-    metrics.add_metric(name="LabelMs", unit=MetricUnit.Milliseconds, value=record["labeler"]["ms"])
-    metrics.add_metric(name="TotalMs", unit=MetricUnit.Milliseconds, value=record["ms"])
-    metrics.add_metric(name="BytesIn", unit=MetricUnit.Bytes, value=record["size"])
-    metrics.add_metric(
-        name="BytesOut", unit=MetricUnit.Bytes, value=sum(t["bytes"] for t in record["thumbnails"])
+        name="BytesOut", unit=MetricUnit.Bytes, value=sum(t.bytes for t in record.thumbnails)
     )

@@ -12,18 +12,52 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from .codec import JsonObject, unstructure
+from .errors import Unsupported, translate
 from .events import MalformedEvent, parse_body
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        DeleteMessageBatchRequestEntryTypeDef,
+        MessageAttributeValueOutputTypeDef,
+        MessageAttributeValueTypeDef,
+        MessageTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+    )
 
-_UNSUPPORTED = {"UnsupportedOperation", "InvalidAction", "NotImplemented", "501"}
 _PEEK_VISIBILITY = 30
+
+
+@dataclass(frozen=True, slots=True)
+class DlqMessage:
+    """What an operator needs to know about a DLQ message: which uploads it is about."""
+
+    message_id: str
+    keys: tuple[str, ...]  # "bucket/key", or "<malformed: ...>"
+    receive_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveResult:
+    moved: int
+    remaining: int
+    dry_run: bool
+    task: str | None = None  # a StartMessageMoveTask handle
+    messages: tuple[DlqMessage, ...] = ()  # dry runs list what would move
+
+    def as_json(self) -> JsonObject:
+        doc = unstructure(self)
+        assert isinstance(doc, dict)
+        doc.setdefault("task", None)
+        if not self.dry_run:
+            doc.pop("messages", None)
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +79,16 @@ def depth(sqs: SQSClient, url: str) -> int:
     return int(attrs.get("ApproximateNumberOfMessages", 0))
 
 
-def describe(message: MessageTypeDef) -> dict[str, Any]:
-    """What an operator needs to know about a DLQ message: which uploads it is about."""
+def describe(message: MessageTypeDef) -> DlqMessage:
     try:
-        keys = [f"{e.bucket}/{e.key}" for e in parse_body(message.get("Body", ""))]
+        keys = tuple(f"{e.bucket}/{e.key}" for e in parse_body(message.get("Body", "")))
     except MalformedEvent as exc:
-        keys = [f"<malformed: {exc}>"]
-    return {
-        "message_id": message.get("MessageId", ""),
-        "keys": keys,
-        "receive_count": int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
-    }
+        keys = (f"<malformed: {exc}>",)
+    return DlqMessage(
+        message_id=message.get("MessageId", ""),
+        keys=keys,
+        receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
+    )
 
 
 def _receive(sqs: SQSClient, url: str, count: int, visibility: int) -> list[MessageTypeDef]:
@@ -70,7 +103,9 @@ def _receive(sqs: SQSClient, url: str, count: int, visibility: int) -> list[Mess
     return list(resp.get("Messages", []))
 
 
-def _batches(sqs: SQSClient, url: str, limit: int, visibility: int) -> Iterator[list[Any]]:
+def _batches(
+    sqs: SQSClient, url: str, limit: int, visibility: int
+) -> Iterator[list[MessageTypeDef]]:
     taken = 0
     while taken < limit:
         batch = _receive(sqs, url, limit - taken, visibility)
@@ -80,21 +115,21 @@ def _batches(sqs: SQSClient, url: str, limit: int, visibility: int) -> Iterator[
         yield batch
 
 
-def peek(sqs: SQSClient, queues: Queues, max_messages: int) -> list[dict[str, Any]]:
+def peek(sqs: SQSClient, queues: Queues, max_messages: int) -> list[DlqMessage]:
     """List up to ``max_messages`` DLQ messages without moving them. They are hidden only for the
     moment of the listing and made visible again at once."""
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, DlqMessage] = {}
     handles: list[tuple[str, str]] = []
     for batch in _batches(sqs, queues.dlq_url, max_messages, _PEEK_VISIBILITY):
         for message in batch:
             seen.setdefault(message["MessageId"], describe(message))
             handles.append((message["MessageId"], message["ReceiptHandle"]))
     for start in range(0, len(handles), 10):
-        entries = [
+        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
             {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
             for i, (_, handle) in enumerate(handles[start : start + 10])
         ]
-        sqs.change_message_visibility_batch(QueueUrl=queues.dlq_url, Entries=entries)  # type: ignore[arg-type]
+        sqs.change_message_visibility_batch(QueueUrl=queues.dlq_url, Entries=entries)
     return list(seen.values())
 
 
@@ -105,19 +140,18 @@ def _move_task(sqs: SQSClient, queues: Queues) -> str | None:
             SourceArn=_arn(sqs, queues.dlq_url), DestinationArn=_arn(sqs, queues.source_url)
         )
     except ClientError as exc:
-        error = exc.response.get("Error", {})
-        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-        if error.get("Code") in _UNSUPPORTED or status in _UNSUPPORTED:
+        if isinstance(translate("sqs", exc), Unsupported):
             return None
         raise
     return resp["TaskHandle"]
 
 
-def _copy_attributes(message: MessageTypeDef) -> dict[str, Any]:
-    copied: dict[str, Any] = {}
-    for name, attr in message.get("MessageAttributes", {}).items():
-        value = {k: v for k, v in attr.items() if k in {"DataType", "StringValue", "BinaryValue"}}
-        copied[name] = value
+def _copy_attribute(attr: MessageAttributeValueOutputTypeDef) -> MessageAttributeValueTypeDef:
+    copied: MessageAttributeValueTypeDef = {"DataType": attr["DataType"]}
+    if "StringValue" in attr:
+        copied["StringValue"] = attr["StringValue"]
+    if "BinaryValue" in attr:
+        copied["BinaryValue"] = attr["BinaryValue"]
     return copied
 
 
@@ -126,23 +160,26 @@ def move(sqs: SQSClient, queues: Queues, max_messages: int) -> int:
     moved = 0
     # Long enough for a send and a delete; short enough that a crash returns them soon.
     for batch in _batches(sqs, queues.dlq_url, max_messages, 60):
-        entries = [
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {
                 "Id": str(i),
                 "MessageBody": m["Body"],
-                "MessageAttributes": _copy_attributes(m),
+                "MessageAttributes": {
+                    name: _copy_attribute(attr)
+                    for name, attr in m.get("MessageAttributes", {}).items()
+                },
             }
             for i, m in enumerate(batch)
         ]
-        sent = sqs.send_message_batch(QueueUrl=queues.source_url, Entries=entries)  # type: ignore[arg-type]
+        sent = sqs.send_message_batch(QueueUrl=queues.source_url, Entries=entries)
         ok = {s["Id"] for s in sent.get("Successful", [])}
-        deletes = [
+        deletes: list[DeleteMessageBatchRequestEntryTypeDef] = [
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
             for i, m in enumerate(batch)
             if str(i) in ok
         ]
         if deletes:
-            sqs.delete_message_batch(QueueUrl=queues.dlq_url, Entries=deletes)  # type: ignore[arg-type]
+            sqs.delete_message_batch(QueueUrl=queues.dlq_url, Entries=deletes)
         moved += len(deletes)
         if len(ok) < len(batch):
             failed = [f.get("Message", "") for f in sent.get("Failed", [])]
@@ -157,22 +194,22 @@ def redrive(
     dry_run: bool = False,
     *,
     use_move_task: bool = True,
-) -> dict[str, Any]:
+) -> RedriveResult:
     """Redrive the DLQ. ``max_messages=None`` means all of it. ``use_move_task=False`` skips
     StartMessageMoveTask (moto answers it with a bare 500 that looks like a real outage)."""
     before = depth(sqs, queues.dlq_url)
     limit = before if max_messages is None else max_messages
     if dry_run:
-        listed = peek(sqs, queues, limit)
-        return {"moved": 0, "remaining": before, "dry_run": True, "messages": listed, "task": None}
+        listed = tuple(peek(sqs, queues, limit))
+        return RedriveResult(moved=0, remaining=before, dry_run=True, messages=listed)
     task = _move_task(sqs, queues) if use_move_task and max_messages is None else None
     if task is not None:
-        return {"moved": before, "remaining": 0, "dry_run": False, "task": task}
+        return RedriveResult(moved=before, remaining=0, dry_run=False, task=task)
     moved = move(sqs, queues, limit)
-    return {"moved": moved, "remaining": depth(sqs, queues.dlq_url), "dry_run": False, "task": None}
+    return RedriveResult(moved=moved, remaining=depth(sqs, queues.dlq_url), dry_run=False)
 
 
-def parse_request(event: Any) -> tuple[int | None, bool]:
+def parse_request(event: object) -> tuple[int | None, bool]:
     """Accept ``{"max_messages": N, "dry_run": bool}`` (a JSON string too, as ``sls invoke -d``
     may pass it). Raises ValueError with a usable message on anything else."""
     if isinstance(event, str):

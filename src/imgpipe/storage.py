@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from .errors import Superseded
-from .imaging import ImageRejected, Limits, Thumbnail, check_size
+from .errors import raise_typed
+from .imaging import Limits, Thumbnail, check_size
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
-
-_MISSING = {"NoSuchKey", "404", "NotFound"}
-_CHANGED = {"PreconditionFailed", "412"}
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, ObjectIdentifierTypeDef
 
 
 def thumbnail_key(source_key: str, etag: str, thumb: Thumbnail) -> str:
@@ -28,21 +25,18 @@ class ObjectStore:
     def __init__(self, client: S3Client) -> None:
         self._s3 = client
 
-    def fetch(self, bucket: str, key: str, etag: str, limits: Limits) -> tuple[bytes, str]:
-        """The bytes and ETag of the version the event announced. Refuses by size before
-        reading the body; a vanished object is permanent, a replaced one is superseded."""
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        if etag:
-            kwargs["IfMatch"] = etag
+    def _get(self, bucket: str, key: str, etag: str) -> GetObjectOutputTypeDef:
         try:
-            resp = self._s3.get_object(**kwargs)
+            if etag:
+                return self._s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)
+            return self._s3.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in _MISSING:
-                raise ImageRejected("missing", "the object no longer exists") from None
-            if code in _CHANGED:
-                raise Superseded("the object was replaced; its newer event will follow") from None
-            raise
+            raise_typed("s3", exc)  # gone: SourceMissing; replaced: SourceChanged
+
+    def fetch(self, bucket: str, key: str, etag: str, limits: Limits) -> tuple[bytes, str]:
+        """The bytes and ETag of the version the event announced (``IfMatch``), refused by size
+        before the body is read."""
+        resp = self._get(bucket, key, etag)
         body = resp["Body"]
         try:
             check_size(int(resp.get("ContentLength", 0)), limits)

@@ -13,17 +13,20 @@ from typing import Any
 import pytest
 
 from imgpipe.catalog import Catalog
+from imgpipe.deployment import Deployment
 from imgpipe.local import endpoint
-from imgpipe.local.demo import wait_final
 from imgpipe.local.deploy import deploy
 from imgpipe.local.runner import Runner
-from imgpipe.local.stack import Stack, discover
+from imgpipe.local.stack import discover
+from imgpipe.outcomes import FINAL
+from imgpipe.record import ImageRecord
+from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
 
 
 @pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     own_endpoint = not os.environ.get("LOCALSTACK_ENDPOINT")
     saved = os.environ.get(endpoint.STATE_DIR_ENV)
     if own_endpoint:
@@ -43,12 +46,12 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @pytest.fixture(scope="session")
-def catalog(local_stack: Stack) -> Catalog:
+def catalog(local_stack: Deployment) -> Catalog:
     return Catalog(local_stack.client("dynamodb"), local_stack.table)
 
 
 @pytest.fixture(scope="session")
-def s3(local_stack: Stack) -> Any:
+def s3(local_stack: Deployment) -> Any:
     return local_stack.client("s3")
 
 
@@ -59,26 +62,29 @@ def prefix(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def runner(local_stack: Stack) -> Iterator[Runner]:
+def runner(local_stack: Deployment) -> Iterator[Runner]:
     with Runner(local_stack) as running:
         yield running
 
 
 def wait_for(
-    catalog: Catalog, stack: Stack, keys: list[str], timeout: float = 60.0
-) -> dict[str, dict[str, Any]]:
-    records = wait_final(catalog, stack.uploads_bucket, keys, timeout)
-    missing = sorted(set(keys) - set(records))
-    assert not missing, f"no final status within {timeout:.0f}s for {missing}"
-    return records
+    catalog: Catalog, stack: Deployment, keys: list[str], timeout: float = 60.0
+) -> dict[str, ImageRecord]:
+    """The final record of each key, polled; fails naming the keys still without one."""
+
+    def final() -> dict[str, ImageRecord]:
+        found = {k: catalog.get(stack.uploads_bucket, k) for k in keys}
+        return {k: r for k, r in found.items() if r is not None and r.status in FINAL}
+
+    return poll(final, lambda got: len(got) == len(keys), timeout, what=f"final status of {keys}")
 
 
-def dlq_keys(stack: Stack) -> list[str]:
+def dlq_keys(stack: Deployment) -> list[str]:
     """Keys named by the messages now in the DLQ (listed without moving them)."""
     from imgpipe.redrive import Queues, peek
 
     listed = peek(stack.client("sqs"), Queues(stack.queue_url, stack.dlq_url), 100)
-    return [k.split("/", 1)[1] for m in listed for k in m["keys"]]
+    return [k.split("/", 1)[1] for m in listed for k in m.keys]
 
 
 def corpus_bytes(corpus: Path, name: str) -> bytes:

@@ -12,8 +12,15 @@ from typing import Any
 import pytest
 
 from imgpipe.catalog import Catalog
-from imgpipe.faults import RATE_ENV
-from imgpipe.local.chaos import (
+from imgpipe.deployment import Deployment
+from imgpipe.local.runner import Runner
+from imgpipe.outcomes import FINAL
+from imgpipe.record import ImageRecord
+from imgpipe.redrive import Queues, redrive
+from tests.conftest import ROOT, jpeg_bytes
+from tests.functional.conftest import wait_for
+from tests.harness.chaos import (
+    collect,
     drain,
     make_uploads,
     queue_depth,
@@ -21,21 +28,17 @@ from imgpipe.local.chaos import (
     subscribe_inbox,
     wait_drained,
 )
-from imgpipe.local.runner import Runner
-from imgpipe.local.stack import Stack
-from imgpipe.redrive import Queues, redrive
-from tests.conftest import ROOT, jpeg_bytes
-from tests.functional.conftest import wait_for
+from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
 
 
 @pytest.fixture(scope="module")
-def inbox(local_stack: Stack) -> str:
+def inbox(local_stack: Deployment) -> str:
     return subscribe_inbox(local_stack, "delivery-inbox")
 
 
-def _take_message(stack: Stack) -> str:
+def _take_message(stack: Deployment) -> str:
     """Remove the one S3 event waiting in the images queue and return its body."""
     sqs = stack.client("sqs")
     deadline = time.monotonic() + 10
@@ -49,12 +52,12 @@ def _take_message(stack: Stack) -> str:
     raise AssertionError("no S3 event arrived in the images queue")
 
 
-def _mine(notes: list[dict[str, Any]], key: str) -> list[tuple[str, str]]:
-    return [(n["etag"], n["status"]) for n in notes if n["key"] == key]
+def _mine(notes: list[ImageRecord], key: str) -> list[tuple[str, str]]:
+    return [(n.etag, n.status.value) for n in notes if n.key == key]
 
 
 def test_duplicates_and_an_older_version_after_a_newer_one(
-    local_stack: Stack, catalog: Catalog, s3: Any, inbox: str, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, prefix: str
 ) -> None:
     key = prefix + "versions.jpg"
     sqs = local_stack.client("sqs")
@@ -64,7 +67,7 @@ def test_duplicates_and_an_older_version_after_a_newer_one(
     first = _take_message(local_stack)
     sqs.send_message(QueueUrl=local_stack.queue_url, MessageBody=first)
     with Runner(local_stack):
-        assert wait_for(catalog, local_stack, [key])[key]["etag"] == v1
+        assert wait_for(catalog, local_stack, [key])[key].etag == v1
     # WHEN version 2 arrives twice and version 1's event once more, after it
     v2 = s3.put_object(Bucket=bucket, Key=key, Body=jpeg_bytes((900, 600)))["ETag"].strip('"')
     second = _take_message(local_stack)
@@ -74,9 +77,10 @@ def test_duplicates_and_an_older_version_after_a_newer_one(
         assert wait_drained(local_stack, local_stack.queue_url, 30)
     # THEN the catalog holds version 2, and each version was announced once
     record = catalog.get(bucket, key)
-    assert record is not None and (record["etag"], record["width"]) == (v2, 900)
-    time.sleep(0.5)
-    assert sorted(_mine(drain(local_stack, inbox), key)) == sorted([(v1, "DONE"), (v2, "DONE")])
+    assert record is not None and record.image is not None
+    assert (record.etag, record.image.width) == (v2, 900)
+    notes = collect(local_stack, inbox, lambda got: len(_mine(got, key)) >= 2)
+    assert sorted(_mine(notes, key)) == sorted([(v1, "DONE"), (v2, "DONE")])
     # and only version 2's thumbnails remain
     left = [
         o["Key"]
@@ -88,24 +92,26 @@ def test_duplicates_and_an_older_version_after_a_newer_one(
 
 
 def test_delete_removes_thumbnails_and_marks_deleted(
-    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
     key = prefix + "short-lived.jpg"
     with Runner(local_stack):
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
         done = wait_for(catalog, local_stack, [key])[key]
-        assert done["status"] == "DONE"
+        assert done.status == "DONE"
         s3.delete_object(Bucket=local_stack.uploads_bucket, Key=key)
-        deadline = time.monotonic() + 30
-        while (catalog.get(local_stack.uploads_bucket, key) or {}).get("status") != "DELETED":
-            assert time.monotonic() < deadline, "no DELETED record"
-            time.sleep(0.3)
+        poll(
+            lambda: catalog.get(local_stack.uploads_bucket, key),
+            lambda record: record is not None and record.status == "DELETED",
+            30,
+            what="a DELETED record",
+        )
     listed = s3.list_objects_v2(Bucket=local_stack.derived_bucket, Prefix=f"thumbnails/{key}/")
     assert listed.get("KeyCount", 0) == 0
 
 
 def test_subscribers_can_filter_on_status(
-    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
     sqs, sns = local_stack.client("sqs"), local_stack.client("sns")
     url = sqs.create_queue(QueueName="rejections-only")["QueueUrl"]
@@ -121,9 +127,24 @@ def test_subscribers_can_filter_on_status(
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=good, Body=jpeg_bytes())
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=bad, Body=b"%PDF-1.7 not an image")
         wait_for(catalog, local_stack, [good, bad])
-    time.sleep(0.5)
-    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
-    envelopes = [json.loads(m["Body"]) for m in messages]
+    # the filtered queue gets its one message; a second (the DONE one) must never come
+    envelopes = poll(
+        lambda: [
+            json.loads(m["Body"])
+            for m in sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+        ],
+        bool,
+        30,
+        what="a filtered notification",
+    )
+    envelopes += [
+        json.loads(m["Body"])
+        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
+    ]
     assert [e["MessageAttributes"]["status"]["Value"] for e in envelopes] == ["REJECTED"]
     [envelope] = envelopes
     assert envelope["MessageAttributes"]["key"]["Value"] == bad
@@ -132,29 +153,43 @@ def test_subscribers_can_filter_on_status(
 
 
 def test_chaos_faults_and_a_crash_lose_nothing(
-    local_stack: Stack, catalog: Catalog, s3: Any, inbox: str, corpus: Path, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, corpus: Path, prefix: str
 ) -> None:
     uploads = make_uploads(30, sorted(corpus.glob("*.jpg")), prefix, bad_every=10)
     drain(local_stack, inbox)
     # GIVEN a fifth of all S3/DynamoDB/SNS calls failing, and the workers killed mid-batch
-    with Runner(local_stack, environment={RATE_ENV: "0.2"}, retry_visibility=1) as runner:
+    with Runner(local_stack, fault_rate=0.2, retry_visibility=1) as runner:
         for u in uploads:
             s3.put_object(Bucket=local_stack.uploads_bucket, Key=u.key, Body=u.body)
-        time.sleep(1.5)
+        # kill the workers once processing is under way, with most uploads still to go
+        poll(
+            lambda: runner.stats.batches,
+            lambda batches: batches >= 2,
+            60,
+            interval=0.05,
+            what="two batches processed",
+        )
         assert runner.crash() > 0
         assert wait_drained(local_stack, local_stack.queue_url, 120)
     # WHEN the DLQ is redriven with the faults gone
     redrive(
         local_stack.client("sqs"),
         Queues(local_stack.queue_url, local_stack.dlq_url),
-        use_move_task=local_stack.endpoint.kind != "moto",
+        use_move_task=local_stack.kind != "moto",
     )
     with Runner(local_stack):
         assert wait_drained(local_stack, local_stack.queue_url, 60)
-    time.sleep(0.5)
     # THEN every upload has its outcome, with thumbnails, announced once
     keys = {u.key for u in uploads}
-    notes = [n for n in drain(local_stack, inbox) if n["key"] in keys]
+    notes = [
+        n
+        for n in collect(
+            local_stack,
+            inbox,
+            lambda got: keys <= {n.key for n in got if n.status in FINAL and n.key in keys},
+        )
+        if n.key in keys
+    ]
     result = reconcile(local_stack, uploads, notes)
     assert result.line() == "uploads=30 done=27 rejected=3 failed=0 lost=0 duplicates_notified=0"
     assert result.wrong == 0
@@ -177,7 +212,7 @@ def _make(*args: str) -> dict[str, Any]:
 
 
 def test_make_redrive_invokes_the_function_with_sls_invoke(
-    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
     key = prefix + "parked.jpg"
     s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
@@ -195,4 +230,4 @@ def test_make_redrive_invokes_the_function_with_sls_invoke(
     assert moved["moved"] >= 1 and moved["remaining"] == 0
     # THEN the upload completes
     with Runner(local_stack):
-        assert wait_for(catalog, local_stack, [key])[key]["status"] == "DONE"
+        assert wait_for(catalog, local_stack, [key])[key].status == "DONE"

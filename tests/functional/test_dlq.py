@@ -2,47 +2,44 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
 from imgpipe.catalog import Catalog
-from imgpipe.faults import RATE_ENV
+from imgpipe.deployment import Deployment
 from imgpipe.local.runner import Runner
-from imgpipe.local.stack import Stack
 from imgpipe.redrive import Queues, redrive
 from tests.conftest import jpeg_bytes
 from tests.functional.conftest import dlq_keys, wait_for
+from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
 
 
 def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
-    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
     key = prefix + "unlucky.jpg"
+    assert local_stack.process is not None
     max_receives = int(local_stack.process.environment["MAX_RECEIVE_COUNT"])
     # GIVEN a handler whose every S3/DynamoDB/SNS call is throttled, failed messages returning
     # at once rather than after the queue's visibility timeout
-    with Runner(local_stack, environment={RATE_ENV: "1"}, retry_visibility=0) as faulty:
+    with Runner(local_stack, fault_rate=1.0, retry_visibility=0) as faulty:
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
-        deadline = time.monotonic() + 60
-        while key not in dlq_keys(local_stack) and time.monotonic() < deadline:
-            time.sleep(0.5)
-    # THEN after maxReceiveCount failed receives the message is in the DLQ, not processed
-    assert key in dlq_keys(local_stack)
+        # THEN after maxReceiveCount failed receives the message is in the DLQ, not processed
+        poll(lambda: dlq_keys(local_stack), lambda keys: key in keys, 60, what="DLQ arrival")
     assert faulty.stats.failed >= max_receives
     assert catalog.get(local_stack.uploads_bucket, key) is None
     # WHEN the incident is over and the DLQ is redriven
     result = redrive(
         local_stack.client("sqs"),
         Queues(local_stack.queue_url, local_stack.dlq_url),
-        use_move_task=local_stack.endpoint.kind != "moto",
+        use_move_task=local_stack.kind != "moto",
     )
-    assert result["moved"] >= 1
+    assert result.moved >= 1
     with Runner(local_stack):
         record = wait_for(catalog, local_stack, [key])[key]
     # THEN the upload completes and the DLQ no longer holds it
-    assert record["status"] == "DONE"
+    assert record.status == "DONE"
     assert key not in dlq_keys(local_stack)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from imgpipe.catalog import Catalog
+from imgpipe.deployment import Deployment
 from imgpipe.local.runner import Runner
-from imgpipe.local.stack import Stack
 from tests.conftest import jpeg_of, sign_photo, skimage_photo
 from tests.functional.conftest import wait_for
 
@@ -20,8 +20,9 @@ pytestmark = pytest.mark.functional
 
 
 def test_faces_text_and_labels_end_to_end(
-    local_stack: Stack, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
+    assert local_stack.process is not None
     assert local_stack.process.environment["LABELER"] == "local"
     photos = {
         prefix + "astronaut.jpg": jpeg_of(skimage_photo("astronaut.png")),
@@ -32,19 +33,22 @@ def test_faces_text_and_labels_end_to_end(
         for key, body in photos.items():
             s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=body)
         records = wait_for(catalog, local_stack, list(photos), timeout=120)
-    astronaut, sign = records[prefix + "astronaut.jpg"], records[prefix + "sign.jpg"]
-    assert astronaut["status"] == "DONE" and len(astronaut["faces"]) == 1
-    assert [x["name"] for x in astronaut["labels"]] == ["Person"]
-    assert astronaut["labeler"]["backend"] == "local"
-    assert [t["text"] for t in sign["text"]] == ["OPEN 24 HOURS"]
-    assert "Text" in [x["name"] for x in sign["labels"]] and sign["faces"] == []
-    assert "Cat" in [x["name"] for x in records[prefix + "cat.jpg"]["labels"]]
+    astronaut, sign, cat = (
+        records[prefix + name].findings for name in ("astronaut.jpg", "sign.jpg", "cat.jpg")
+    )
+    assert astronaut is not None and sign is not None and cat is not None
+    assert records[prefix + "astronaut.jpg"].status == "DONE" and len(astronaut.faces) == 1
+    assert [x.name for x in astronaut.labels] == ["Person"]
+    assert astronaut.backend == "local"
+    assert [t.text for t in sign.text] == ["OPEN 24 HOURS"]
+    assert "Text" in [x.name for x in sign.labels] and sign.faces == ()
+    assert "Cat" in [x.name for x in cat.labels]
     # the results documents in the derived bucket
     derived = local_stack.derived_bucket
     doc = json.loads(
         s3.get_object(Bucket=derived, Key=f"results/{prefix}sign.jpg.json")["Body"].read()
     )
-    assert doc["text"] == sign["text"] and doc["status"] == "DONE"
+    assert [t["text"] for t in doc["text"]] == ["OPEN 24 HOURS"] and doc["status"] == "DONE"
     rows = list(
         csv.DictReader(
             io.StringIO(

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from imgpipe.catalog import Catalog
+from imgpipe.deployment import Deployment
 from imgpipe.local.runner import Runner
-from imgpipe.local.stack import Stack
 from tests.conftest import jpeg_bytes
 from tests.functional.conftest import dlq_keys, wait_for
 
@@ -26,7 +26,7 @@ def _image(s3: Any, bucket: str, key: str) -> Image.Image:
 
 
 def test_upload_becomes_done_with_three_upright_thumbnails(
-    local_stack: Stack, runner: Runner, catalog: Catalog, s3: Any, corpus: Path, prefix: str
+    local_stack: Deployment, runner: Runner, catalog: Catalog, s3: Any, corpus: Path, prefix: str
 ) -> None:
     # GIVEN a portrait photo stored sideways with EXIF orientation 6, and its upright twin
     keys = [prefix + "Portrait_6.jpg", prefix + "Portrait_1.jpg"]
@@ -40,25 +40,25 @@ def test_upload_becomes_done_with_three_upright_thumbnails(
     records = wait_for(catalog, local_stack, keys)
     # THEN both are DONE with three thumbnails of the right, upright dimensions
     rotated, upright = records[keys[0]], records[keys[1]]
-    assert rotated["status"] == "DONE" and (rotated["width"], rotated["height"]) == (1200, 1800)
-    assert rotated["orientation"] == 6
-    dims = [(t["name"], t["width"], t["height"]) for t in rotated["thumbnails"]]
+    assert rotated.status == "DONE" and rotated.image is not None
+    assert (rotated.image.width, rotated.image.height, rotated.image.orientation) == (1200, 1800, 6)
+    dims = [(t.name, t.width, t.height) for t in rotated.thumbnails]
     assert dims == [("small", 85, 128), ("medium", 341, 512), ("large", 683, 1024)]
-    for thumb, twin in zip(rotated["thumbnails"], upright["thumbnails"], strict=True):
-        im = _image(s3, local_stack.derived_bucket, thumb["key"])
-        assert im.format == "JPEG" and im.size == (thumb["width"], thumb["height"])
-        reference = _image(s3, local_stack.derived_bucket, twin["key"])
+    for thumb, twin in zip(rotated.thumbnails, upright.thumbnails, strict=True):
+        im = _image(s3, local_stack.derived_bucket, thumb.key)
+        assert im.format == "JPEG" and im.size == (thumb.width, thumb.height)
+        reference = _image(s3, local_stack.derived_bucket, twin.key)
         diff = ImageStat.Stat(ImageChops.difference(im.convert("RGB"), reference.convert("RGB")))
-        assert sum(diff.mean) / 3 < 6, f"{thumb['key']} is not upright"
+        assert sum(diff.mean) / 3 < 6, f"{thumb.key} is not upright"
 
 
 def test_text_named_jpg_is_rejected_acknowledged_and_not_in_the_dlq(
-    local_stack: Stack, runner: Runner, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, runner: Runner, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
     key = prefix + "notes.jpg"
     s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=b"meeting notes, not a photo\n")
     record = wait_for(catalog, local_stack, [key])[key]
-    assert (record["status"], record["reason"]) == ("REJECTED", "not_an_image")
+    assert (record.status, record.reason) == ("REJECTED", "not_an_image")
     # acknowledged: deleted from the queue, so it is neither waiting nor in flight
     attrs = local_stack.client("sqs").get_queue_attributes(
         QueueUrl=local_stack.queue_url,
@@ -82,20 +82,20 @@ def test_text_named_jpg_is_rejected_acknowledged_and_not_in_the_dlq(
     ],
 )
 def test_odd_keys_round_trip(
-    local_stack: Stack, runner: Runner, catalog: Catalog, s3: Any, prefix: str, name: str
+    local_stack: Deployment, runner: Runner, catalog: Catalog, s3: Any, prefix: str, name: str
 ) -> None:
     key = prefix + name
     s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes((900, 600)))
     record = wait_for(catalog, local_stack, [key])[key]
-    assert record["status"] == "DONE" and record["key"] == key
-    for thumb in record["thumbnails"]:
-        assert thumb["key"].startswith(f"thumbnails/{key}/")
-        head = s3.head_object(Bucket=local_stack.derived_bucket, Key=thumb["key"])
-        assert head["ContentLength"] == thumb["bytes"]
+    assert record.status == "DONE" and record.key == key
+    for thumb in record.thumbnails:
+        assert thumb.key.startswith(f"thumbnails/{key}/")
+        head = s3.head_object(Bucket=local_stack.derived_bucket, Key=thumb.key)
+        assert head["ContentLength"] == thumb.bytes
 
 
 def test_bad_inputs_end_rejected_with_specific_reasons(
-    local_stack: Stack, runner: Runner, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, runner: Runner, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
     photo = jpeg_bytes((1200, 900))
     uploads = {
@@ -108,7 +108,7 @@ def test_bad_inputs_end_rejected_with_specific_reasons(
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=prefix + name, Body=body)
     records = wait_for(catalog, local_stack, [prefix + n for n in uploads])
     for name, (_, reason) in uploads.items():
-        assert (records[prefix + name]["status"], records[prefix + name]["reason"]) == (
+        assert (records[prefix + name].status, records[prefix + name].reason) == (
             "REJECTED",
             reason,
         )

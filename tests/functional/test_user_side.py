@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,10 +18,10 @@ from urllib.parse import quote
 import pytest
 
 from imgpipe.catalog import Catalog
+from imgpipe.deployment import Deployment
 from imgpipe.local.api_server import ApiServer
 from imgpipe.local.runner import Runner
-from imgpipe.local.stack import Stack
-from tests.conftest import ROOT, jpeg_bytes
+from tests.conftest import ROOT, Events, jpeg_bytes
 from tests.functional.conftest import wait_for
 
 pytestmark = pytest.mark.functional
@@ -30,7 +29,7 @@ IMGPIPE = str(Path(sys.executable).with_name("imgpipe"))
 
 
 @pytest.fixture(scope="module")
-def api(local_stack: Stack) -> Iterator[str]:
+def api(local_stack: Deployment) -> Iterator[str]:
     with ApiServer(local_stack) as server:
         yield server.url
 
@@ -44,7 +43,7 @@ def _get(url: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_status_api_over_http(
-    local_stack: Stack, catalog: Catalog, s3: Any, api: str, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, api: str, prefix: str
 ) -> None:
     keys = [f"{prefix}{n} photo+{n}.jpg" for n in range(5)]
     with Runner(local_stack):
@@ -96,7 +95,7 @@ def _imgpipe(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
 
 
 def test_cli_upload_wait_status_ls_get(
-    local_stack: Stack, corpus: Path, tmp_path: Path, prefix: str
+    local_stack: Deployment, corpus: Path, tmp_path: Path, prefix: str
 ) -> None:
     folder = tmp_path / "trip"
     folder.mkdir()
@@ -136,22 +135,11 @@ def test_cli_errors_are_one_line_that_says_what_to_do(prefix: str) -> None:
     )
 
 
-def test_cli_dlq_ls_and_redrive_dry_run(local_stack: Stack, s3: Any, prefix: str) -> None:
+def test_cli_dlq_ls_and_redrive_dry_run(
+    local_stack: Deployment, catalog: Catalog, events: Events, prefix: str
+) -> None:
     key = f"{prefix}stuck.jpg"
-    body = json.dumps(
-        {
-            "Records": [
-                {
-                    "eventName": "ObjectCreated:Put",
-                    "eventTime": "2026-11-25T00:00:00.000Z",
-                    "s3": {
-                        "bucket": {"name": local_stack.uploads_bucket},
-                        "object": {"key": key, "size": 1, "eTag": "x"},
-                    },
-                }
-            ]
-        }
-    )
+    body = events.s3_body(key, etag="x", bucket=local_stack.uploads_bucket)
     sqs = local_stack.client("sqs")
     sqs.send_message(QueueUrl=local_stack.dlq_url, MessageBody=body)
     listed = json.loads(_imgpipe("dlq", "ls", "--json").stdout)
@@ -165,19 +153,12 @@ def test_cli_dlq_ls_and_redrive_dry_run(local_stack: Stack, s3: Any, prefix: str
     assert moved["moved"] >= 1 and moved["remaining"] == 0
     # (the redriven event names an object that does not exist: it will end REJECTED missing)
     with Runner(local_stack):
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            record = Catalog(local_stack.client("dynamodb"), local_stack.table).get(
-                local_stack.uploads_bucket, key
-            )
-            if record:
-                break
-            time.sleep(0.3)
-    assert record is not None and (record["status"], record["reason"]) == ("REJECTED", "missing")
+        record = wait_for(catalog, local_stack, [key], timeout=30)[key]
+    assert (record.status, record.reason) == ("REJECTED", "missing")
 
 
 def test_gallery_in_a_real_browser(
-    local_stack: Stack, catalog: Catalog, s3: Any, api: str, corpus: Path, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, api: str, corpus: Path, prefix: str
 ) -> None:
     from playwright.sync_api import sync_playwright
 

@@ -6,6 +6,7 @@ These read the packaged template and zip, not serverless.yml, so they check what
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import zipfile
@@ -129,6 +130,53 @@ def test_zip_carries_the_handlers_and_native_pillow_not_boto3(zip_names: set[str
     assert not any(n.startswith(("boto3/", "botocore/")) for n in zip_names)
     # the local stack and the CLI never ship
     assert not any(n.startswith(("src/imgpipe/local/", "src/imgpipe/cli/")) for n in zip_names)
+
+
+# Every module of ours the zip carries. A new one must be added here on purpose: nothing
+# test-only (fault injection, chaos, demo, harness) and nothing local-only ever ships.
+SHIPPED = {
+    "__init__.py",
+    "api.py",
+    "aws.py",
+    "catalog.py",
+    "codec.py",
+    "config.py",
+    "deployment.py",
+    "errors.py",
+    "events.py",
+    "handlers/__init__.py",
+    "handlers/process.py",
+    "handlers/redrive.py",
+    "handlers/status.py",
+    "imaging/__init__.py",
+    "imaging/metadata.py",
+    "imaging/render.py",
+    "imaging/sniff.py",
+    "imaging/types.py",
+    "labels/__init__.py",
+    "labels/base.py",
+    "labels/effnet.py",
+    "labels/effnet_convert.py",
+    "labels/local.py",
+    "labels/rekognition.py",
+    "labels/types.py",
+    "notify.py",
+    "observability.py",
+    "outcomes.py",
+    "pipeline.py",
+    "processing.py",
+    "record.py",
+    "redrive.py",
+    "results.py",
+    "storage.py",
+}
+TEST_ONLY = re.compile(r"(^|/)(faults?|chaos|demo|tests?|harness|conftest|bench)(/|\.py$|_)")
+
+
+def test_zip_holds_exactly_the_runtime_modules(zip_names: set[str]) -> None:
+    ours = {n.removeprefix("src/imgpipe/") for n in zip_names if n.startswith("src/")}
+    assert not [n for n in ours if TEST_ONLY.search(n)]
+    assert {n for n in ours if not n.endswith("/")} == SHIPPED
 
 
 def test_zip_size() -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from imgpipe import aws, config
+from imgpipe.catalog import Catalog
 from imgpipe.handlers import process, status
 
 REGION = "us-east-1"
@@ -26,11 +28,59 @@ class FakeStack:
     ddb: Any
     sqs: Any
 
+    def upload(self, key: str, body: bytes) -> str:
+        """Put an object in the uploads bucket; its ETag."""
+        etag: str = self.s3.put_object(Bucket=self.uploads, Key=key, Body=body)["ETag"]
+        return etag.strip('"')
+
+    @property
+    def catalog(self) -> Catalog:
+        return Catalog(self.ddb, self.table)
+
+    def derived_keys(self, prefix: str = "") -> list[str]:
+        listed = self.s3.list_objects_v2(Bucket=self.derived, Prefix=prefix)
+        return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+class LambdaContext:
+    """The attributes Powertools and the handlers read from Lambda's context object."""
+
+    function_name = "imgpipe-test-process"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:imgpipe-test-process"
+    aws_request_id = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+@pytest.fixture
+def throttle() -> Callable[[str], Callable[..., None]]:
+    """``aws.s3()``'s GetObject of one key answers SlowDown: a transient failure."""
+
+    def for_key(key: str) -> Callable[..., None]:
+        def hook(params: dict[str, Any], **_: Any) -> None:
+            if params.get("Key") == key:
+                raise ClientError(
+                    {"Error": {"Code": "SlowDown", "Message": "Please reduce your request rate."}},
+                    "GetObject",
+                )
+
+        aws.s3().meta.events.register("before-parameter-build.s3.GetObject", hook)
+        return hook
+
+    return for_key
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No real credentials or endpoints can leak into a unit test."""
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "IMGPIPE_FAULT_RATE"):
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

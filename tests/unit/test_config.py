@@ -3,14 +3,16 @@ from __future__ import annotations
 import pytest
 
 from imgpipe.config import ConfigError, load
+from imgpipe.imaging import Limits
 
 BASE = {"UPLOADS_BUCKET": "u", "DERIVED_BUCKET": "d", "TABLE_NAME": "t"}
 
 
 def test_defaults() -> None:
     cfg = load(BASE)
-    assert [s.size for s in cfg.sizes] == [1024, 512, 128]
-    assert cfg.max_receive_count == 3 and cfg.jpeg_quality == 85 and cfg.topic_arn == ""
+    assert [s.size for s in cfg.render.sizes] == [1024, 512, 128]
+    assert cfg.max_receive_count == 3 and cfg.render.jpeg_quality == 85 and cfg.topic_arn == ""
+    assert cfg.render.limits == Limits() and cfg.render.include_gps is False
 
 
 @pytest.mark.parametrize(
@@ -26,3 +28,23 @@ def test_defaults() -> None:
 def test_bad_settings_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(env)
+
+
+def test_label_settings_from_env() -> None:
+    cfg = load({**BASE, "LABELER": "local", "MIN_CONFIDENCE": "60", "DETECTORS": "faces,text"})
+    assert (cfg.labels.backend, cfg.labels.min_confidence) == ("local", 60.0)
+    assert cfg.labels.detectors == {"faces", "text"}
+    assert load(BASE).labels.backend == "none"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LABELER": "openai"}, "LABELER must be one of"),
+        ({"DETECTORS": "faces,celebrities"}, "unknown celebrities"),
+        ({"MIN_CONFIDENCE": "101"}, "at most 100"),
+    ],
+)
+def test_bad_label_settings(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load({**BASE, **env})

@@ -47,7 +47,7 @@ def test_imagenet_labels_from_the_converted_efficientnet(photo: str, label: str)
 
 
 def test_the_checkpoint_converts_to_the_same_network_every_time() -> None:
-    from imgpipe.labels import effnet
+    from imgpipe.labels import effnet_convert as effnet
 
     weights = effnet.read_checkpoint(effnet.checkpoint_path())
     assert weights["_conv_stem.weight"].shape == (32, 3, 3, 3) and len(weights) == 296

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from imgpipe.redrive import Queues, parse_request, redrive
+from imgpipe.redrive import Queues, RedriveResult, parse_request, redrive
+from tests.conftest import Events
 from tests.unit.conftest import FakeStack
 
 
@@ -14,19 +15,11 @@ def _queues(stack: FakeStack) -> Queues:
     return Queues(source_url=source, dlq_url=dlq)
 
 
-def _fill(stack: FakeStack, url: str, n: int) -> None:
+def _fill(stack: FakeStack, events: Events, url: str, n: int) -> None:
     for i in range(n):
-        body = {
-            "Records": [
-                {
-                    "eventName": "ObjectCreated:Put",
-                    "s3": {"bucket": {"name": "uploads"}, "object": {"key": f"k{i}.jpg"}},
-                }
-            ]
-        }
         stack.sqs.send_message(
             QueueUrl=url,
-            MessageBody=json.dumps(body),
+            MessageBody=events.s3_body(f"k{i}.jpg"),
             MessageAttributes={"origin": {"DataType": "String", "StringValue": f"test-{i}"}},
         )
 
@@ -44,11 +37,14 @@ def _drain(stack: FakeStack, url: str) -> list[dict[str, object]]:
             stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def test_fallback_moves_everything_with_bodies_and_attributes(stack: FakeStack) -> None:
+def test_fallback_moves_everything_with_bodies_and_attributes(
+    stack: FakeStack, events: Events
+) -> None:
     queues = _queues(stack)
-    _fill(stack, queues.dlq_url, 23)  # more than two batches of ten
+    _fill(stack, events, queues.dlq_url, 23)  # more than two batches of ten
     result = redrive(stack.sqs, queues, use_move_task=False)
-    assert result == {"moved": 23, "remaining": 0, "dry_run": False, "task": None}
+    assert result == RedriveResult(moved=23, remaining=0, dry_run=False)
+    assert result.as_json() == {"moved": 23, "remaining": 0, "dry_run": False, "task": None}
     moved = _drain(stack, queues.source_url)
     assert sorted(
         json.loads(str(m["Body"]))["Records"][0]["s3"]["object"]["key"] for m in moved
@@ -59,19 +55,19 @@ def test_fallback_moves_everything_with_bodies_and_attributes(stack: FakeStack) 
     assert _drain(stack, queues.dlq_url) == []
 
 
-def test_max_messages_caps_the_move(stack: FakeStack) -> None:
+def test_max_messages_caps_the_move(stack: FakeStack, events: Events) -> None:
     queues = _queues(stack)
-    _fill(stack, queues.dlq_url, 15)
+    _fill(stack, events, queues.dlq_url, 15)
     result = redrive(stack.sqs, queues, max_messages=12)
-    assert (result["moved"], result["remaining"]) == (12, 3)
+    assert (result.moved, result.remaining) == (12, 3)
 
 
-def test_dry_run_lists_and_moves_nothing(stack: FakeStack) -> None:
+def test_dry_run_lists_and_moves_nothing(stack: FakeStack, events: Events) -> None:
     queues = _queues(stack)
-    _fill(stack, queues.dlq_url, 4)
+    _fill(stack, events, queues.dlq_url, 4)
     result = redrive(stack.sqs, queues, dry_run=True)
-    assert result["moved"] == 0 and result["dry_run"] is True
-    assert sorted(k for m in result["messages"] for k in m["keys"]) == [
+    assert result.moved == 0 and result.dry_run is True
+    assert sorted(k for m in result.messages for k in m.keys) == [
         f"uploads/k{i}.jpg" for i in range(4)
     ]
     # still all in the DLQ, visible again at once, none in the source queue

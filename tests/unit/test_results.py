@@ -1,28 +1,29 @@
+"""The results documents: the record's JSON and a CSV row per finding."""
+
 from __future__ import annotations
 
 import csv
 import io
 import json
 
-import pytest
-
-from imgpipe.config import ConfigError, load
+from imgpipe.labels import Box, Face, Label, LabelResult, TextLine
+from imgpipe.outcomes import Status
+from imgpipe.record import ImageRecord
 from imgpipe.results import results_keys, to_csv, to_json
 
-RECORD = {
-    "key": "trip/a b.jpg",
-    "labels": [
-        {
-            "name": "Person",
-            "confidence": 97.1,
-            "boxes": [{"left": 0.1, "top": 0.2, "width": 0.3, "height": 0.4}],
-        },
-        {"name": "Text", "confidence": 99.0, "boxes": []},
-    ],
-    "text": [{"text": "OPEN, 24h", "confidence": 99.0, "box": None}],
-    "faces": [{"box": {"left": 0.5, "top": 0.1, "width": 0.1, "height": 0.1}, "confidence": 90.0}],
-    "moderation": [],
-}
+RECORD = ImageRecord(
+    bucket="uploads",
+    key="trip/a b.jpg",
+    version="s:1",
+    status=Status.DONE,
+    findings=LabelResult(
+        backend="local",
+        ms=1.0,
+        labels=(Label("Person", 97.1, (Box(0.1, 0.2, 0.3, 0.4),)), Label("Text", 99.0)),
+        text=(TextLine("OPEN, 24h", 99.0),),
+        faces=(Face(Box(0.5, 0.1, 0.1, 0.1), 90.0),),
+    ),
+)
 
 
 def test_csv_has_a_row_per_finding() -> None:
@@ -37,28 +38,6 @@ def test_csv_has_a_row_per_finding() -> None:
 
 
 def test_json_and_keys() -> None:
-    assert json.loads(to_json(RECORD))["labels"][0]["name"] == "Person"
+    doc = json.loads(to_json(RECORD))
+    assert doc["labels"][0]["name"] == "Person" and doc["schema"] == 1
     assert results_keys("trip/a b.jpg") == ("results/trip/a b.jpg.json", "results/trip/a b.jpg.csv")
-
-
-BASE = {"UPLOADS_BUCKET": "u", "DERIVED_BUCKET": "d", "TABLE_NAME": "t"}
-
-
-def test_label_settings_from_env() -> None:
-    cfg = load({**BASE, "LABELER": "local", "MIN_CONFIDENCE": "60", "DETECTORS": "faces,text"})
-    assert (cfg.labels.backend, cfg.labels.min_confidence) == ("local", 60.0)
-    assert cfg.labels.detectors == {"faces", "text"}
-    assert load(BASE).labels.backend == "none"
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"LABELER": "openai"}, "LABELER must be one of"),
-        ({"DETECTORS": "faces,celebrities"}, "unknown celebrities"),
-        ({"MIN_CONFIDENCE": "101"}, "at most 100"),
-    ],
-)
-def test_bad_label_settings(env: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        load({**BASE, **env})

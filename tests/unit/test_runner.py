@@ -29,7 +29,7 @@ def test_failed_ids(response: Any, expected: set[str]) -> None:
 
 
 def test_record_shape() -> None:
-    message = {
+    message: Any = {
         "MessageId": "m1",
         "ReceiptHandle": "rh",
         "Body": "{}",

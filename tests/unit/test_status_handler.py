@@ -10,57 +10,59 @@ import pytest
 
 from imgpipe.catalog import Catalog
 from imgpipe.handlers import status
-from tests.unit.conftest import FakeStack
-from tests.unit.test_process_handler import Context
+from imgpipe.outcomes import Status
+from imgpipe.record import ImageRecord, ThumbnailRef
+from tests.conftest import load_event
+from tests.unit.conftest import FakeStack, LambdaContext
 
 
 def _call(key: str | None = None, **query: str) -> tuple[int, dict[str, Any]]:
-    event: dict[str, Any] = {
-        "requestContext": {"http": {"method": "GET"}},
-        "pathParameters": None if key is None else {"key": key},
-        "queryStringParameters": query or None,
-    }
-    response = status.handler(event, Context())  # type: ignore[arg-type]
+    """The recorded HTTP API request, routed to ``key`` (None: the list route)."""
+    event = load_event("apigw-http-get-image.json")
+    if key is None:
+        event["routeKey"] = event["requestContext"]["routeKey"] = "GET /images"
+        event["pathParameters"] = None
+    else:
+        event["pathParameters"] = {"key": key}
+    if query:
+        event["queryStringParameters"] = query
+    response: Any = status.handler(event, LambdaContext())  # type: ignore[arg-type]
     assert response["headers"]["content-type"] == "application/json"
     return response["statusCode"], json.loads(response["body"])
+
+
+def _record(key: str, status: Status, thumb: str) -> ImageRecord:
+    return ImageRecord(
+        "uploads",
+        key,
+        "s:1",
+        status,
+        ms=12.5,
+        notified=True,
+        thumbnails=(ThumbnailRef("small", thumb, 128, 85, 100, "image/jpeg"),),
+    )
 
 
 def _seed(stack: FakeStack, n: int) -> None:
     catalog = Catalog(stack.ddb, "images")
     for i in range(n):
         catalog.put(
-            {
-                "bucket": "uploads",
-                "key": f"{'trip' if i % 2 else 'home'}/{i:02d}.jpg",
-                "status": "DONE" if i % 3 else "REJECTED",
-                "width": 1800,
-                "ms": 12.5,
-                "notified": True,
-                "thumbnails": [
-                    {"name": "small", "key": f"thumbnails/x/{i}/small.jpg", "width": 128}
-                ],
-            }
+            _record(
+                f"{'trip' if i % 2 else 'home'}/{i:02d}.jpg",
+                Status.DONE if i % 3 else Status.REJECTED,
+                f"thumbnails/x/{i}/small.jpg",
+            )
         )
 
 
 def test_known_key_gives_clean_json_with_presigned_urls(stack: FakeStack) -> None:
     Catalog(stack.ddb, "images").put(
-        {
-            "bucket": "uploads",
-            "key": "a b/ü.jpg",
-            "status": "DONE",
-            "width": 1800,
-            "ms": 12.5,
-            "notified": True,
-            "thumbnails": [
-                {"name": "small", "key": "thumbnails/a b/ü.jpg/e/small.jpg", "width": 128}
-            ],
-        }
+        _record("a b/ü.jpg", Status.DONE, "thumbnails/a b/ü.jpg/e/small.jpg")
     )
     code, body = _call("a b/ü.jpg")
     assert code == 200
     # numbers are JSON numbers (no Decimal or type wrappers); bookkeeping stays inside
-    assert (body["width"], body["ms"], "notified" in body) == (1800, 12.5, False)
+    assert (body["thumbnails"][0]["width"], body["ms"], "notified" in body) == (128, 12.5, False)
     url = urlsplit(body["thumbnails"][0]["url"])
     assert url.path.endswith("/small.jpg") and "X-Amz-Signature" in parse_qs(url.query)
     assert parse_qs(url.query)["X-Amz-Expires"] == ["900"]

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ..deployment import Deployment, DeploymentError, resolve
+from ..deployment import Deployment, DeploymentError, from_cloudformation
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,11 +63,28 @@ def target_options(fn: F) -> F:
 
 
 def deployment(stage: str, endpoint: str | None) -> Deployment:
-    return resolve(stage, endpoint)
+    """The stage to talk to: the local stack (its endpoint, or ``endpoint``), or CloudFormation's
+    outputs of ``imgpipe-<stage>`` on AWS (or at ``endpoint``)."""
+    if stage != "local":
+        return from_cloudformation(stage, endpoint)
+    from ..local import endpoint as local_endpoint
+    from ..local.stack import StackNotDeployed, discover
+
+    ep = (
+        local_endpoint.Endpoint(endpoint.rstrip("/"), "localstack")
+        if endpoint
+        else local_endpoint.current()
+    )
+    if ep is None:
+        raise DeploymentError("no local stack is running: run `make deploy STAGE=local` first")
+    try:
+        return discover(ep, "local")
+    except StackNotDeployed as exc:
+        raise DeploymentError(str(exc)) from None
 
 
 def echo_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def table(rows: Sequence[tuple[str, ...]]) -> str:

@@ -7,7 +7,9 @@ import json
 import click
 
 from ..catalog import Catalog
-from ..redrive import Queues, peek
+from ..codec import structure, unstructure
+from ..deployment import Deployment
+from ..redrive import Queues, RedriveResult, peek
 from ..redrive import redrive as run_redrive
 from . import deployment, echo_json, main, table, target_options
 
@@ -25,27 +27,32 @@ def dlq_ls(max_messages: int, stage: str, endpoint: str | None, as_json: bool) -
     dep = deployment(stage, endpoint)
     listed = peek(dep.client("sqs"), Queues(dep.queue_url, dep.dlq_url), max_messages)
     catalog = Catalog(dep.client("dynamodb"), dep.table)
-    for message in listed:
-        errors = []
-        for full in message["keys"]:
-            bucket, _, key = full.partition("/")
-            record = catalog.get(bucket, key) if key else None
-            errors.append((record or {}).get("detail", "-") if record else "-")
-        message["errors"] = errors
+
+    def last_error(full: str) -> str:
+        bucket, _, key = full.partition("/")
+        record = catalog.get(bucket, key) if key else None
+        return record.detail if record is not None and record.detail else "-"
+
+    errors = [[last_error(full) for full in m.keys] for m in listed]
     if as_json:
-        echo_json(listed)
+        echo_json(
+            [
+                {**(unstructure(m) or {}), "errors": e}  # type: ignore[dict-item]
+                for m, e in zip(listed, errors, strict=True)
+            ]
+        )
         return
     if not listed:
         click.echo("the DLQ is empty")
         return
     rows = [("message", "key", "receives", "last error")]
-    for m in listed:
-        for full, error in zip(m["keys"], m["errors"], strict=True):
+    for m, message_errors in zip(listed, errors, strict=True):
+        for full, error in zip(m.keys, message_errors, strict=True):
             rows.append(
                 (
-                    m["message_id"][:12],
+                    m.message_id[:12],
                     full.partition("/")[2] or full,
-                    str(m["receive_count"]),
+                    str(m.receive_count),
                     error[:80],
                 )
             )
@@ -67,28 +74,31 @@ def redrive(
             Queues(dep.queue_url, dep.dlq_url),
             max_messages=max_messages,
             dry_run=dry_run,
-            use_move_task=dep.local_stack.endpoint.kind != "moto",
+            use_move_task=dep.kind != "moto",
         )
     else:
-        payload: dict[str, object] = {"dry_run": dry_run}
-        if max_messages is not None:
-            payload["max_messages"] = max_messages
-        resp = dep.client("lambda").invoke(
-            FunctionName=dep.redrive_function, Payload=json.dumps(payload).encode()
-        )
-        result = json.loads(resp["Payload"].read())
-        if "FunctionError" in resp or "error" in result:
-            raise click.ClickException(f"redrive failed: {result}")
+        result = _invoke_redrive(dep, dry_run, max_messages)
     if as_json:
-        echo_json(result)
+        echo_json(result.as_json())
     elif dry_run:
-        click.echo(f"{len(result.get('messages', []))} messages would move (dry run):")
-        for m in result.get("messages", []):
-            click.echo(
-                f"  {m['message_id'][:12]}  {', '.join(m['keys'])}  receives={m['receive_count']}"
-            )
+        click.echo(f"{len(result.messages)} messages would move (dry run):")
+        for m in result.messages:
+            click.echo(f"  {m.message_id[:12]}  {', '.join(m.keys)}  receives={m.receive_count}")
     else:
         click.echo(
-            f"moved {result['moved']}, {result['remaining']} left in the DLQ"
-            + (f" (move task {result['task']})" if result.get("task") else "")
+            f"moved {result.moved}, {result.remaining} left in the DLQ"
+            + (f" (move task {result.task})" if result.task else "")
         )
+
+
+def _invoke_redrive(dep: Deployment, dry_run: bool, max_messages: int | None) -> RedriveResult:
+    payload: dict[str, object] = {"dry_run": dry_run}
+    if max_messages is not None:
+        payload["max_messages"] = max_messages
+    resp = dep.client("lambda").invoke(
+        FunctionName=dep.redrive_function, Payload=json.dumps(payload).encode()
+    )
+    answer = json.loads(resp["Payload"].read())
+    if "FunctionError" in resp or not isinstance(answer, dict) or "error" in answer:
+        raise click.ClickException(f"redrive failed: {answer}")
+    return structure(RedriveResult, answer)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ..api import StatusApi
-from ..catalog import FINAL, Catalog
+from ..catalog import Catalog
 from ..deployment import Deployment
+from ..outcomes import FINAL, Status
+from ..record import ImageRecord, to_document
 from . import deployment, echo_json, main, table, target_options
+from .watch import wait_final
 
 
 def _files(paths: tuple[Path, ...], prefix: str) -> list[tuple[Path, str]]:
@@ -55,22 +56,22 @@ def _processing(dep: Deployment) -> Iterator[None]:
     from ..local.runner import Runner
 
     click.echo("no local runner is running: starting one for this wait", err=True)
-    with Runner(dep.local_stack):
+    with Runner(dep):
         yield
 
 
-def _summary(record: dict[str, Any]) -> tuple[str, ...]:
-    status = record["status"] + (f" ({record['reason']})" if record.get("reason") else "")
-    original = f"{record['width']}x{record['height']}" if "width" in record else "-"
-    thumbs = " ".join(f"{t['width']}x{t['height']}" for t in record.get("thumbnails", []))
-    labels = ", ".join(x["name"] for x in record.get("labels", [])[:3])
+def _summary(record: ImageRecord) -> tuple[str, ...]:
+    status = record.status + (f" ({record.reason})" if record.reason else "")
+    original = f"{record.image.width}x{record.image.height}" if record.image else "-"
+    thumbs = " ".join(f"{t.width}x{t.height}" for t in record.thumbnails)
+    labels = ", ".join(x.name for x in record.findings.labels[:3]) if record.findings else ""
     return (
-        record["key"],
+        record.key,
         status,
         original,
         thumbs or "-",
         labels or "-",
-        str(record.get("ms", "-")),
+        "-" if record.ms is None else str(record.ms),
     )
 
 
@@ -114,26 +115,25 @@ def upload(
             click.echo(f"uploaded {len(files)} files to s3://{dep.uploads_bucket}/{prefix}")
         return
     catalog = Catalog(dep.client("dynamodb"), dep.table)
-    records: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout
     with (
         _processing(dep),
         click.progressbar(
             length=len(files), label="processing", file=sys.stderr, show_pos=True
         ) as bar,
     ):
-        while len(records) < len(files) and time.monotonic() < deadline:
-            for key, etag in etags.items():
-                if key in records:
-                    continue
-                record = catalog.get(dep.uploads_bucket, key)
-                # this upload's outcome, not a previous version's
-                if record and record.get("status") in FINAL and record.get("etag") == etag:
-                    records[key] = record
-                    bar.update(1)
-            time.sleep(0.3)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.pos)
+
+        # this upload's outcome (its ETag), not a previous version's
+        records = wait_final(catalog, dep.uploads_bucket, etags, timeout, progress)
     if as_json:
-        echo_json([records.get(k, {"key": k, "status": "PENDING"}) for k in etags])
+        echo_json(
+            [
+                to_document(records[k]) if k in records else {"key": k, "status": "PENDING"}
+                for k in etags
+            ]
+        )
     else:
         rows: list[tuple[str, ...]] = [HEADER]
         for key in etags:
@@ -142,7 +142,7 @@ def upload(
                 _summary(record) if record else (key, "PENDING (timed out)", "-", "-", "-", "-")
             )
         click.echo(table(rows))
-    failed = [k for k, r in records.items() if r["status"] == "FAILED"]
+    failed = [k for k, r in records.items() if r.status is Status.FAILED]
     if failed or len(records) < len(files):
         raise SystemExit(1)
 
@@ -152,20 +152,21 @@ def upload(
 @target_options
 def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
     """The record of one upload: status, metadata, thumbnails (with presigned URLs), labels."""
-    response = StatusApi.of(deployment(stage, endpoint)).handle("GET", f"/images/{key}", {})
-    if response.status != 200:
-        raise click.ClickException(response.body["message"])
-    record = response.body
+    api = StatusApi.of(deployment(stage, endpoint))
+    record = api.record(key)
+    if record is None:
+        raise click.ClickException(f"no image with key {key!r}: see `imgpipe ls`")
     if as_json:
-        echo_json(record)
+        echo_json(api.public(record))
         return
     click.echo(table([HEADER, _summary(record)]))
-    for line in record.get("text", []):
-        click.echo(f'  text: "{line["text"]}" ({line["confidence"]:.0f}%)')
-    if record.get("faces"):
-        click.echo(f"  faces: {len(record['faces'])}")
-    for thumb in record.get("thumbnails", []):
-        click.echo(f"  {thumb['name']}: {thumb['url']}")
+    if record.findings is not None:
+        for line in record.findings.text:
+            click.echo(f'  text: "{line.text}" ({line.confidence:.0f}%)')
+        if record.findings.faces:
+            click.echo(f"  faces: {len(record.findings.faces)}")
+    for thumb in record.thumbnails:
+        click.echo(f"  {thumb.name}: {api.url(thumb.key)}")
 
 
 @main.command("ls")
@@ -189,19 +190,20 @@ def list_images(
         query["status"] = status_filter.upper()
     if cursor:
         query["cursor"] = cursor
-    response = StatusApi.of(deployment(stage, endpoint)).handle("GET", "/images", query)
-    if response.status != 200:
-        raise click.ClickException(response.body["message"])
+    api = StatusApi.of(deployment(stage, endpoint))
+    try:
+        page = api.page(query)
+    except ValueError as exc:  # BadRequest: a cursor from elsewhere
+        raise click.ClickException(str(exc)) from None
     if as_json:
-        echo_json(response.body)
+        echo_json({"items": [api.public(r) for r in page.records], "cursor": page.cursor})
         return
-    items = response.body["items"]
-    if not items:
+    if not page.records:
         click.echo("no images")
         return
-    click.echo(table([HEADER, *(_summary(r) for r in items)]))
-    if response.body["cursor"]:
-        click.echo(f"more: imgpipe ls --cursor {response.body['cursor']}")
+    click.echo(table([HEADER, *(_summary(r) for r in page.records)]))
+    if page.cursor:
+        click.echo(f"more: imgpipe ls --cursor {page.cursor}")
 
 
 @main.command()
@@ -217,22 +219,24 @@ def get(
     record = Catalog(dep.client("dynamodb"), dep.table).get(dep.uploads_bucket, key)
     if record is None:
         raise click.ClickException(f"no image with key {key!r}: see `imgpipe ls`")
-    thumbs = {t["name"]: t for t in record.get("thumbnails", [])}
+    thumbs = {t.name: t for t in record.thumbnails}
     if size not in thumbs:
-        have = ", ".join(thumbs) or f"none: the upload is {record['status']}"
+        have = ", ".join(thumbs) or f"none: the upload is {record.status}"
         raise click.ClickException(f"no {size!r} thumbnail for {key!r} ({have})")
     thumb = thumbs[size]
-    target = output or Path(f"{Path(key).stem}-{size}.{thumb['key'].rsplit('.', 1)[-1]}")
-    dep.client("s3").download_file(dep.derived_bucket, thumb["key"], str(target))
-    result = {
-        "key": key,
-        "size": size,
-        "path": str(target),
-        "width": thumb["width"],
-        "height": thumb["height"],
-        "bytes": target.stat().st_size,
-    }
+    target = output or Path(f"{Path(key).stem}-{size}.{thumb.key.rsplit('.', 1)[-1]}")
+    dep.client("s3").download_file(dep.derived_bucket, thumb.key, str(target))
+    written = target.stat().st_size
     if as_json:
-        echo_json(result)
+        echo_json(
+            {
+                "key": key,
+                "size": size,
+                "path": str(target),
+                "width": thumb.width,
+                "height": thumb.height,
+                "bytes": written,
+            }
+        )
     else:
-        click.echo(f"{target} ({thumb['width']}x{thumb['height']}, {result['bytes']} bytes)")
+        click.echo(f"{target} ({thumb.width}x{thumb.height}, {written} bytes)")

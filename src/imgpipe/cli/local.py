@@ -76,7 +76,6 @@ def local_run(
     port: int,
 ) -> None:
     """Poll the images queue and invoke the process handler, as Lambda's SQS mapping would."""
-    from ..faults import RATE_ENV
     from ..local.runner import Runner
     from ..local.stack import discover
 
@@ -87,7 +86,7 @@ def local_run(
         discover(ep, stage),
         max_concurrency=concurrency,
         retry_visibility=retry_visibility,
-        environment={RATE_ENV: str(fault_rate)} if fault_rate else None,
+        fault_rate=fault_rate,
     )
     from .images import runner_pid_file
     from .local_api import serve_api
@@ -110,6 +109,6 @@ def local_run(
 @click.option("--timeout", type=float, default=180.0, show_default=True)
 def demo(out: Path, timeout: float) -> None:
     """Local stack + deploy + runner, upload the corpus photos and print the results."""
-    from ..local.demo import run_demo
+    from .demo import run_demo
 
     sys.exit(run_demo(out, timeout))

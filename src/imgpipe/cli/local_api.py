@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from ..deployment import Deployment
 from ..local.api_server import ApiServer
 from ..local.endpoint import state_dir
-from ..local.stack import Stack
 
 
 @contextlib.contextmanager
-def serve_api(stack: Stack, port: int = 0) -> Iterator[ApiServer]:
+def serve_api(stack: Deployment, port: int = 0) -> Iterator[ApiServer]:
     with ApiServer(stack, port) as api:
         marker = state_dir() / "api.url"
         marker.parent.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 
-from ..labels import Labeler
+from ..codec import unstructure
+from ..imaging import (
+    DEFAULT_SIZES,
+    ImageInfo,
+    ImageRejected,
+    RenderOptions,
+    Thumbnail,
+    parse_sizes,
+)
+from ..labels import Labeler, LabelResult
+from ..outcomes import Reason, Status
+from ..processing import process_image
 from . import main
 
 
@@ -16,6 +29,9 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
     for path in paths:
         files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
     return files
+
+
+_DEFAULTS = RenderOptions()  # the service's own defaults, not restated here
 
 
 @main.command()
@@ -28,13 +44,23 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
     help="where thumbnails go: OUT/<file name>/<size>.<ext>",
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per file")
-@click.option("--sizes", default="small=128,medium=512,large=1024", show_default=True)
-@click.option("--quality", type=click.IntRange(1, 95), default=85, show_default=True)
+@click.option("--sizes", default=DEFAULT_SIZES, show_default=True)
+@click.option(
+    "--quality", type=click.IntRange(1, 95), default=_DEFAULTS.jpeg_quality, show_default=True
+)
 @click.option("--gps", is_flag=True, help="include GPS position in the metadata (personal data)")
 @click.option(
-    "--max-bytes", type=click.IntRange(min=1), default=50 * 1024 * 1024, show_default=True
+    "--max-bytes",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.limits.max_bytes,
+    show_default=True,
 )
-@click.option("--max-pixels", type=click.IntRange(min=1), default=80_000_000, show_default=True)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=_DEFAULTS.limits.max_pixels,
+    show_default=True,
+)
 @click.option(
     "--labels",
     "labeler_name",
@@ -57,60 +83,79 @@ def process(
     """Run the thumbnail engine offline on local files or folders (no AWS needed).
 
     Exit status is 0 even when some files are REJECTED: that is a result, not an error."""
-    import time
-
-    from ..imaging import ImageRejected, Limits, parse_sizes, render
-    from ..labels import LabelRequest
-
     try:
         specs = parse_sizes(sizes)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sizes") from None
-    limits = Limits(max_bytes=max_bytes, max_pixels=max_pixels)
+    options = RenderOptions(
+        sizes=specs,
+        limits=replace(_DEFAULTS.limits, max_bytes=max_bytes, max_pixels=max_pixels),
+        jpeg_quality=quality,
+        include_gps=gps,
+    )
     labeler = _process_labeler(labeler_name)
     used: set[str] = set()
     for file in _expand(paths):
         started = time.perf_counter()
-        result: dict[str, object] = {"file": str(file), "status": "DONE", "reason": None}
         try:
-            rendered = render(
-                file.read_bytes(), specs, limits, jpeg_quality=quality, include_gps=gps
-            )
+            done = process_image(file.read_bytes(), options, labeler, key=str(file))
         except ImageRejected as exc:
-            result.update(status="REJECTED", reason=exc.reason, detail=exc.detail)
-            result.update(metadata=None, thumbnails=[])
+            result = FileResult(str(file), Status.REJECTED, reason=exc.reason, detail=exc.detail)
         else:
             name = file.name
             while name in used:  # same file name from two folders
                 name = f"_{name}"
             used.add(name)
-            folder = out / name
-            folder.mkdir(parents=True, exist_ok=True)
-            thumbs = []
-            for thumb in rendered.thumbnails:
-                target = folder / f"{thumb.name}.{thumb.extension}"
-                target.write_bytes(thumb.data)
-                thumbs.append(
-                    {
-                        "name": thumb.name,
-                        "width": thumb.width,
-                        "height": thumb.height,
-                        "bytes": len(thumb.data),
-                        "path": str(target),
-                    }
-                )
-            large = max(rendered.thumbnails, key=lambda t: t.width * t.height)
-            found = labeler.detect(
-                LabelRequest("", str(file), file.stat().st_size, rendered.info.format, large.data)
+            result = FileResult(
+                str(file),
+                Status.DONE,
+                metadata=done.rendered.info,
+                thumbnails=_write(done.rendered.thumbnails, out / name),
+                labels=done.findings,
             )
-            result.update(
-                metadata=rendered.info.as_dict(), thumbnails=thumbs, labels=found.as_dict()
-            )
-        result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        result = replace(result, ms=round((time.perf_counter() - started) * 1000, 1))
         if as_json:
-            click.echo(json.dumps(result, ensure_ascii=False, default=str))
+            doc = unstructure(result)
+            assert isinstance(doc, dict)
+            doc.setdefault("reason", None)  # always present: null when DONE
+            click.echo(json.dumps(doc, ensure_ascii=False))
         else:
             _echo_process_line(result)
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenThumbnail:
+    name: str
+    width: int
+    height: int
+    bytes: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """One line of `imgpipe process --json`."""
+
+    file: str
+    status: Status
+    reason: Reason | None = None
+    detail: str | None = None
+    metadata: ImageInfo | None = None
+    thumbnails: tuple[WrittenThumbnail, ...] = ()
+    labels: LabelResult | None = None
+    ms: float = 0.0
+
+
+def _write(thumbnails: tuple[Thumbnail, ...], folder: Path) -> tuple[WrittenThumbnail, ...]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for thumb in thumbnails:
+        target = folder / f"{thumb.name}.{thumb.extension}"
+        target.write_bytes(thumb.data)
+        written.append(
+            WrittenThumbnail(thumb.name, thumb.width, thumb.height, len(thumb.data), str(target))
+        )
+    return tuple(written)
 
 
 def _process_labeler(name: str) -> Labeler:
@@ -132,21 +177,19 @@ def _process_labeler(name: str) -> Labeler:
         raise click.ClickException(str(exc)) from None
 
 
-def _echo_process_line(result: dict[str, object]) -> None:
-    if result["status"] == "DONE":
-        meta = result["metadata"]
-        assert isinstance(meta, dict)
-        thumbs = result["thumbnails"]
-        assert isinstance(thumbs, list)
-        sizes = " ".join(f"{t['width']}x{t['height']}" for t in thumbs)
-        found = result.get("labels")
-        assert isinstance(found, dict)
-        seen = [x["name"] for x in found["labels"][:3]] + [
-            f'"{t["text"]}"' for t in found["text"][:2]
-        ]
+def _echo_process_line(result: FileResult) -> None:
+    if result.status is Status.DONE and result.metadata is not None:
+        meta = result.metadata
+        sizes = " ".join(f"{t.width}x{t.height}" for t in result.thumbnails)
+        found = result.labels
+        seen = (
+            [x.name for x in found.labels[:3]] + [f'"{t.text}"' for t in found.text[:2]]
+            if found
+            else []
+        )
         click.echo(
-            f"DONE      {result['file']}  {meta['format']} {meta['width']}x{meta['height']}"
-            f" -> {sizes}  {result['ms']} ms" + (f"  [{', '.join(seen)}]" if seen else "")
+            f"DONE      {result.file}  {meta.format} {meta.width}x{meta.height}"
+            f" -> {sizes}  {result.ms} ms" + (f"  [{', '.join(seen)}]" if seen else "")
         )
     else:
-        click.echo(f"REJECTED  {result['file']}  {result['reason']}: {result.get('detail', '')}")
+        click.echo(f"REJECTED  {result.file}  {result.reason}: {result.detail or ''}")

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import aws
+from ..codec import JsonObject
 from ..redrive import Queues, parse_request, redrive
 
 logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
+def handler(event: object, context: LambdaContext) -> JsonObject:
     try:
         max_messages, dry_run = parse_request(event)
     except ValueError as exc:
@@ -28,5 +28,5 @@ def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
         dry_run=dry_run,
         use_move_task=os.environ.get("REDRIVE_STRATEGY", "auto") != "manual",
     )
-    logger.info("redrive", extra={k: v for k, v in result.items() if k != "messages"})
-    return result
+    logger.info("redrive", extra={"moved": result.moved, "remaining": result.remaining})
+    return result.as_json()

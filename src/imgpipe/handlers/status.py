@@ -25,7 +25,7 @@ def api() -> StatusApi:
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
     http = event.get("requestContext", {}).get("http", {})
     method = http.get("method", "GET")
     key = (event.get("pathParameters") or {}).get("key")

@@ -7,10 +7,13 @@ in the local runner and in ``imgpipe process``.
 from .render import render
 from .sniff import sniff
 from .types import (
+    DEFAULT_SIZES,
+    ExifValue,
     ImageInfo,
     ImageRejected,
     Limits,
     Rendered,
+    RenderOptions,
     Thumbnail,
     ThumbSpec,
     check_size,
@@ -19,9 +22,12 @@ from .types import (
 )
 
 __all__ = [
+    "DEFAULT_SIZES",
+    "ExifValue",
     "ImageInfo",
     "ImageRejected",
     "Limits",
+    "RenderOptions",
     "Rendered",
     "ThumbSpec",
     "Thumbnail",

@@ -7,7 +7,7 @@ from typing import Any
 
 from PIL import Image
 
-from .types import fit
+from .types import ExifValue, fit
 
 ORIENTATION = 0x0112
 _MAKE, _MODEL = 0x010F, 0x0110
@@ -60,28 +60,15 @@ def _degrees(dms: Any, ref: Any) -> float | None:
     return round(value, 6) if value == value else None
 
 
-def read_exif(im: Image.Image, include_gps: bool) -> tuple[int, dict[str, Any]]:
+def read_exif(im: Image.Image, include_gps: bool) -> tuple[int, dict[str, ExifValue]]:
     """(orientation 1..8, the EXIF subset). Malformed EXIF gives (1, {"error": ...}), never an
     exception: a photo with a broken camera tag is still a photo."""
     try:
         exif = im.getexif()
         orientation = exif.get(ORIENTATION, 1)
-        subset: dict[str, Any] = {}
-        for tag, name in ((_MAKE, "make"), (_MODEL, "model")):
-            text = _text(exif.get(tag))
-            if text:
-                subset[name] = text
-        details = exif.get_ifd(_EXIF_IFD)
-        for tag, name in _EXIF_TAGS.items():
-            if tag in details:
-                value = _text(details[tag]) if name == "taken_at" else _number(details[tag])
-                if value is not None:
-                    subset[name] = value
+        subset = _camera(exif)
         if include_gps:
-            gps = exif.get_ifd(_GPS_IFD)
-            lat, lon = _degrees(gps.get(2), gps.get(1)), _degrees(gps.get(4), gps.get(3))
-            if lat is not None and lon is not None:
-                subset["gps"] = {"lat": lat, "lon": lon}
+            subset.update(_gps(exif))
     except Exception as exc:  # noqa: BLE001 - any parser failure means "no usable EXIF"
         return 1, {"error": f"unreadable EXIF: {type(exc).__name__}"}
     if not isinstance(orientation, int) or not 1 <= orientation <= 8:
@@ -90,6 +77,27 @@ def read_exif(im: Image.Image, include_gps: bool) -> tuple[int, dict[str, Any]]:
     if orientation != 1:
         subset["orientation"] = orientation
     return orientation, subset
+
+
+def _camera(exif: Image.Exif) -> dict[str, ExifValue]:
+    subset: dict[str, ExifValue] = {}
+    for tag, name in ((_MAKE, "make"), (_MODEL, "model")):
+        text = _text(exif.get(tag))
+        if text:
+            subset[name] = text
+    details = exif.get_ifd(_EXIF_IFD)
+    for tag, name in _EXIF_TAGS.items():
+        if tag in details:
+            value = _text(details[tag]) if name == "taken_at" else _number(details[tag])
+            if value is not None:
+                subset[name] = value
+    return subset
+
+
+def _gps(exif: Image.Exif) -> dict[str, ExifValue]:
+    gps = exif.get_ifd(_GPS_IFD)
+    lat, lon = _degrees(gps.get(2), gps.get(1)), _degrees(gps.get(4), gps.get(3))
+    return {} if lat is None or lon is None else {"gps": {"lat": lat, "lon": lon}}
 
 
 def dhash(im: Image.Image) -> str:

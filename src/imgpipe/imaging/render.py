@@ -18,6 +18,7 @@ from functools import cache
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from ..outcomes import Reason
 from .metadata import bits, dhash, dominant_colour, read_exif
 from .sniff import sniff, supported
 from .types import ImageInfo, ImageRejected, Limits, Rendered, Thumbnail, ThumbSpec, check_size, fit
@@ -57,10 +58,10 @@ def render(
     fmt = sniff(data[:16])
     if fmt is None:
         raise ImageRejected(
-            "not_an_image", "content is not JPEG, PNG, WebP, GIF, TIFF, BMP, AVIF or HEIF"
+            Reason.NOT_AN_IMAGE, "content is not JPEG, PNG, WebP, GIF, TIFF, BMP, AVIF or HEIF"
         )
     if not supported(fmt):
-        raise ImageRejected("unsupported_format", f"{fmt} needs a plugin this build lacks")
+        raise ImageRejected(Reason.UNSUPPORTED_FORMAT, f"{fmt} needs a plugin this build lacks")
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that: a bomb must be an outcome.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -68,13 +69,14 @@ def render(
             with Image.open(io.BytesIO(data), formats=[fmt]) as im:
                 return _render(im, fmt, specs, limits, jpeg_quality, include_gps)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageRejected("too_many_pixels", str(exc)) from None
+            raise ImageRejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
         except UnidentifiedImageError:
-            raise ImageRejected("corrupt", f"{fmt} header could not be parsed") from None
+            raise ImageRejected(Reason.CORRUPT, f"{fmt} header could not be parsed") from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as exc:
             # Any decoder failure past the header: the file is damaged, whatever the detail.
             message = str(exc) or type(exc).__name__
-            reason = "truncated" if "truncated" in message.lower() else "corrupt"
+            truncated = "truncated" in message.lower()
+            reason = Reason.TRUNCATED if truncated else Reason.CORRUPT
             raise ImageRejected(reason, message[:300]) from None
 
 
@@ -89,12 +91,12 @@ def _render(
     stored_w, stored_h = im.size
     if stored_w * stored_h > limits.max_pixels:
         raise ImageRejected(
-            "too_many_pixels",
+            Reason.TOO_MANY_PIXELS,
             f"{stored_w}x{stored_h} = {stored_w * stored_h} pixels exceeds {limits.max_pixels}",
         )
     frames = int(getattr(im, "n_frames", 1))
     if frames > limits.max_frames:
-        raise ImageRejected("too_many_frames", f"{frames} frames exceeds {limits.max_frames}")
+        raise ImageRejected(Reason.TOO_MANY_FRAMES, f"{frames} frames exceeds {limits.max_frames}")
     mode, icc = im.mode, im.info.get("icc_profile")
     largest = max(s.size for s in specs)
     target = fit(stored_w, stored_h, largest)  # the longest side is the same either way round

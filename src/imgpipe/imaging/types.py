@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias
+
+from ..outcomes import Reason
+
+# What the EXIF subset holds: text, numbers, and {"lat", "lon"} for GPS.
+ExifValue: TypeAlias = str | int | float | dict[str, float]
 
 
 class ImageRejected(Exception):
-    """A permanent, input-caused failure. ``reason`` is a short machine-readable code:
-    empty, too_large, not_an_image, unsupported_format, corrupt, truncated, too_many_pixels,
-    too_many_frames (and ``missing`` from the storage layer)."""
+    """A permanent, input-caused failure, with its machine-readable reason."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: Reason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -25,8 +28,8 @@ class ThumbSpec:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_bytes: int
-    max_pixels: int
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 80_000_000  # decompression-bomb guard, checked from the header
     max_frames: int = 1000
 
 
@@ -52,12 +55,9 @@ class ImageInfo:
     frames: int
     icc: bool
     orientation: int
-    exif: dict[str, Any] = field(default_factory=dict)
+    exif: dict[str, ExifValue] = field(default_factory=dict)
     phash: str = ""  # 64-bit difference hash, hex: near-duplicates differ in few bits
     colour: str = ""  # dominant colour, "#rrggbb"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +95,21 @@ def fit(width: int, height: int, longest: int) -> tuple[int, int]:
 def check_size(size: int, limits: Limits) -> None:
     """Reject by byte count alone, so callers can refuse an object before downloading it."""
     if size == 0:
-        raise ImageRejected("empty", "the file has zero bytes")
+        raise ImageRejected(Reason.EMPTY, "the file has zero bytes")
     if size > limits.max_bytes:
-        raise ImageRejected("too_large", f"{size} bytes exceeds the limit of {limits.max_bytes}")
+        raise ImageRejected(
+            Reason.TOO_LARGE, f"{size} bytes exceeds the limit of {limits.max_bytes}"
+        )
+
+
+DEFAULT_SIZES = "small=128,medium=512,large=1024"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderOptions:
+    """Everything ``render`` is told; the defaults are the service's (config and CLI use them)."""
+
+    sizes: tuple[ThumbSpec, ...] = parse_sizes(DEFAULT_SIZES)
+    limits: Limits = Limits()
+    jpeg_quality: int = 85
+    include_gps: bool = False  # GPS is personal data: off unless asked for

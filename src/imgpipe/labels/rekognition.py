@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from botocore.exceptions import ClientError
 
+from ..errors import Action, decide, error_code, translate
 from .types import (
     Box,
     Face,
@@ -26,20 +27,15 @@ from .types import (
 
 if TYPE_CHECKING:
     from mypy_boto3_rekognition import RekognitionClient
-    from mypy_boto3_rekognition.type_defs import ImageTypeDef
+    from mypy_boto3_rekognition.type_defs import BoundingBoxTypeDef, ImageTypeDef
+
+T = TypeVar("T")
 
 S3_LIMIT = 15 * 1024 * 1024
 S3_FORMATS = {"JPEG", "PNG"}
-# Input-caused refusals: the image stays DONE, the detector's error is recorded.
-_PERMANENT = {
-    "InvalidImageFormatException",
-    "ImageTooLargeException",
-    "InvalidParameterException",
-    "InvalidS3ObjectException",
-}
 
 
-def _box(raw: Any) -> Box:
+def _box(raw: BoundingBoxTypeDef) -> Box:
     return Box(
         left=float(raw.get("Left", 0.0)),
         top=float(raw.get("Top", 0.0)),
@@ -63,59 +59,72 @@ class RekognitionLabeler:
     def detect(self, request: LabelRequest) -> LabelResult:
         started = time.perf_counter()
         image, source = self._image(request)
-        s = self._settings
-        found: dict[str, Any] = {}
         errors: dict[str, str] = {}
-        calls: dict[str, Callable[[], Any]] = {
-            "labels": lambda: self._client.detect_labels(
-                Image=image, MaxLabels=s.max_labels, MinConfidence=s.min_confidence
-            ),
-            "text": lambda: self._client.detect_text(
-                Image=image, Filters={"WordFilter": {"MinConfidence": s.min_confidence}}
-            ),
-            "faces": lambda: self._client.detect_faces(Image=image, Attributes=["DEFAULT"]),
-            "moderation": lambda: self._client.detect_moderation_labels(
-                Image=image, MinConfidence=s.min_confidence
-            ),
-        }
-        for detector, call in calls.items():
-            if detector not in s.detectors:
-                continue
+
+        def run(detector: str, call: Callable[[ImageTypeDef], tuple[T, ...]]) -> tuple[T, ...]:
+            if detector not in self._settings.detectors:
+                return ()
             try:
-                found[detector] = call()
+                return call(image)
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code not in _PERMANENT:
-                    raise  # throttling, 5xx: transient, the message is retried
-                errors[detector] = code
+                # A refusal of this image degrades the result (recorded, the image stays DONE);
+                # throttling and 5xx are transient: the message is retried.
+                if decide(translate("rekognition", exc)).action is not Action.DEGRADE:
+                    raise
+                errors[detector] = error_code(exc)
+                return ()
+
         return LabelResult(
             backend=self.name,
-            ms=round((time.perf_counter() - started) * 1000, 1),
-            labels=tuple(
-                Label(
-                    name=x["Name"],
-                    confidence=round(float(x["Confidence"]), 2),
-                    boxes=tuple(_box(i["BoundingBox"]) for i in x.get("Instances", [])),
-                )
-                for x in found.get("labels", {}).get("Labels", [])
-            ),
-            text=tuple(
-                TextLine(
-                    text=x["DetectedText"],
-                    confidence=round(float(x["Confidence"]), 2),
-                    box=_box(x["Geometry"]["BoundingBox"]) if "Geometry" in x else None,
-                )
-                for x in found.get("text", {}).get("TextDetections", [])
-                if x.get("Type") == "LINE"
-            ),
-            faces=tuple(
-                Face(box=_box(x["BoundingBox"]), confidence=round(float(x["Confidence"]), 2))
-                for x in found.get("faces", {}).get("FaceDetails", [])
-            ),
-            moderation=tuple(
-                ModerationLabel(name=x["Name"], confidence=round(float(x["Confidence"]), 2))
-                for x in found.get("moderation", {}).get("ModerationLabels", [])
-            ),
+            labels=run("labels", self._labels),
+            text=run("text", self._text),
+            faces=run("faces", self._faces),
+            moderation=run("moderation", self._moderation),
             source=source,
             errors=errors,
-        ).filtered(s)
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        ).filtered(self._settings)
+
+    def _labels(self, image: ImageTypeDef) -> tuple[Label, ...]:
+        s = self._settings
+        resp = self._client.detect_labels(
+            Image=image, MaxLabels=s.max_labels, MinConfidence=s.min_confidence
+        )
+        return tuple(
+            Label(
+                name=x["Name"],
+                confidence=round(float(x["Confidence"]), 2),
+                boxes=tuple(_box(i["BoundingBox"]) for i in x.get("Instances", [])),
+            )
+            for x in resp.get("Labels", [])
+        )
+
+    def _text(self, image: ImageTypeDef) -> tuple[TextLine, ...]:
+        resp = self._client.detect_text(
+            Image=image, Filters={"WordFilter": {"MinConfidence": self._settings.min_confidence}}
+        )
+        return tuple(
+            TextLine(
+                text=x["DetectedText"],
+                confidence=round(float(x["Confidence"]), 2),
+                box=_box(x["Geometry"]["BoundingBox"]) if "Geometry" in x else None,
+            )
+            for x in resp.get("TextDetections", [])
+            if x.get("Type") == "LINE"
+        )
+
+    def _faces(self, image: ImageTypeDef) -> tuple[Face, ...]:
+        resp = self._client.detect_faces(Image=image, Attributes=["DEFAULT"])
+        return tuple(
+            Face(box=_box(x["BoundingBox"]), confidence=round(float(x["Confidence"]), 2))
+            for x in resp.get("FaceDetails", [])
+        )
+
+    def _moderation(self, image: ImageTypeDef) -> tuple[ModerationLabel, ...]:
+        resp = self._client.detect_moderation_labels(
+            Image=image, MinConfidence=self._settings.min_confidence
+        )
+        return tuple(
+            ModerationLabel(name=x["Name"], confidence=round(float(x["Confidence"]), 2))
+            for x in resp.get("ModerationLabels", [])
+        )

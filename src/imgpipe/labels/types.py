@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 DETECTORS = frozenset({"labels", "text", "faces", "moderation"})
 
@@ -91,6 +90,3 @@ class LabelResult:
             source=self.source,
             errors=dict(self.errors),
         )
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..api import StatusApi
-from .stack import Stack
+from ..deployment import Deployment
 
 _STATIC = {
     "/": ("gallery.html", "text/html; charset=utf-8"),
@@ -24,7 +24,7 @@ _STATIC = {
 
 
 class ApiServer:
-    def __init__(self, stack: Stack, port: int = 0) -> None:
+    def __init__(self, stack: Deployment, port: int = 0) -> None:
         api = StatusApi.of(stack)
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,7 +48,7 @@ class ApiServer:
                     self._send(200, (files(package) / name).read_bytes(), ctype)
                     return
                 response = api.handle("GET", unquote(url.path), dict(parse_qsl(url.query)))
-                body = json.dumps(response.body, ensure_ascii=False, default=str).encode()
+                body = json.dumps(response.body, ensure_ascii=False).encode()
                 self._send(response.status, body, "application/json")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

@@ -6,8 +6,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from ..deployment import stack_name
 from .endpoint import REGION, Endpoint, aws_env, client
-from .stack import stack_name
 from .wire import load_template, resolver_for, wire
 
 

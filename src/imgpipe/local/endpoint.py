@@ -17,12 +17,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
+from ..deployment import Access, make_client
 
 STATE_DIR_ENV = "IMGPIPE_STATE_DIR"
 LOCALSTACK_DEFAULT = "http://localhost:4566"
@@ -170,20 +168,14 @@ def aws_env(ep: Endpoint) -> dict[str, str]:
     }
 
 
-@lru_cache(maxsize=64)
-def client(ep: Endpoint, service: str) -> Any:
-    """A boto3 client bound to ``ep`` regardless of the caller's environment. One per endpoint
-    and service: making a client costs tens of milliseconds, and the pollers, waits and
-    reconciliations ask for them in loops (clients are thread-safe)."""
+def access(ep: Endpoint) -> Access:
     env = aws_env(ep)
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        config=Config(signature_version="s3v4") if service == "s3" else None,
-        endpoint_url=ep.url,
-        region_name=REGION,
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    return Access(ep.url, REGION, env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+
+
+def client(ep: Endpoint, service: str) -> Any:
+    """A boto3 client bound to ``ep`` regardless of the caller's environment (cached)."""
+    return make_client(access(ep), service)
 
 
 def main(argv: list[str] | None = None) -> None:

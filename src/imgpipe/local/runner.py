@@ -19,16 +19,45 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from aws_lambda_powertools import Logger
 
-from .endpoint import aws_env
-from .stack import Stack
+from ..deployment import Access, Deployment, FunctionSpec, MappingSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 logger = Logger(service="imgpipe-runner")
 
-Handler = Callable[[dict[str, Any], Any], Any]
+
+class SqsMessageAttribute(TypedDict):
+    stringValue: str | None
+    binaryValue: bytes | None
+    stringListValues: list[str]
+    binaryListValues: list[bytes]
+    dataType: str
+
+
+class SqsRecord(TypedDict):
+    """One record of the event Lambda's SQS event source mapping sends a function."""
+
+    messageId: str
+    receiptHandle: str
+    body: str
+    attributes: dict[str, str]
+    messageAttributes: dict[str, SqsMessageAttribute]
+    md5OfBody: str
+    eventSource: str
+    eventSourceARN: str
+    awsRegion: str
+
+
+class SqsEvent(TypedDict):
+    Records: list[SqsRecord]
+
+
+Handler = Callable[[SqsEvent, Any], object]
 
 
 @dataclass
@@ -71,13 +100,19 @@ def import_handler(spec: str) -> Handler:
 _worker_handler: Handler | None = None
 
 
-def _worker_init(environment: dict[str, str], spec: str) -> None:
+def _worker_init(environment: dict[str, str], spec: str, fault_rate: float) -> None:
     global _worker_handler
     os.environ.update(environment)
+    if fault_rate:
+        from .. import aws
+        from .faults import install
+
+        # Before the handler makes its clients: each copies the session's handlers.
+        install(aws.session(), fault_rate)
     _worker_handler = import_handler(spec)
 
 
-def _worker_invoke(event: dict[str, Any], context: FakeContext) -> tuple[bool, Any]:
+def _worker_invoke(event: SqsEvent, context: FakeContext) -> tuple[bool, object]:
     """Run the handler; (True, response) or (False, formatted traceback)."""
     assert _worker_handler is not None, "worker not initialised"
     try:
@@ -86,13 +121,13 @@ def _worker_invoke(event: dict[str, Any], context: FakeContext) -> tuple[bool, A
         return False, traceback.format_exc(limit=8)
 
 
-def to_lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+def to_lambda_record(message: MessageTypeDef, queue_arn: str) -> SqsRecord:
     attributes = message.get("MessageAttributes", {})
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
-        "attributes": dict(message.get("Attributes", {})),
+        "attributes": {str(k): v for k, v in message.get("Attributes", {}).items()},
         "messageAttributes": {
             name: {
                 "stringValue": attr.get("StringValue"),
@@ -110,7 +145,7 @@ def to_lambda_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
     }
 
 
-def failed_ids(response: Any, message_ids: set[str]) -> set[str]:
+def failed_ids(response: object, message_ids: set[str]) -> set[str]:
     """Message ids to keep, read from a partial batch response as Lambda reads it: a malformed
     response, or one naming an unknown id, fails the whole batch."""
     if response is None:
@@ -147,22 +182,40 @@ class RunnerStats:
             self.errors += int(error)
 
 
+def function_env(access: Access) -> dict[str, str]:
+    """What Lambda gives a function besides its own variables: a region and credentials; plus,
+    locally, the endpoint to talk to."""
+    env = {"AWS_REGION": access.region or "", "AWS_DEFAULT_REGION": access.region or ""}
+    if access.endpoint_url:
+        env["AWS_ENDPOINT_URL"] = access.endpoint_url
+    if access.key_id and access.secret:
+        env.update(AWS_ACCESS_KEY_ID=access.key_id, AWS_SECRET_ACCESS_KEY=access.secret)
+    return {k: v for k, v in env.items() if v}
+
+
 class Runner:
     def __init__(
         self,
-        stack: Stack,
+        stack: Deployment,
         handler: str | None = None,
         *,
         max_concurrency: int | None = None,
         retry_visibility: int | None = None,
         environment: dict[str, str] | None = None,
+        fault_rate: float = 0.0,
     ) -> None:
         """``handler``: a handler spec to run instead of the deployed one (tests use this).
         ``retry_visibility``: when set, failed messages come back after that many seconds
-        instead of the queue's visibility timeout (tests use it to reach the DLQ quickly)."""
+        instead of the queue's visibility timeout (tests use it to reach the DLQ quickly).
+        ``fault_rate``: testing only, fail that fraction of the handler's S3/DynamoDB/SNS
+        calls with throttling errors (see ``local.faults``)."""
+        if stack.process is None or stack.mapping is None:
+            raise ValueError(f"{stack.name}: no process function or mapping was read back")
         self.stack = stack
-        self.handler = handler or stack.process.handler
-        self.mapping = stack.mapping
+        self.function: FunctionSpec = stack.process
+        self.mapping: MappingSpec = stack.mapping
+        self.handler = handler or self.function.handler
+        self.fault_rate = fault_rate
         # Lambda caps concurrency at the mapping's maximum; locally more workers than cores
         # would only contend for them.
         self.concurrency = max_concurrency or min(self.mapping.max_concurrency, os.cpu_count() or 2)
@@ -170,10 +223,10 @@ class Runner:
         # What Lambda would give the function: its configured variables, a region, credentials;
         # plus the endpoint, since the function must talk to the local stack.
         self.environment = {
-            **aws_env(stack.endpoint),
-            **stack.process.environment,
-            "AWS_LAMBDA_FUNCTION_NAME": stack.process.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(stack.process.memory),
+            **function_env(stack.access),
+            **self.function.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": self.function.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.function.memory),
             **(environment or {}),
         }
         self.stats = RunnerStats()
@@ -189,10 +242,10 @@ class Runner:
             # spawn, not fork: the parent has polling threads and boto3 connections.
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(self.environment, self.handler),
+            initargs=(self.environment, self.handler, self.fault_rate),
         )
 
-    def _submit(self, event: dict[str, Any], context: FakeContext) -> tuple[bool, Any]:
+    def _submit(self, event: SqsEvent, context: FakeContext) -> tuple[bool, object]:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = self._new_pool()
@@ -245,7 +298,7 @@ class Runner:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _receive(self, max_messages: int, wait: int) -> list[dict[str, Any]]:
+    def _receive(self, max_messages: int, wait: int) -> list[MessageTypeDef]:
         resp = self._sqs.receive_message(
             QueueUrl=self.stack.queue_url,
             MaxNumberOfMessages=max(1, min(10, max_messages)),
@@ -253,10 +306,9 @@ class Runner:
             MessageSystemAttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        messages: list[dict[str, Any]] = resp.get("Messages", [])
-        return messages
+        return list(resp.get("Messages", []))
 
-    def _gather(self) -> list[dict[str, Any]]:
+    def _gather(self) -> list[MessageTypeDef]:
         """One batch: up to batch_size messages, waiting at most the batching window once the
         first message arrived."""
         batch = self._receive(self.mapping.batch_size, wait=1)
@@ -280,11 +332,11 @@ class Runner:
                 logger.exception("poll failed; retrying")
                 time.sleep(0.5)
 
-    def invoke(self, batch: list[dict[str, Any]]) -> set[str]:
+    def invoke(self, batch: list[MessageTypeDef]) -> set[str]:
         """Invoke the handler on ``batch`` and settle the messages; returns the failed ids."""
-        event = {"Records": [to_lambda_record(m, self.mapping.queue_arn) for m in batch]}
+        event: SqsEvent = {"Records": [to_lambda_record(m, self.mapping.queue_arn) for m in batch]}
         ids = {m["MessageId"] for m in batch}
-        fn = self.stack.process
+        fn = self.function
         ok, response = self._submit(event, FakeContext(fn.name, fn.memory, fn.timeout))
         if ok:
             failed = failed_ids(response, ids) if self.mapping.report_failures else set()

@@ -1,4 +1,4 @@
-"""What a deployed stack looks like to the local tools: names, the process function, its mapping.
+"""What a stack deployed on the local endpoint looks like: a ``Deployment``, read back.
 
 Everything is read back from the endpoint (CloudFormation resources, Lambda configuration, the
 event source mapping), never restated, so the runner plays exactly the function that was deployed.
@@ -6,59 +6,15 @@ event source mapping), never restated, so the runner plays exactly the function 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from .endpoint import Endpoint, client
-
-SERVICE = "imgpipe"
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionSpec:
-    name: str
-    handler: str
-    timeout: int
-    memory: int
-    environment: dict[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class MappingSpec:
-    queue_arn: str
-    batch_size: int
-    window: int
-    max_concurrency: int
-    report_failures: bool
-    enabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Stack:
-    endpoint: Endpoint
-    name: str
-    uploads_bucket: str
-    derived_bucket: str
-    table: str
-    topic_arn: str
-    queue_url: str
-    dlq_url: str
-    process: FunctionSpec
-    mapping: MappingSpec
-
-    def client(self, service: str) -> Any:
-        return client(self.endpoint, service)
+from ..deployment import Deployment, FunctionSpec, MappingSpec, stack_name
+from .endpoint import Endpoint, access, client
 
 
 class StackNotDeployed(RuntimeError):
     pass
 
 
-def stack_name(stage: str) -> str:
-    return f"{SERVICE}-{stage}"
-
-
-def discover(endpoint: Endpoint, stage: str = "local") -> Stack:
+def discover(endpoint: Endpoint, stage: str = "local") -> Deployment:
     name = stack_name(stage)
     cfn, lam, sqs = (client(endpoint, s) for s in ("cloudformation", "lambda", "sqs"))
     try:
@@ -67,19 +23,18 @@ def discover(endpoint: Endpoint, stage: str = "local") -> Stack:
         raise StackNotDeployed(
             f"stack {name} is not deployed on {endpoint.url}: run `make deploy STAGE={stage}`"
         ) from exc
-    physical = {
+    physical: dict[str, str] = {
         r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
         for r in resources
         if "LogicalResourceId" in r
     }
     config = lam.get_function_configuration(FunctionName=physical["ProcessLambdaFunction"])
-    env: dict[str, str] = dict(config.get("Environment", {}).get("Variables", {}))
     function = FunctionSpec(
         name=config["FunctionName"],
         handler=config["Handler"],
         timeout=int(config["Timeout"]),
         memory=int(config["MemorySize"]),
-        environment=env,
+        environment=dict(config.get("Environment", {}).get("Variables", {})),
     )
     mappings = [
         m
@@ -103,15 +58,16 @@ def discover(endpoint: Endpoint, stage: str = "local") -> Stack:
         url: str = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
         return url
 
-    return Stack(
-        endpoint=endpoint,
-        name=name,
+    return Deployment(
+        stage=stage,
         uploads_bucket=physical["UploadsBucket"],
         derived_bucket=physical["DerivedBucket"],
         table=physical["ImagesTable"],
         topic_arn=physical["EventsTopic"],
         queue_url=queue_url("ImagesQueue"),
         dlq_url=queue_url("DeadLetterQueue"),
+        access=access(endpoint),
+        kind=endpoint.kind,
         process=function,
         mapping=mapping,
     )

@@ -89,21 +89,24 @@ class Resolver:
             return value
         if len(value) == 1:
             ((fn, arg),) = value.items()
-            if fn == "Ref":
-                return self.ref(arg)
-            if fn == "Fn::GetAtt":
-                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(logical, attribute)
-            if fn == "Fn::Sub":
-                if not isinstance(arg, str):
-                    raise UnresolvableError("Fn::Sub with a variable map")
-                return self.sub(arg)
-            if fn == "Fn::Join":
-                sep, parts = arg
-                return sep.join(str(p) for p in self(parts))
-            if fn.startswith("Fn::"):
-                raise UnresolvableError(fn)
+            if fn == "Ref" or fn.startswith("Fn::"):
+                return self.intrinsic(fn, arg)
         return {k: self(v) for k, v in value.items()}
+
+    def intrinsic(self, fn: str, arg: Any) -> str:
+        if fn == "Ref":
+            return self.ref(arg)
+        if fn == "Fn::GetAtt":
+            logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+            return self.get_att(logical, attribute)
+        if fn == "Fn::Sub":
+            if not isinstance(arg, str):
+                raise UnresolvableError("Fn::Sub with a variable map")
+            return self.sub(arg)
+        if fn == "Fn::Join":
+            sep, parts = arg
+            return str(sep).join(str(p) for p in self(parts))
+        raise UnresolvableError(fn)
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -158,42 +161,58 @@ def wire(
     ``plain_http``: the embedded endpoint speaks HTTP only, and moto does evaluate bucket
     policies, so the TLS-only deny statements would refuse every request there. They are left out
     locally (and checked on the packaged template by the unit tests instead)."""
-    applied: list[str] = []
     resources: Mapping[str, Mapping[str, Any]] = template["Resources"]
     # Queue policies first: S3 checks them when a notification is configured.
-    for logical, res in resources.items():
-        props = res.get("Properties", {})
-        if res["Type"] == "AWS::SQS::QueuePolicy":
-            policy = json.dumps(resolve(props["PolicyDocument"]))
-            for url in resolve(props["Queues"]):
-                sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
-            applied.append(f"{logical}: queue policy")
+    applied = [
+        _queue_policy(logical, res.get("Properties", {}), resolve, sqs)
+        for logical, res in resources.items()
+        if res["Type"] == "AWS::SQS::QueuePolicy"
+    ]
     for logical, res in resources.items():
         props = res.get("Properties", {})
         if res["Type"] == "AWS::S3::Bucket":
-            bucket = resolve.ref(logical)
-            if "PublicAccessBlockConfiguration" in props:
-                s3.put_public_access_block(
-                    Bucket=bucket,
-                    PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"],
-                )
-                applied.append(f"{logical}: public access block")
-            notification = props.get("NotificationConfiguration")
-            if notification:
-                s3.put_bucket_notification_configuration(
-                    Bucket=bucket, NotificationConfiguration=_notification(resolve(notification))
-                )
-                applied.append(f"{logical}: notifications")
+            applied += _bucket(logical, props, resolve, s3)
         elif res["Type"] == "AWS::S3::BucketPolicy":
-            document = dict(resolve(props["PolicyDocument"]))
-            statements = document["Statement"]
-            if plain_http:
-                statements = [st for st in statements if not _requires_tls(st)]
-            if statements:
-                document["Statement"] = statements
-                s3.put_bucket_policy(Bucket=resolve(props["Bucket"]), Policy=json.dumps(document))
-                applied.append(f"{logical}: bucket policy")
+            applied += _bucket_policy(logical, props, resolve, s3, plain_http)
     return applied
+
+
+def _queue_policy(logical: str, props: Mapping[str, Any], resolve: Resolver, sqs: SQSClient) -> str:
+    policy = json.dumps(resolve(props["PolicyDocument"]))
+    for url in resolve(props["Queues"]):
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+    return f"{logical}: queue policy"
+
+
+def _bucket(logical: str, props: Mapping[str, Any], resolve: Resolver, s3: S3Client) -> list[str]:
+    applied = []
+    bucket = resolve.ref(logical)
+    if "PublicAccessBlockConfiguration" in props:
+        s3.put_public_access_block(
+            Bucket=bucket, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+        )
+        applied.append(f"{logical}: public access block")
+    notification = props.get("NotificationConfiguration")
+    if notification:
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket, NotificationConfiguration=_notification(resolve(notification))
+        )
+        applied.append(f"{logical}: notifications")
+    return applied
+
+
+def _bucket_policy(
+    logical: str, props: Mapping[str, Any], resolve: Resolver, s3: S3Client, plain_http: bool
+) -> list[str]:
+    document = dict(resolve(props["PolicyDocument"]))
+    statements = document["Statement"]
+    if plain_http:
+        statements = [st for st in statements if not _requires_tls(st)]
+    if not statements:
+        return []
+    document["Statement"] = statements
+    s3.put_bucket_policy(Bucket=resolve(props["Bucket"]), Policy=json.dumps(document))
+    return [f"{logical}: bucket policy"]
 
 
 def _notification(cfn: Mapping[str, Any]) -> Any:

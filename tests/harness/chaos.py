@@ -1,8 +1,9 @@
-"""Reconcile every upload against the catalog, the derived bucket and the notifications sent.
+"""Test harness: reconcile every upload against the catalog, the derived bucket and the
+notifications sent.
 
 Used by ``bench/chaos.py`` (``make chaos``) and the functional chaos test: after faults, crashes,
 retries, the DLQ and a redrive, every upload must end DONE (with its thumbnails), REJECTED or
-FAILED, and each outcome must have been announced exactly once.
+FAILED, and each outcome must have been announced exactly once. Not part of the package.
 """
 
 from __future__ import annotations
@@ -10,22 +11,26 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..catalog import Catalog
-from .stack import Stack
+from imgpipe.catalog import Catalog
+from imgpipe.deployment import Deployment as Stack
+from imgpipe.outcomes import Status
+from imgpipe.record import ImageRecord, from_document
+
+from .wait import poll
 
 
 @dataclass(frozen=True, slots=True)
 class Upload:
     key: str
     body: bytes
-    expected: str  # DONE or REJECTED
+    expected: Status  # DONE or REJECTED
 
 
 @dataclass
@@ -54,10 +59,10 @@ def make_uploads(
     cache = {p: p.read_bytes() for p in photos}
     for i in range(count):
         if bad_every and i % bad_every == bad_every - 1:
-            uploads.append(Upload(f"{prefix}{i:05d}-notes.jpg", b"not an image\n", "REJECTED"))
+            uploads.append(Upload(f"{prefix}{i:05d}-notes.jpg", b"not an image\n", Status.REJECTED))
         else:
             photo = photos[i % len(photos)]
-            uploads.append(Upload(f"{prefix}{i:05d}-{photo.name}", cache[photo], "DONE"))
+            uploads.append(Upload(f"{prefix}{i:05d}-{photo.name}", cache[photo], Status.DONE))
     return uploads
 
 
@@ -70,21 +75,39 @@ def subscribe_inbox(stack: Stack, name: str) -> str:
     return url
 
 
-def drain(stack: Stack, url: str) -> list[dict[str, Any]]:
-    """Every notification waiting in ``url``, as the JSON records that were published."""
+def drain(stack: Stack, url: str) -> list[ImageRecord]:
+    """Every notification waiting in ``url``, as the records that were published."""
     sqs = stack.client("sqs")
-    out: list[dict[str, Any]] = []
+    out: list[ImageRecord] = []
     while True:
         messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:
             return out
-        out.extend(json.loads(json.loads(m["Body"])["Message"]) for m in messages)
+        out.extend(from_document(json.loads(json.loads(m["Body"])["Message"])) for m in messages)
         sqs.delete_message_batch(
             QueueUrl=url,
             Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
             ],
         )
+
+
+def collect(
+    stack: Stack,
+    url: str,
+    until: Callable[[list[ImageRecord]], bool],
+    timeout: float = 30.0,
+) -> list[ImageRecord]:
+    """Drain ``url`` repeatedly until the notifications gathered satisfy ``until`` (SNS -> SQS
+    delivery is asynchronous), then once more, so that a late duplicate is counted too."""
+    gathered: list[ImageRecord] = []
+
+    def more() -> list[ImageRecord]:
+        gathered.extend(drain(stack, url))
+        return gathered
+
+    poll(more, until, timeout, interval=0.2, what="the expected notifications")
+    return more()
 
 
 def queue_depth(stack: Stack, url: str) -> int:
@@ -98,7 +121,7 @@ def queue_depth(stack: Stack, url: str) -> int:
 
 
 def wait_drained(stack: Stack, url: str, timeout: float) -> bool:
-    """Until ``url`` holds nothing, visible or in flight, twice in a row."""
+    """Until ``url`` holds nothing, visible or in flight, twice in a row (polled each second)."""
     deadline = time.monotonic() + timeout
     empty_checks = 0
     while time.monotonic() < deadline:
@@ -118,31 +141,31 @@ def _exists(s3: Any, bucket: str, key: str) -> bool:
 
 
 def reconcile(
-    stack: Stack, uploads: Sequence[Upload], notifications: Sequence[dict[str, Any]]
+    stack: Stack, uploads: Sequence[Upload], notifications: Sequence[ImageRecord]
 ) -> Reconciliation:
     catalog = Catalog(stack.client("dynamodb"), stack.table)
     s3 = stack.client("s3")
     result = Reconciliation(uploads=len(uploads))
     for upload in uploads:
-        record = catalog.get(stack.uploads_bucket, upload.key) or {}
-        status = record.get("status")
-        thumbs = record.get("thumbnails", [])
+        record = catalog.get(stack.uploads_bucket, upload.key)
+        status = None if record is None else record.status
         if (
-            status == "DONE"
-            and thumbs
-            and all(_exists(s3, stack.derived_bucket, t["key"]) for t in thumbs)
+            record is not None
+            and status is Status.DONE
+            and record.thumbnails
+            and all(_exists(s3, stack.derived_bucket, t.key) for t in record.thumbnails)
         ):
             result.done += 1
-        elif status == "REJECTED":
+        elif status is Status.REJECTED:
             result.rejected += 1
-        elif status == "FAILED":
+        elif status is Status.FAILED:
             result.failed += 1
         else:
             result.lost += 1
             result.lost_keys.append(upload.key)
             continue
-        if status != upload.expected and status != "FAILED":
+        if status is not upload.expected and status is not Status.FAILED:
             result.wrong += 1
-    announced = Counter((n["bucket"], n["key"], n["version"], n["status"]) for n in notifications)
+    announced = Counter((n.bucket, n.key, n.version, n.status) for n in notifications)
     result.duplicates_notified = sum(c - 1 for c in announced.values() if c > 1)
     return result

@@ -8,17 +8,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, ImageDraw
 
 from ..catalog import Catalog
-from .deploy import deploy, project_dir
-from .endpoint import up
-from .runner import Runner
-from .stack import Stack, discover
+from ..deployment import Deployment
+from ..local.deploy import deploy, project_dir
+from ..local.endpoint import up
+from ..local.runner import Runner
+from ..local.stack import discover
+from ..record import ImageRecord
+from .watch import wait_final
 
-FINAL = {"DONE", "REJECTED", "FAILED", "DELETED"}
 PHOTOS_ENV = "IMGPIPE_DEMO_PHOTOS"
 
 
@@ -59,31 +60,7 @@ def load_photos(folder: Path) -> list[Upload]:
     ]
 
 
-def wait_final(
-    catalog: Catalog,
-    bucket: str,
-    keys: Sequence[str],
-    timeout: float,
-    progress: Callable[[int, int], None] | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Poll the catalog until every key has a final status or ``timeout`` passes."""
-    records: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for key in keys:
-            if key not in records:
-                record = catalog.get(bucket, key)
-                if record is not None and record.get("status") in FINAL:
-                    records[key] = record
-        if progress is not None:
-            progress(len(records), len(keys))
-        if len(records) == len(keys):
-            break
-        time.sleep(0.25)
-    return records
-
-
-def format_table(keys: Sequence[str], records: dict[str, dict[str, Any]]) -> str:
+def format_table(keys: Sequence[str], records: dict[str, ImageRecord]) -> str:
     header = ("key", "status", "original", "thumbnails", "labels / text", "ms")
     rows: list[tuple[str, ...]] = [header]
     for key in keys:
@@ -92,35 +69,38 @@ def format_table(keys: Sequence[str], records: dict[str, dict[str, Any]]) -> str
             rows.append((key, "PENDING", "-", "-", "-", "-"))
             continue
         original = (
-            f"{rec['width']}x{rec['height']} {rec['size'] / 1024:.0f} KiB"
-            if "width" in rec
-            else "-"
+            f"{rec.image.width}x{rec.image.height} {rec.size / 1024:.0f} KiB" if rec.image else "-"
         )
-        thumbs = " ".join(f"{t['width']}x{t['height']}" for t in rec.get("thumbnails", []))
-        status = rec["status"] + (f" ({rec['reason']})" if rec.get("reason") else "")
-        rows.append((key, status, original, thumbs or "-", _findings(rec), f"{rec.get('ms', '-')}"))
+        thumbs = " ".join(f"{t.width}x{t.height}" for t in rec.thumbnails)
+        status = rec.status + (f" ({rec.reason})" if rec.reason else "")
+        ms = "-" if rec.ms is None else str(rec.ms)
+        rows.append((key, status, original, thumbs or "-", findings_summary(rec), ms))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def _findings(record: dict[str, Any]) -> str:
-    labels = [f"{x['name']} {x['confidence']:.0f}" for x in record.get("labels", [])[:3]]
-    text = [f'"{t["text"]}"' for t in record.get("text", [])[:2]]
-    faces = len(record.get("faces", []))
-    found = labels + text + ([f"{faces} face{'s' * (faces > 1)}"] if faces else [])
-    return ", ".join(found)[:60] or "-"
+def findings_summary(record: ImageRecord) -> str:
+    """Top labels, the first text lines and the face count, in at most 60 characters."""
+    found = record.findings
+    if found is None:
+        return "-"
+    labels = [f"{x.name} {x.confidence:.0f}" for x in found.labels[:3]]
+    text = [f'"{t.text}"' for t in found.text[:2]]
+    faces = len(found.faces)
+    parts = labels + text + ([f"{faces} face{'s' * (faces > 1)}"] if faces else [])
+    return ", ".join(parts)[:60] or "-"
 
 
-def download_thumbnails(stack: Stack, records: dict[str, dict[str, Any]], out: Path) -> int:
+def download_thumbnails(stack: Deployment, records: dict[str, ImageRecord], out: Path) -> int:
     s3 = stack.client("s3")
     count = 0
     for rec in records.values():
-        for thumb in rec.get("thumbnails", []):
-            target = out / thumb["key"].removeprefix("thumbnails/")
+        for thumb in rec.thumbnails:
+            target = out / thumb.key.removeprefix("thumbnails/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(stack.derived_bucket, thumb["key"], str(target))
+            s3.download_file(stack.derived_bucket, thumb.key, str(target))
             count += 1
     return count
 
@@ -139,8 +119,11 @@ def run_demo(out: Path, timeout: float = 180.0, say: Callable[[str], None] = pri
     with Runner(stack) as runner:
         say(f"local runner: {runner.concurrency} workers polling {stack.queue_url}")
         s3 = stack.client("s3")
-        for photo, key in zip(photos, keys, strict=True):
-            s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=photo.data)
+        etags = {
+            key: s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=photo.data)["ETag"]
+            for photo, key in zip(photos, keys, strict=True)
+        }
+        etags = {key: etag.strip('"') for key, etag in etags.items()}
         say(f"uploaded {len(photos)} photos to s3://{stack.uploads_bucket}/{prefix}")
 
         shown = [-1]
@@ -150,7 +133,7 @@ def run_demo(out: Path, timeout: float = 180.0, say: Callable[[str], None] = pri
                 shown[0] = done
                 print(f"\r  final: {done}/{total}", end="", flush=True)
 
-        records = wait_final(catalog, stack.uploads_bucket, keys, timeout, progress)
+        records = wait_final(catalog, stack.uploads_bucket, etags, timeout, progress)
         print()
     say(format_table(keys, records))
     saved = download_thumbnails(stack, records, out)

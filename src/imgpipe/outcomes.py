@@ -1,0 +1,33 @@
+"""How an upload can end, and why: the two vocabularies every other module speaks.
+
+Kept free of imports so that the pure imaging core can name its rejection reasons too.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    DONE = "DONE"
+    REJECTED = "REJECTED"  # the input's fault, with a Reason; never retried
+    FAILED = "FAILED"  # transient failures exhausted the receives; the message is in the DLQ
+    DELETED = "DELETED"  # the source object was removed; its derivatives went with it
+
+
+FINAL = frozenset(Status)
+
+
+class Reason(StrEnum):
+    """Machine-readable reasons, stable across releases: subscribers and alarms filter on them."""
+
+    EMPTY = "empty"
+    TOO_LARGE = "too_large"
+    NOT_AN_IMAGE = "not_an_image"
+    UNSUPPORTED_FORMAT = "unsupported_format"
+    CORRUPT = "corrupt"
+    TRUNCATED = "truncated"
+    TOO_MANY_PIXELS = "too_many_pixels"
+    TOO_MANY_FRAMES = "too_many_frames"
+    MISSING = "missing"  # deleted before it was processed
+    TRANSIENT = "transient"  # FAILED records: retries ran out

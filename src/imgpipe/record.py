@@ -1,0 +1,140 @@
+"""The status record: one typed value per source object, and the JSON document it publishes.
+
+Every module takes and returns ``ImageRecord``; only this module knows the document's shape.
+The document is what API clients, SNS subscribers and the results files receive, and (with the
+internal ``notified`` mark) what the catalog stores. Its shape is versioned by ``schema``:
+bump ``SCHEMA`` when a field changes meaning or goes away (adding one is compatible), and say so
+in the README's record section. ``tests/unit/test_record.py`` pins it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .codec import Json, JsonObject, structure, unstructure
+from .events import S3ObjectEvent
+from .imaging import ImageInfo
+from .labels import LabelResult
+from .outcomes import Reason, Status
+
+SCHEMA = 1
+
+_IMAGE_FIELDS = tuple(f.name for f in dataclasses.fields(ImageInfo))
+_FINDINGS = ("labels", "text", "faces", "moderation")
+_LABELER = ("backend", "ms", "source", "errors")
+
+
+@dataclass(frozen=True, slots=True)
+class ThumbnailRef:
+    name: str
+    key: str  # in the derived bucket
+    width: int
+    height: int
+    bytes: int
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    bucket: str
+    key: str
+    version: str  # see S3ObjectEvent.version: every write is conditional on it
+    status: Status
+    event_name: str = ""
+    etag: str = ""
+    size: int = 0
+    sequencer: str = ""
+    event_time: str = ""
+    attempts: int = 1
+    reason: Reason | None = None
+    detail: str = ""
+    updated_at: str = ""
+    notified: bool = False  # internal: the outcome was published
+    image: ImageInfo | None = None  # DONE: what the image is
+    thumbnails: tuple[ThumbnailRef, ...] = ()
+    findings: LabelResult | None = None  # DONE: labels, text, faces, moderation
+    ms: float | None = None
+    thumbnail_ms: float | None = None
+
+    @classmethod
+    def of(cls, event: S3ObjectEvent, status: Status, attempts: int) -> ImageRecord:
+        """A record of ``event``'s version; ``dataclasses.replace`` adds the outcome's fields."""
+        return cls(
+            bucket=event.bucket,
+            key=event.key,
+            version=event.version,
+            status=status,
+            event_name=event.event_name,
+            etag=event.etag,
+            size=event.size,
+            sequencer=event.sequencer,
+            event_time=event.event_time,
+            attempts=attempts,
+            updated_at=now(),
+        )
+
+    @property
+    def thumbnail_keys(self) -> frozenset[str]:
+        return frozenset(t.key for t in self.thumbnails)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def to_document(record: ImageRecord, *, internal: bool = False) -> JsonObject:
+    """The published JSON shape (``internal``: plus the catalog's bookkeeping)."""
+    doc: JsonObject = {"schema": SCHEMA}
+    for name in (
+        "bucket",
+        "key",
+        "version",
+        "status",
+        "reason",
+        "detail",
+        "event_name",
+        "etag",
+        "size",
+        "sequencer",
+        "event_time",
+        "attempts",
+        "updated_at",
+    ):
+        value = getattr(record, name)
+        if value is not None and value != "":
+            doc[name] = unstructure(value)
+    if record.image is not None:
+        image = unstructure(record.image)
+        assert isinstance(image, dict)
+        doc.update(image)
+    doc["thumbnails"] = unstructure(record.thumbnails)
+    if record.findings is not None:
+        findings = unstructure(record.findings)
+        assert isinstance(findings, dict)
+        for name in _FINDINGS:
+            doc[name] = findings.get(name, [])
+        doc["labeler"] = {k: findings[k] for k in _LABELER if k in findings}
+    for name in ("ms", "thumbnail_ms"):
+        value = getattr(record, name)
+        if value is not None:
+            doc[name] = value
+    if internal:
+        doc["notified"] = record.notified
+    return doc
+
+
+def from_document(doc: Mapping[str, Json]) -> ImageRecord:
+    """Read a document back (a catalog item, a notification); DecodeError if malformed."""
+    flat = {k: v for k, v in doc.items() if k not in _IMAGE_FIELDS and k not in _FINDINGS}
+    flat.pop("labeler", None)
+    if "format" in doc:
+        flat["image"] = {k: doc[k] for k in _IMAGE_FIELDS if k in doc}
+    if "labeler" in doc:
+        labeler = doc["labeler"]
+        findings: JsonObject = dict(labeler) if isinstance(labeler, dict) else {}
+        findings.update({k: doc[k] for k in _FINDINGS if k in doc})
+        flat["findings"] = findings
+    return structure(ImageRecord, flat)

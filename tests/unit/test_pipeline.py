@@ -1,0 +1,196 @@
+"""The pipeline's ordered, idempotent outcomes: duplicates, reordering, deletes, FAILED on the
+last attempt, notify once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from imgpipe import aws
+from imgpipe.events import parse_body
+from imgpipe.handlers import process
+from imgpipe.outcomes import Reason, Status
+from tests.conftest import Events, jpeg_bytes
+from tests.unit.conftest import FakeStack, LambdaContext
+
+Run = Callable[..., object]
+
+
+@pytest.fixture
+def run(lambda_context: LambdaContext) -> Run:
+    def invoke(*records: Any) -> object:
+        return process.handler({"Records": list(records)}, lambda_context)
+
+    return invoke
+
+
+@pytest.fixture
+def inbox(stack: FakeStack) -> str:
+    """An SQS queue subscribed to the topic: every notification the pipeline sends."""
+    url: str = stack.sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    boto3.client("sns", region_name="us-east-1").subscribe(
+        TopicArn=stack.topic_arn,
+        Protocol="sqs",
+        Endpoint=arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "false"},
+    )
+    return url
+
+
+def notifications(stack: FakeStack, inbox: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while True:
+        msgs = stack.sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10).get("Messages", [])
+        if not msgs:
+            return out
+        for m in msgs:
+            envelope = json.loads(m["Body"])
+            out.append(
+                {
+                    "subject": envelope["Subject"],
+                    "body": json.loads(envelope["Message"]),
+                    "attributes": {k: v["Value"] for k, v in envelope["MessageAttributes"].items()},
+                }
+            )
+            stack.sqs.delete_message(QueueUrl=inbox, ReceiptHandle=m["ReceiptHandle"])
+
+
+def test_sequencers_compare_as_hex_values_of_any_length(events: Events) -> None:
+    def version(seq: str) -> str:
+        return parse_body(events.s3_body("k", sequencer=seq))[0].version
+
+    assert version("FF") < version("0100")  # 255 < 256 despite "F" > "0" as text
+    assert version("0055AED6DCD90281E5") < version("0055AED6DCD90281E6")
+
+
+def test_duplicate_delivery_notifies_once(
+    stack: FakeStack, events: Events, run: Run, inbox: str
+) -> None:
+    etag = stack.upload("a.jpg", jpeg_bytes())
+    record = events.upload_record("m1", "a.jpg", etag=etag, sequencer="0A")
+    run(record)
+    run({**record, "messageId": "m2"})  # SQS delivered it again
+    sent = notifications(stack, inbox)
+    assert [n["attributes"]["status"] for n in sent] == ["DONE"]
+    assert sent[0]["attributes"] == {
+        "status": "DONE",
+        "bucket": "uploads",
+        "key": "a.jpg",
+        "reason": "-",
+    }
+    assert sent[0]["subject"] == "imgpipe DONE: a.jpg"
+    assert sent[0]["body"]["status"] == "DONE" and sent[0]["body"]["width"] == 640
+
+
+def test_older_version_after_newer_is_ignored(
+    stack: FakeStack, events: Events, run: Run, inbox: str
+) -> None:
+    old_etag = stack.upload("a.jpg", jpeg_bytes((300, 200)))
+    new_etag = stack.upload("a.jpg", jpeg_bytes((900, 600)))
+    run(events.upload_record("m-new", "a.jpg", etag=new_etag, sequencer="0B"))
+    run(events.upload_record("m-old", "a.jpg", etag=old_etag, sequencer="0A"))
+    record = stack.catalog.get("uploads", "a.jpg")
+    assert record is not None and record.image is not None
+    assert (record.etag, record.image.width) == (new_etag, 900)
+    assert len(notifications(stack, inbox)) == 1
+
+
+def test_new_version_replaces_thumbnails_of_the_previous(
+    stack: FakeStack, events: Events, run: Run
+) -> None:
+    first = stack.upload("a.jpg", jpeg_bytes((300, 200)))
+    run(events.upload_record("m1", "a.jpg", etag=first, sequencer="0A"))
+    second = stack.upload("a.jpg", jpeg_bytes((900, 600)))
+    run(events.upload_record("m2", "a.jpg", etag=second, sequencer="0B"))
+    keys = stack.derived_keys("thumbnails/")
+    assert keys and all(f"/{second}/" in k for k in keys)
+
+
+def test_delete_removes_derivatives_and_is_not_resurrected(
+    stack: FakeStack, events: Events, run: Run, inbox: str
+) -> None:
+    etag = stack.upload("gone.jpg", jpeg_bytes())
+    created = events.upload_record("m1", "gone.jpg", etag=etag, sequencer="0A")
+    run(created)
+    other = stack.upload("gone.jpg/inside.jpg", jpeg_bytes())  # shares the key as a prefix
+    run(events.upload_record("m-other", "gone.jpg/inside.jpg", etag=other, sequencer="01"))
+    stack.s3.delete_object(Bucket="uploads", Key="gone.jpg")
+    run(events.upload_record("m2", "gone.jpg", sequencer="0B", event="ObjectRemoved:Delete"))
+    run({**created, "messageId": "m3"})  # a late redelivery of the creation
+    record = stack.catalog.get("uploads", "gone.jpg")
+    assert record is not None and record.status is Status.DELETED
+    left = stack.derived_keys()
+    # what belonged to gone.jpg went; what belongs to gone.jpg/inside.jpg stays
+    assert sorted(k.split("/")[0] for k in left) == ["results"] * 2 + ["thumbnails"] * 3
+    assert all("gone.jpg/inside.jpg" in k for k in left)
+    assert [n["attributes"]["status"] for n in notifications(stack, inbox)] == [
+        "DONE",
+        "DONE",
+        "DELETED",
+    ]
+
+
+def test_last_attempt_records_failed_then_redrive_completes(
+    stack: FakeStack,
+    events: Events,
+    run: Run,
+    inbox: str,
+    throttle: Callable[[str], Callable[..., None]],
+) -> None:
+    etag = stack.upload("slow.jpg", jpeg_bytes())
+    hook = throttle("slow.jpg")
+    ok = stack.upload("ok.jpg", jpeg_bytes())
+    # receive 2 of 3: reported for retry, nothing recorded
+    response = run(
+        events.upload_record("m1", "slow.jpg", 2, etag=etag, sequencer="0A"),
+        events.upload_record("m-ok", "ok.jpg", etag=ok, sequencer="01"),
+    )
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert stack.catalog.get("uploads", "slow.jpg") is None
+    # receive 3 of 3: FAILED with the last error, still reported (SQS moves it to the DLQ)
+    response = run(
+        events.upload_record("m1", "slow.jpg", 3, etag=etag, sequencer="0A"),
+        events.upload_record("m-ok2", "ok.jpg", etag=ok, sequencer="01"),
+    )
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    failed = stack.catalog.get("uploads", "slow.jpg")
+    assert failed is not None
+    assert (failed.status, failed.reason) == (Status.FAILED, Reason.TRANSIENT)
+    assert failed.detail == "GetObject: SlowDown: Please reduce your request rate."
+    # the incident is over; the redriven message completes the same version
+    aws.s3().meta.events.unregister("before-parameter-build.s3.GetObject", hook)
+    assert run(events.upload_record("m1", "slow.jpg", 1, etag=etag, sequencer="0A")) == {
+        "batchItemFailures": []
+    }
+    done = stack.catalog.get("uploads", "slow.jpg")
+    assert done is not None and done.status is Status.DONE
+    statuses = [
+        (n["attributes"]["key"], n["attributes"]["status"]) for n in notifications(stack, inbox)
+    ]
+    assert statuses == [("ok.jpg", "DONE"), ("slow.jpg", "FAILED"), ("slow.jpg", "DONE")]
+
+
+def test_failed_publish_is_retried_and_sent_once(
+    stack: FakeStack, events: Events, run: Run, inbox: str
+) -> None:
+    etag = stack.upload("a.jpg", jpeg_bytes())
+    record = events.upload_record("m1", "a.jpg", etag=etag, sequencer="0A")
+
+    def fail_publish(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "slow"}}, "Publish")
+
+    aws.sns().meta.events.register("before-parameter-build.sns.Publish", fail_publish)
+    with pytest.raises(Exception, match="All records failed"):
+        run(record)
+    stored = stack.catalog.get("uploads", "a.jpg")
+    assert stored is not None and stored.status is Status.DONE and stored.notified is False
+    aws.sns().meta.events.unregister("before-parameter-build.sns.Publish", fail_publish)
+    run(record)  # the retry finds the record written but not announced
+    run(record)  # and a further duplicate sends nothing
+    assert [n["attributes"]["key"] for n in notifications(stack, inbox)].count("a.jpg") == 1
