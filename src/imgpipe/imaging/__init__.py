@@ -2,10 +2,15 @@
 
 Nothing here knows about AWS: bytes in, bytes and plain data out, so it runs the same in Lambda,
 in the local runner and in ``imgpipe process``.
+
+``render`` and ``sniff`` load Pillow; they are imported on first use, so modules that only need
+the value types (the status record, the status API's Lambda) never pay for Pillow at cold start.
 """
 
-from .render import render
-from .sniff import sniff
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .types import (
     DEFAULT_SIZES,
     ExifValue,
@@ -20,6 +25,23 @@ from .types import (
     fit,
     parse_sizes,
 )
+
+if TYPE_CHECKING:
+    from .render import render
+    from .sniff import sniff
+
+
+def __getattr__(name: str) -> Any:
+    if name == "render":
+        from .render import render
+
+        return render
+    if name == "sniff":
+        from .sniff import sniff
+
+        return sniff
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_SIZES",
