@@ -28,3 +28,22 @@ def test_lambda_requirements_match_runtime_dependencies() -> None:
     for line in (ROOT / "requirements-lambda.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             assert "==" in line, f"pin {line!r}: the zip must be reproducible"
+
+
+def test_status_and_redrive_handlers_do_not_load_pillow() -> None:
+    """Their cold start must not pay for Pillow: the imaging core loads it on first render."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, imgpipe.handlers.status, imgpipe.handlers.redrive\n"
+        "print(sorted(m for m in sys.modules if m == 'PIL' or m.startswith('PIL.')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    assert out.stdout.strip() == "[]"

@@ -27,17 +27,17 @@ from .types import (
 )
 
 if TYPE_CHECKING:
-    from .render import render
-    from .sniff import sniff
+    from .engine import render
+    from .formats import sniff
 
 
 def __getattr__(name: str) -> Any:
     if name == "render":
-        from .render import render
+        from .engine import render
 
         return render
     if name == "sniff":
-        from .sniff import sniff
+        from .formats import sniff
 
         return sniff
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
