@@ -11,6 +11,11 @@ STAGE ?= local
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# MiniStack, the default local backend, runs the Lambda zip on its own interpreter: Python 3.12
+# like Lambda's runtime (pyenv's, or one on PATH). Without one, the local stack falls back to moto.
+PY312 ?= $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 || true)
+PY312 := $(or $(PY312),$(shell command -v python3.12 2>/dev/null))
+MINISTACK_VENV := .venv-ministack
 SLS := node_modules/.bin/serverless
 # Packaging is offline: no telemetry, no login, and dummy credentials where none are set.
 export SLS_TELEMETRY_DISABLED := 1
@@ -19,7 +24,8 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 OFFLINE_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-offline} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-offline}
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-unit test-functional test-template lint package deploy demo \
+.PHONY: help install test test-unit test-functional test-functional-moto-smoke test-template \
+        lint package deploy demo \
         local-up local-down redrive bench bench-labels bench-coldstart bench-e2e chaos clean \
         browser-deps
 
@@ -36,9 +42,19 @@ node_modules/.installed: package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed ## create .venv and install npm packages
+$(MINISTACK_VENV)/.installed: requirements-ministack.txt
+ifneq ($(PY312),)
+	$(PY312) -m venv $(MINISTACK_VENV)
+	$(MINISTACK_VENV)/bin/pip install -q --upgrade pip
+	$(MINISTACK_VENV)/bin/pip install -q -r requirements-ministack.txt
+	touch $@
+else
+	@echo "no Python 3.12 found: the local stack will use moto (set PY312=/path/to/python3.12)"
+endif
 
-test: lint test-unit package test-functional ## everything CI runs
+install: $(VENV)/.installed node_modules/.installed $(MINISTACK_VENV)/.installed ## create .venv, .venv-ministack and install npm packages
+
+test: lint test-unit package test-functional test-functional-moto-smoke ## everything CI runs
 
 test-unit: install ## unit tests (moto in-process, no endpoint)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
@@ -47,8 +63,11 @@ browser-deps: ## Debian's chromium for the gallery's browser test (apt, as root)
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test-functional: install browser-deps ## functional tests: real endpoint, real serverless deploy, local runner
+test-functional: install browser-deps ## functional tests on the local stack (IMGPIPE_BACKEND=moto: moto + runner)
 	$(BIN)/pytest tests/functional -q $(PYTEST_ARGS)
+
+test-functional-moto-smoke: install ## the smoke set of functional tests on the moto backend
+	IMGPIPE_BACKEND=moto $(BIN)/pytest tests/functional -q -m smoke $(PYTEST_ARGS)
 
 lint: install ## the pre-commit hooks on every file: yaml/toml, ruff, ruff format, mypy --strict
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
@@ -79,12 +98,17 @@ local-down: ## stop the embedded AWS endpoint
 
 REDRIVE_EVENT = {"dry_run": $(if $(DRY_RUN),true,false)$(if $(MAX),$(comma) "max_messages": $(MAX))}
 
-redrive: install ## sls invoke -f redrive (DRY_RUN=1 lists, MAX=N caps); local: invoke local
+redrive: install ## sls invoke -f redrive (DRY_RUN=1 lists, MAX=N caps)
 ifeq ($(STAGE),local)
-	@# The handler runs in-process against the local endpoint, with .venv's packages.
-	eval "$$($(BIN)/imgpipe local env)" && VIRTUAL_ENV=$(CURDIR)/$(VENV) \
-	  $(SLS) invoke local -f redrive --stage local -d '$(REDRIVE_EVENT)' \
-	  -e AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL
+	@# MiniStack runs the deployed function itself; on moto, which cannot, the handler runs
+	@# in-process (invoke local) against the endpoint, with .venv's packages.
+	eval "$$($(BIN)/imgpipe local env)" && \
+	if [ "$$IMGPIPE_LOCAL_KIND" = moto ]; then \
+	  VIRTUAL_ENV=$(CURDIR)/$(VENV) $(SLS) invoke local -f redrive --stage local \
+	    -d '$(REDRIVE_EVENT)' -e AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL; \
+	else \
+	  env -u AWS_ENDPOINT_URL $(SLS) invoke -f redrive --stage local -d '$(REDRIVE_EVENT)'; \
+	fi
 else
 	$(SLS) invoke -f redrive --stage $(STAGE) -d '$(REDRIVE_EVENT)'
 endif
@@ -105,6 +129,6 @@ chaos: install ## 500 uploads, 20% injected faults, a runner crash, DLQ + redriv
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 clean: local-down ## remove build output, caches and the local state
-	rm -rf .serverless .imgpipe demo-out .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf .serverless .imgpipe demo-out .pytest_cache .mypy_cache .ruff_cache dist build test-output
 
 comma := ,

@@ -1,16 +1,19 @@
-"""`make bench-e2e`: the whole pipeline on the embedded stack, against the bare engine.
+"""`make bench-e2e`: the whole pipeline on each local backend, against the bare engine.
 
-Its own endpoint; serverless.yml deployed (stage local, labels off: this measures the pipeline
-around the thumbnail engine); the local runner with one worker per core. 12 MP photos are made
-from six corpus photos (LANCZOS upscale + grain, as in bench/thumbs.py).
+For each backend (MiniStack running the packaged zip from its own SQS event source mapping;
+moto with the local runner) its own endpoint, serverless.yml deployed (stage local, labels off:
+this measures the pipeline around the thumbnail engine), one execution environment per core.
+12 MP photos are made from six corpus photos (LANCZOS upscale + grain, as in bench/thumbs.py).
 
 1. bare engine: `render()` on each photo in this process, median ms;
-2. burst: 100 uploads at once; drain time from the first upload to the last final status;
-3. steady: a stream of uploads at --rate per second for --seconds.
+2. warm-up: two uploads, waited for (as warm Lambdas would be);
+3. burst: 100 uploads at once; drain time from the first upload to the last final status;
+4. steady: a stream of uploads at --rate per second for --seconds.
 
-Prints throughput (images/s), upload -> final-status latency p50/p95/max, the ratio of the burst's
-throughput to the bare engine's on the same cores (target >= 0.8), and the burst's drain time
-against 100 x engine time / cores (target <= 1.25).
+Prints, side by side: throughput (images/s), upload -> final-status latency p50/p95/max, the
+ratio of the burst's throughput to the bare engine's on the same cores (target >= 0.8), the
+burst's drain time against 100 x engine time / cores (target <= 1.25), and the CPU the emulator
+server itself used (on MiniStack the Lambda workers are its children and are not counted).
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ from imgpipe.deployment import Deployment
 from imgpipe.imaging import Limits, parse_sizes, render
 from imgpipe.local import endpoint
 from imgpipe.local.deploy import deploy
-from imgpipe.local.runner import Runner
 from imgpipe.local.stack import discover
 from imgpipe.outcomes import FINAL
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness lives in tests/
+from tests.harness.backends import processing
+
 from thumbs import make_photo
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared/corpus/exif-orientation"
@@ -111,28 +116,32 @@ class Watcher:
 
 @dataclass
 class Measured:
+    backend: str
     burst: list[str] = field(default_factory=list)
     steady: list[str] = field(default_factory=list)
     drain: float = 0.0  # seconds from the first burst upload to its last final status
-    emulator_cpu: float = 0.0  # CPU seconds the emulator spent during the burst
+    emulator_cpu: float = 0.0  # CPU seconds the emulator's server spent during the burst
+    burst_latency: list[float] = field(default_factory=list)
+    steady_latency: list[float] = field(default_factory=list)
+    lost: int = 0
 
 
-def measure(
-    ep: endpoint.Endpoint, photos: list[bytes], args: argparse.Namespace
-) -> tuple[Measured, Watcher]:
-    cores = os.cpu_count() or 2
+def measure(ep: endpoint.Endpoint, photos: list[bytes], args: argparse.Namespace) -> Measured:
     deploy(ep, quiet=True, params={"labeler": "none"})
     stack = discover(ep)
     s3 = stack.client("s3")
     watcher = Watcher(stack)
-    out = Measured()
+    out = Measured(ep.kind)
 
     def put(key: str, data: bytes) -> None:
         s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=data)
         watcher.uploaded_now(key)
 
-    with Runner(stack, max_concurrency=cores):
-        time.sleep(3)  # let the workers start, as warm Lambdas would be
+    with processing(stack):
+        warm = [f"warm/{i}.jpg" for i in range(2)]
+        for key in warm:
+            put(key, photos[0])
+        watcher.wait(warm, 120)
         out.burst = [f"burst/{i:03d}.jpg" for i in range(args.burst)]
         emulator_before = cpu_seconds(ep.pid)
         started = time.time()
@@ -140,7 +149,7 @@ def measure(
             for i, key in enumerate(out.burst):
                 pool.submit(put, key, photos[i % len(photos)])
         watcher.wait(out.burst, 600)
-        out.drain = max(watcher.final.values()) - started
+        out.drain = max(watcher.final.get(k, started) for k in out.burst) - started
         out.emulator_cpu = cpu_seconds(ep.pid) - emulator_before
         t0 = time.monotonic()
         while time.monotonic() - t0 < args.seconds:
@@ -149,7 +158,65 @@ def measure(
             out.steady.append(key)
             time.sleep(max(0.0, t0 + len(out.steady) / args.rate - time.monotonic()))
         watcher.wait(out.steady, 120)
-    return out, watcher
+    out.burst_latency = watcher.latencies(out.burst)
+    out.steady_latency = watcher.latencies(out.steady)
+    out.lost = sum(k not in watcher.final for k in out.burst + out.steady)
+    return out
+
+
+def run_backend(
+    backend: str, workdir: Path, photos: list[bytes], args: argparse.Namespace
+) -> Measured:
+    os.environ[endpoint.STATE_DIR_ENV] = str(workdir / f"state-{backend}")
+    ep = endpoint.up(backend=backend)
+    try:
+        return measure(ep, photos, args)
+    finally:
+        endpoint.down()
+
+
+def report(results: list[Measured], engine: float, args: argparse.Namespace) -> None:
+    cores = os.cpu_count() or 2
+    bare = cores / (engine / 1000)
+    ideal_drain = args.burst * engine / 1000 / cores
+    print(
+        f"12 MP JPEGs, 3 thumbnails each, labels off; {cores} cores, {cores} execution environments"
+    )
+    print(f"bare engine: {engine:.0f} ms per photo -> {bare:.1f} images/s on {cores} cores\n")
+    rows = [
+        ("", *(m.backend for m in results)),
+        (f"burst of {args.burst}: drained in (s)", *(f"{m.drain:.1f}" for m in results)),
+        ("  images/s", *(f"{args.burst / m.drain:.1f}" for m in results)),
+        ("  latency p50 / p95 (s)", *(_pair(m.burst_latency, 1) for m in results)),
+        (
+            f"steady {args.rate:g}/s latency p50 / p95 (s)",
+            *(_pair(m.steady_latency, 2) for m in results),
+        ),
+        (
+            "emulator server CPU, share of the burst",
+            *(f"{m.emulator_cpu / (m.drain * cores):.0%}" for m in results),
+        ),
+        (
+            "throughput / bare engine (target >= 0.8)",
+            *(f"{args.burst / m.drain / bare:.2f}" for m in results),
+        ),
+        (
+            f"drain / ideal {ideal_drain:.1f} s (target <= 1.25)",
+            *(f"{m.drain / ideal_drain:.2f}" for m in results),
+        ),
+        ("not final", *(str(m.lost) for m in results)),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))
+        )
+
+
+def _pair(values: list[float], digits: int) -> str:
+    if not values:
+        return "-"
+    return f"{percentile(values, 0.5):.{digits}f} / {percentile(values, 0.95):.{digits}f}"
 
 
 def main() -> int:
@@ -157,45 +224,19 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--rate", type=float, default=2.0, help="steady uploads per second")
     parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument(
+        "--backends", default="ministack,moto", help="comma-separated: ministack, moto"
+    )
     args = parser.parse_args()
-    cores = os.cpu_count() or 2
     wall = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="imgpipe-e2e-"))
-    os.environ[endpoint.STATE_DIR_ENV] = str(workdir / "state")
     photos = twelve_mp_photos(workdir)
     engine = engine_ms(photos)
-    ep = endpoint.up()
-    try:
-        m, watcher = measure(ep, photos, args)
-    finally:
-        endpoint.down()
-    burst, steady, drain, emulator_cpu = m.burst, m.steady, m.drain, m.emulator_cpu
-    lost = [k for k in burst + steady if k not in watcher.final]
-    burst_lat, steady_lat = watcher.latencies(burst), watcher.latencies(steady)
-    throughput = len(burst) / drain
-    bare = cores / (engine / 1000)
-    ideal_drain = len(burst) * engine / 1000 / cores
-    print(f"12 MP JPEGs, 3 thumbnails each, labels off; {cores} cores, {cores} runner workers\n")
-    print(f"bare engine: {engine:.0f} ms per photo -> {bare:.1f} images/s on {cores} cores")
-    print(
-        f"burst of {len(burst)}: drained in {drain:.1f} s -> {throughput:.1f} images/s; "
-        f"latency p50 {percentile(burst_lat, 0.5):.1f} s, p95 {percentile(burst_lat, 0.95):.1f} s, "
-        f"max {max(burst_lat):.1f} s"
-    )
-    print(
-        f"steady {args.rate:g}/s for {args.seconds:g} s ({len(steady)} uploads): latency p50 "
-        f"{percentile(steady_lat, 0.5):.2f} s, p95 {percentile(steady_lat, 0.95):.2f} s, "
-        f"max {max(steady_lat):.2f} s"
-    )
-    print(
-        f"the emulator (moto, on the same {cores} cores) used {emulator_cpu:.1f} CPU-s of the "
-        f"burst's {drain * cores:.1f} core-s ({emulator_cpu / (drain * cores):.0%})"
-    )
-    print(f"\nthroughput / bare engine: {throughput / bare:.2f} (target >= 0.8)")
-    print(f"burst drain / (100 x engine time / cores): {drain / ideal_drain:.2f} (target <= 1.25)")
+    results = [run_backend(b.strip(), workdir, photos, args) for b in args.backends.split(",")]
+    report(results, engine, args)
     print(f"bench wall time {time.monotonic() - wall:.0f}s")
-    if lost:
-        print(f"NOT FINAL: {len(lost)} uploads", file=sys.stderr)
+    if any(m.lost for m in results):
+        print("NOT FINAL: some uploads had no final status", file=sys.stderr)
         return 1
     return 0
 

@@ -83,6 +83,7 @@ class Deployment:
     kind: str = "aws"  # "aws", or the local endpoint's kind: "moto", "localstack"
     process: FunctionSpec | None = None  # read back locally, for the runner
     mapping: MappingSpec | None = None
+    api_url: str | None = None  # the HTTP API's base URL, where the endpoint serves one
 
     @property
     def name(self) -> str:
@@ -139,6 +140,7 @@ def from_cloudformation(stage: str, endpoint_url: str | None = None) -> Deployme
             queue_url=outputs["ImagesQueueUrl"],
             dlq_url=outputs["DeadLetterQueueUrl"],
             access=access,
+            api_url=outputs.get("HttpApiUrl"),
         )
     except KeyError as exc:
         raise DeploymentError(

@@ -1,6 +1,6 @@
-"""Functional fixtures: a real endpoint (embedded moto server, or LocalStack when
-LOCALSTACK_ENDPOINT is set), serverless.yml deployed to it with the real Serverless CLI, and the
-local runner playing Lambda's SQS event source mapping."""
+"""Functional fixtures: a real endpoint (MiniStack running the real Lambda zip by default, moto
+with the local runner with IMGPIPE_BACKEND=moto, or LocalStack when LOCALSTACK_ENDPOINT is set),
+serverless.yml deployed to it with the real Serverless CLI."""
 
 from __future__ import annotations
 
@@ -16,13 +16,25 @@ from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
 from imgpipe.local import endpoint
 from imgpipe.local.deploy import deploy
-from imgpipe.local.runner import Runner
-from imgpipe.local.stack import discover
+from imgpipe.local.stack import discover, set_trigger
 from imgpipe.outcomes import FINAL
 from imgpipe.record import ImageRecord
+from tests.harness.backends import Processing, processing
 from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On moto (no IAM evaluation), tests of what only MiniStack does are deselected, and
+    reported so, rather than skipped."""
+    if endpoint.choose_backend()[0] == "ministack" or os.environ.get("LOCALSTACK_ENDPOINT"):
+        return
+    keep = [i for i in items if i.get_closest_marker("ministack_only") is None]
+    dropped = [i for i in items if i.get_closest_marker("ministack_only") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +44,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment
     if own_endpoint:
         # Our own endpoint, apart from any `make demo` one the developer keeps running.
         os.environ[endpoint.STATE_DIR_ENV] = str(tmp_path_factory.mktemp("local-state"))
-    ep = endpoint.up()
+    ep = endpoint.up(say=print)
     try:
         deploy(ep, quiet=True)
-        yield discover(ep)
+        stack = discover(ep)
+        if stack.kind == "ministack":
+            set_trigger(stack, False)  # processing happens inside `processing(...)` blocks
+        yield stack
     finally:
         if own_endpoint:
             endpoint.down()
@@ -62,9 +77,10 @@ def prefix(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def runner(local_stack: Deployment) -> Iterator[Runner]:
-    with Runner(local_stack) as running:
-        yield running
+def running(local_stack: Deployment) -> Iterator[Processing]:
+    """Uploads get processed for the whole module."""
+    with processing(local_stack) as started:
+        yield started
 
 
 def wait_for(

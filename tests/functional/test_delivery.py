@@ -13,12 +13,12 @@ import pytest
 
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
-from imgpipe.local.runner import Runner
 from imgpipe.outcomes import FINAL
 from imgpipe.record import ImageRecord
 from imgpipe.redrive import Queues, redrive
 from tests.conftest import ROOT, jpeg_bytes
 from tests.functional.conftest import wait_for
+from tests.harness.backends import processing
 from tests.harness.chaos import (
     collect,
     drain,
@@ -56,6 +56,7 @@ def _mine(notes: list[ImageRecord], key: str) -> list[tuple[str, str]]:
     return [(n.etag, n.status.value) for n in notes if n.key == key]
 
 
+@pytest.mark.smoke
 def test_duplicates_and_an_older_version_after_a_newer_one(
     local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, prefix: str
 ) -> None:
@@ -66,14 +67,14 @@ def test_duplicates_and_an_older_version_after_a_newer_one(
     v1 = s3.put_object(Bucket=bucket, Key=key, Body=jpeg_bytes((600, 400)))["ETag"].strip('"')
     first = _take_message(local_stack)
     sqs.send_message(QueueUrl=local_stack.queue_url, MessageBody=first)
-    with Runner(local_stack):
+    with processing(local_stack):
         assert wait_for(catalog, local_stack, [key])[key].etag == v1
     # WHEN version 2 arrives twice and version 1's event once more, after it
     v2 = s3.put_object(Bucket=bucket, Key=key, Body=jpeg_bytes((900, 600)))["ETag"].strip('"')
     second = _take_message(local_stack)
     for body in (second, second, first):
         sqs.send_message(QueueUrl=local_stack.queue_url, MessageBody=body)
-    with Runner(local_stack):
+    with processing(local_stack):
         assert wait_drained(local_stack, local_stack.queue_url, 30)
     # THEN the catalog holds version 2, and each version was announced once
     record = catalog.get(bucket, key)
@@ -95,7 +96,7 @@ def test_delete_removes_thumbnails_and_marks_deleted(
     local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
     key = prefix + "short-lived.jpg"
-    with Runner(local_stack):
+    with processing(local_stack):
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
         done = wait_for(catalog, local_stack, [key])[key]
         assert done.status == "DONE"
@@ -113,17 +114,12 @@ def test_delete_removes_thumbnails_and_marks_deleted(
 def test_subscribers_can_filter_on_status(
     local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
-    sqs, sns = local_stack.client("sqs"), local_stack.client("sns")
-    url = sqs.create_queue(QueueName="rejections-only")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    sns.subscribe(
-        TopicArn=local_stack.topic_arn,
-        Protocol="sqs",
-        Endpoint=arn["QueueArn"],
-        Attributes={"FilterPolicy": json.dumps({"status": ["REJECTED", "FAILED"]})},
+    sqs = local_stack.client("sqs")
+    url = subscribe_inbox(
+        local_stack, "rejections-only", filter_policy={"status": ["REJECTED", "FAILED"]}
     )
     good, bad = prefix + "fine.jpg", prefix + "bogus.jpg"
-    with Runner(local_stack):
+    with processing(local_stack):
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=good, Body=jpeg_bytes())
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=bad, Body=b"%PDF-1.7 not an image")
         wait_for(catalog, local_stack, [good, bad])
@@ -158,18 +154,20 @@ def test_chaos_faults_and_a_crash_lose_nothing(
     uploads = make_uploads(30, sorted(corpus.glob("*.jpg")), prefix, bad_every=10)
     drain(local_stack, inbox)
     # GIVEN a fifth of all S3/DynamoDB/SNS calls failing, and the workers killed mid-batch
-    with Runner(local_stack, fault_rate=0.2, retry_visibility=1) as runner:
+    with processing(local_stack, fault_rate=0.2, retry_visibility=1) as running:
         for u in uploads:
             s3.put_object(Bucket=local_stack.uploads_bucket, Key=u.key, Body=u.body)
-        # kill the workers once processing is under way, with most uploads still to go
+        # kill the execution environments once processing is under way, most uploads to go
         poll(
-            lambda: runner.stats.batches,
-            lambda batches: batches >= 2,
+            lambda: sum(
+                catalog.get(local_stack.uploads_bucket, u.key) is not None for u in uploads
+            ),
+            lambda final: final >= 3,
             60,
             interval=0.05,
-            what="two batches processed",
+            what="the first uploads processed",
         )
-        assert runner.crash() > 0
+        assert running.crash() > 0
         assert wait_drained(local_stack, local_stack.queue_url, 120)
     # WHEN the DLQ is redriven with the faults gone
     redrive(
@@ -177,7 +175,7 @@ def test_chaos_faults_and_a_crash_lose_nothing(
         Queues(local_stack.queue_url, local_stack.dlq_url),
         use_move_task=local_stack.kind != "moto",
     )
-    with Runner(local_stack):
+    with processing(local_stack):
         assert wait_drained(local_stack, local_stack.queue_url, 60)
     # THEN every upload has its outcome, with thumbnails, announced once
     keys = {u.key for u in uploads}
@@ -229,5 +227,5 @@ def test_make_redrive_invokes_the_function_with_sls_invoke(
     moved = _make("redrive")
     assert moved["moved"] >= 1 and moved["remaining"] == 0
     # THEN the upload completes
-    with Runner(local_stack):
+    with processing(local_stack):
         assert wait_for(catalog, local_stack, [key])[key].status == "DONE"

@@ -8,15 +8,16 @@ import pytest
 
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
-from imgpipe.local.runner import Runner
-from imgpipe.redrive import Queues, redrive
+from imgpipe.redrive import Queues, peek, redrive
 from tests.conftest import jpeg_bytes
 from tests.functional.conftest import dlq_keys, wait_for
+from tests.harness.backends import processing
 from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
 
 
+@pytest.mark.smoke
 def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
     local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
@@ -25,11 +26,18 @@ def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
     max_receives = int(local_stack.process.environment["MAX_RECEIVE_COUNT"])
     # GIVEN a handler whose every S3/DynamoDB/SNS call is throttled, failed messages returning
     # at once rather than after the queue's visibility timeout
-    with Runner(local_stack, fault_rate=1.0, retry_visibility=0) as faulty:
+    with processing(local_stack, fault_rate=1.0, retry_visibility=0):
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
         # THEN after maxReceiveCount failed receives the message is in the DLQ, not processed
         poll(lambda: dlq_keys(local_stack), lambda keys: key in keys, 60, what="DLQ arrival")
-    assert faulty.stats.failed >= max_receives
+    [parked] = [
+        m
+        for m in peek(
+            local_stack.client("sqs"), Queues(local_stack.queue_url, local_stack.dlq_url), 50
+        )
+        if any(k.endswith(f"/{key}") for k in m.keys)
+    ]
+    assert parked.receive_count >= max_receives
     assert catalog.get(local_stack.uploads_bucket, key) is None
     # WHEN the incident is over and the DLQ is redriven
     result = redrive(
@@ -38,7 +46,7 @@ def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
         use_move_task=local_stack.kind != "moto",
     )
     assert result.moved >= 1
-    with Runner(local_stack):
+    with processing(local_stack):
         record = wait_for(catalog, local_stack, [key])[key]
     # THEN the upload completes and the DLQ no longer holds it
     assert record.status == "DONE"

@@ -12,9 +12,9 @@ import pytest
 
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
-from imgpipe.local.runner import Runner
 from tests.conftest import jpeg_of, sign_photo, skimage_photo
 from tests.functional.conftest import wait_for
+from tests.harness.backends import processing
 
 pytestmark = pytest.mark.functional
 
@@ -29,7 +29,7 @@ def test_faces_text_and_labels_end_to_end(
         prefix + "sign.jpg": jpeg_of(sign_photo("OPEN 24 HOURS")),
         prefix + "cat.jpg": jpeg_of(skimage_photo("chelsea.png")),
     }
-    with Runner(local_stack):
+    with processing(local_stack):
         for key, body in photos.items():
             s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=body)
         records = wait_for(catalog, local_stack, list(photos), timeout=120)

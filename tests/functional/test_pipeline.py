@@ -11,9 +11,9 @@ from PIL import Image, ImageChops, ImageStat
 
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
-from imgpipe.local.runner import Runner
 from tests.conftest import jpeg_bytes
 from tests.functional.conftest import dlq_keys, wait_for
+from tests.harness.backends import Processing
 
 pytestmark = pytest.mark.functional
 
@@ -25,8 +25,14 @@ def _image(s3: Any, bucket: str, key: str) -> Image.Image:
     return im
 
 
+@pytest.mark.smoke
 def test_upload_becomes_done_with_three_upright_thumbnails(
-    local_stack: Deployment, runner: Runner, catalog: Catalog, s3: Any, corpus: Path, prefix: str
+    local_stack: Deployment,
+    running: Processing,
+    catalog: Catalog,
+    s3: Any,
+    corpus: Path,
+    prefix: str,
 ) -> None:
     # GIVEN a portrait photo stored sideways with EXIF orientation 6, and its upright twin
     keys = [prefix + "Portrait_6.jpg", prefix + "Portrait_1.jpg"]
@@ -52,8 +58,9 @@ def test_upload_becomes_done_with_three_upright_thumbnails(
         assert sum(diff.mean) / 3 < 6, f"{thumb.key} is not upright"
 
 
+@pytest.mark.smoke
 def test_text_named_jpg_is_rejected_acknowledged_and_not_in_the_dlq(
-    local_stack: Deployment, runner: Runner, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, running: Processing, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
     key = prefix + "notes.jpg"
     s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=b"meeting notes, not a photo\n")
@@ -82,7 +89,7 @@ def test_text_named_jpg_is_rejected_acknowledged_and_not_in_the_dlq(
     ],
 )
 def test_odd_keys_round_trip(
-    local_stack: Deployment, runner: Runner, catalog: Catalog, s3: Any, prefix: str, name: str
+    local_stack: Deployment, running: Processing, catalog: Catalog, s3: Any, prefix: str, name: str
 ) -> None:
     key = prefix + name
     s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes((900, 600)))
@@ -95,7 +102,7 @@ def test_odd_keys_round_trip(
 
 
 def test_bad_inputs_end_rejected_with_specific_reasons(
-    local_stack: Deployment, runner: Runner, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, running: Processing, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
     photo = jpeg_bytes((1200, 900))
     uploads = {

@@ -20,9 +20,10 @@ import pytest
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
 from imgpipe.local.api_server import ApiServer
-from imgpipe.local.runner import Runner
 from tests.conftest import ROOT, Events, jpeg_bytes
 from tests.functional.conftest import wait_for
+from tests.harness.backends import processing
+from tests.harness.http import get_json, request
 
 pytestmark = pytest.mark.functional
 IMGPIPE = str(Path(sys.executable).with_name("imgpipe"))
@@ -30,23 +31,30 @@ IMGPIPE = str(Path(sys.executable).with_name("imgpipe"))
 
 @pytest.fixture(scope="module")
 def api(local_stack: Deployment) -> Iterator[str]:
+    """The loopback server of `imgpipe local run`: the gallery's page and the same StatusApi."""
     with ApiServer(local_stack) as server:
         yield server.url
 
 
+@pytest.fixture(scope="module")
+def status_api(local_stack: Deployment, api: str) -> str:
+    """The HTTP API as deployed: API Gateway's data plane and the packaged status Lambda where
+    the endpoint has them (MiniStack), else the loopback server (moto)."""
+    return local_stack.api_url or api
+
+
 def _get(url: str) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(url) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    status, body = get_json(url)
+    return status, body
 
 
+@pytest.mark.smoke
 def test_status_api_over_http(
-    local_stack: Deployment, catalog: Catalog, s3: Any, api: str, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, status_api: str, prefix: str
 ) -> None:
+    api = status_api
     keys = [f"{prefix}{n} photo+{n}.jpg" for n in range(5)]
-    with Runner(local_stack):
+    with processing(local_stack):
         for key in keys:
             s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes((800, 600)))
         wait_for(catalog, local_stack, keys)
@@ -54,7 +62,7 @@ def test_status_api_over_http(
     code, record = _get(f"{api}/images/{quote(keys[0])}")
     assert code == 200 and record["key"] == keys[0] and record["status"] == "DONE"
     for thumb in record["thumbnails"]:
-        with urllib.request.urlopen(thumb["url"]) as resp:
+        with urllib.request.urlopen(request(thumb["url"])) as resp:
             assert resp.headers["content-type"] == "image/jpeg"
             assert len(resp.read()) == thumb["bytes"]
     assert _get(f"{api}/images/{quote(prefix)}missing.jpg")[0] == 404
@@ -152,7 +160,7 @@ def test_cli_dlq_ls_and_redrive_dry_run(
     moved = json.loads(_imgpipe("redrive", "--json").stdout)
     assert moved["moved"] >= 1 and moved["remaining"] == 0
     # (the redriven event names an object that does not exist: it will end REJECTED missing)
-    with Runner(local_stack):
+    with processing(local_stack):
         record = wait_for(catalog, local_stack, [key], timeout=30)[key]
     assert (record.status, record.reason) == ("REJECTED", "missing")
 
@@ -187,7 +195,7 @@ def test_gallery_in_a_real_browser(
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{api}/?prefix={quote(prefix)}")
         page.select_option("#status", "")  # all
-        with Runner(local_stack):
+        with processing(local_stack):
             for key, body in uploads.items():
                 s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=body)
             wait_for(catalog, local_stack, list(uploads), timeout=120)

@@ -66,12 +66,29 @@ def make_uploads(
     return uploads
 
 
-def subscribe_inbox(stack: Stack, name: str) -> str:
-    """A queue subscribed to the topic, to count what was announced."""
+def subscribe_inbox(stack: Stack, name: str, filter_policy: dict[str, Any] | None = None) -> str:
+    """A queue subscribed to the topic, to count what was announced. As on AWS, the queue's
+    policy must let the topic send to it (MiniStack enforces that)."""
     sqs, sns = stack.client("sqs"), stack.client("sns")
     url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    sns.subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn["QueueArn"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": stack.topic_arn}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
+    sns.subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
     return url
 
 

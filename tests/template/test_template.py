@@ -74,7 +74,9 @@ def test_queue_policy_admits_only_the_uploads_bucket(resources: dict[str, Any]) 
 
 
 @pytest.mark.parametrize("bucket", ["UploadsBucket", "DerivedBucket"])
-def test_buckets_are_private_encrypted_and_tls_only(resources: dict[str, Any], bucket: str) -> None:
+def test_buckets_are_private_encrypted_and_tls_only(
+    template: dict[str, Any], resources: dict[str, Any], bucket: str
+) -> None:
     props = resources[bucket]["Properties"]
     assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
     [rule] = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
@@ -92,6 +94,10 @@ def test_buckets_are_private_encrypted_and_tls_only(resources: dict[str, Any], b
         if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     ]
     assert denies, f"{bucket} must deny requests without TLS"
+    # the policies exist unless a stage opts out (only `local`, whose endpoint is plain HTTP)
+    assert template["Parameters"]["RequireTls"]["Default"] == "true"
+    assert template["Conditions"]["TlsOnly"] == {"Fn::Equals": [{"Ref": "RequireTls"}, "true"]}
+    assert resources[f"{bucket}Policy"].get("Condition") == "TlsOnly"
 
 
 def test_no_package_time_lookups_left(template: dict[str, Any]) -> None:

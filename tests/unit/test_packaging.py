@@ -47,3 +47,17 @@ def test_status_and_redrive_handlers_do_not_load_pillow() -> None:
         env={"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"},
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_local_runtime_carries_the_local_ml_extra() -> None:
+    """MiniStack's interpreter stands in for the container image's: same offline models."""
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["local-ml"]
+    lines = [
+        line.strip()
+        for line in (ROOT / "requirements-ministack.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert set(extra) <= set(lines)
+    assert any(line.startswith("ministack==") for line in lines)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ..deployment import Deployment
 from ..local.deploy import deploy, project_dir
 from ..local.endpoint import up
 from ..local.runner import Runner
-from ..local.stack import discover
+from ..local.stack import discover, set_trigger
 from ..record import ImageRecord
 from .watch import wait_final
 
@@ -105,9 +106,21 @@ def download_thumbnails(stack: Deployment, records: dict[str, ImageRecord], out:
     return count
 
 
+@contextlib.contextmanager
+def _processing(stack: Deployment, say: Callable[[str], None]) -> Iterator[None]:
+    if stack.kind == "moto":
+        with Runner(stack) as runner:
+            say(f"local runner: {runner.concurrency} workers polling {stack.queue_url}")
+            yield
+        return
+    set_trigger(stack, True)
+    say(f"{stack.kind} runs the packaged process function from its SQS event source mapping")
+    yield
+
+
 def run_demo(out: Path, timeout: float = 180.0, say: Callable[[str], None] = print) -> int:
     started = time.monotonic()
-    ep = up()
+    ep = up(say=say)
     say(f"endpoint: {ep.url} ({ep.kind})")
     say("deploying serverless.yml (stage local) with the Serverless CLI ...")
     deploy(ep, quiet=True)
@@ -116,8 +129,7 @@ def run_demo(out: Path, timeout: float = 180.0, say: Callable[[str], None] = pri
     prefix = f"demo/{time.strftime('%Y%m%d-%H%M%S')}/"
     keys = [prefix + p.name for p in photos]
     catalog = Catalog(stack.client("dynamodb"), stack.table)
-    with Runner(stack) as runner:
-        say(f"local runner: {runner.concurrency} workers polling {stack.queue_url}")
+    with _processing(stack, say):
         s3 = stack.client("s3")
         etags = {
             key: s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=photo.data)["ETag"]

@@ -49,8 +49,24 @@ def _runner_running() -> bool:
 
 @contextlib.contextmanager
 def _processing(dep: Deployment) -> Iterator[None]:
-    """On the local stack with no `imgpipe local run` going, run one for the wait."""
-    if not dep.is_local or _runner_running():
+    """Make sure something processes the uploads while we wait: on moto, a local runner unless
+    `imgpipe local run` is going; on MiniStack, its event source mapping (enabled if paused)."""
+    if not dep.is_local:
+        yield
+        return
+    if dep.kind != "moto":
+        from ..local.stack import set_trigger
+
+        if set_trigger(dep, True):
+            yield
+            return
+        click.echo("the event source mapping was paused: enabling it for this wait", err=True)
+        try:
+            yield
+        finally:
+            set_trigger(dep, False)
+        return
+    if _runner_running():
         yield
         return
     from ..local.runner import Runner

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from ..deployment import Deployment
 from ..local import endpoint as local_endpoint
 from . import main
 
@@ -18,11 +21,29 @@ def local() -> None:
     """The local stack: embedded AWS endpoint, deploy, Lambda-like runner."""
 
 
+BACKEND = click.option(
+    "--backend",
+    type=click.Choice(local_endpoint.BACKENDS),
+    envvar=local_endpoint.BACKEND_ENV,
+    default="auto",
+    show_default=True,
+    help="auto: MiniStack where installed (it runs the real Lambda zip), else moto",
+)
+
+
 @local.command("up")
-def local_up() -> None:
+@BACKEND
+def local_up(backend: str) -> None:
     """Start the embedded endpoint (or find LocalStack) and print its URL."""
-    ep = local_endpoint.up()
+    ep = _up(backend)
     click.echo(f"{ep.url} ({ep.kind})")
+
+
+def _up(backend: str) -> local_endpoint.Endpoint:
+    try:
+        return local_endpoint.up(backend=backend, say=lambda line: click.echo(line, err=True))
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @local.command("down")
@@ -44,11 +65,13 @@ def local_env() -> None:
 
 @local.command("deploy")
 @click.option("--stage", default="local", show_default=True)
-def local_deploy(stage: str) -> None:
-    """Deploy serverless.yml to the local endpoint and apply what its CloudFormation ignores."""
+@BACKEND
+def local_deploy(stage: str, backend: str) -> None:
+    """Deploy serverless.yml to the local endpoint (moto: and apply what its CloudFormation
+    ignores)."""
     from ..local.deploy import deploy
 
-    ep = local_endpoint.up()
+    ep = _up(backend)
     for line in deploy(ep, stage):
         click.echo(f"wired {line}")
 
@@ -75,15 +98,25 @@ def local_run(
     retry_visibility: int | None,
     port: int,
 ) -> None:
-    """Poll the images queue and invoke the process handler, as Lambda's SQS mapping would."""
+    """Serve the status API and the gallery on loopback; on moto, also poll the images queue and
+    invoke the process handler, as Lambda's SQS event source mapping would."""
     from ..local.runner import Runner
-    from ..local.stack import discover
+    from ..local.stack import discover, set_trigger
 
     ep = local_endpoint.current()
     if ep is None:
         raise click.ClickException("no local endpoint is running: run `make deploy STAGE=local`")
+    stack = discover(ep, stage)
+    if stack.kind != "moto":
+        if fault_rate or retry_visibility is not None or concurrency:
+            raise click.ClickException(
+                f"--fault-rate, --retry-visibility and --concurrency drive the local runner; on "
+                f"{stack.kind} the endpoint's own event source mapping runs the function"
+            )
+        _serve_only(stack, port, set_trigger)
+        return
     runner = Runner(
-        discover(ep, stage),
+        stack,
         max_concurrency=concurrency,
         retry_visibility=retry_visibility,
         fault_rate=fault_rate,
@@ -102,6 +135,25 @@ def local_run(
     finally:
         pid_file.unlink(missing_ok=True)
     click.echo(json.dumps({k: v for k, v in vars(runner.stats).items() if k != "lock"}))
+
+
+def _serve_only(
+    stack: Deployment, port: int, set_trigger: Callable[[Deployment, bool], bool]
+) -> None:
+    from .local_api import serve_api
+
+    if not set_trigger(stack, True):
+        click.echo("the event source mapping was paused: enabled it")
+    with serve_api(stack, port) as api:
+        click.echo(f"{stack.kind} runs {stack.queue_url} through its event source mapping")
+        if stack.api_url:
+            click.echo(f"HTTP API (API Gateway, the status Lambda): {stack.api_url}/images")
+        click.echo(f"status API and gallery: {api.url}/   (Ctrl-C stops)")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
 
 
 @main.command()

@@ -19,8 +19,8 @@ from functools import cache
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from ..outcomes import Reason
-from .metadata import bits, dhash, dominant_colour, read_exif
 from .formats import sniff, supported
+from .metadata import bits, dhash, dominant_colour, read_exif
 from .types import ImageInfo, ImageRejected, Limits, Rendered, Thumbnail, ThumbSpec, check_size, fit
 
 # Chosen by measurement (make bench: the PSNR of the 1024 px JPEG against LANCZOS from the full

@@ -70,4 +70,27 @@ def discover(endpoint: Endpoint, stage: str = "local") -> Deployment:
         kind=endpoint.kind,
         process=function,
         mapping=mapping,
+        api_url=_api_url(endpoint, physical.get("HttpApi", "")),
     )
+
+
+def _api_url(endpoint: Endpoint, api_id: str) -> str | None:
+    """MiniStack and LocalStack serve an HTTP API at ``<id>.execute-api.localhost``; moto
+    creates none. (A client that cannot resolve ``*.localhost`` connects to the endpoint and
+    sends that name as Host.)"""
+    if not api_id or endpoint.kind == "moto":
+        return None
+    return f"http://{api_id}.execute-api.localhost:{endpoint.port}"
+
+
+def set_trigger(stack: Deployment, enabled: bool) -> bool:
+    """Enable or pause the process function's SQS event source mapping (MiniStack, LocalStack:
+    where the endpoint itself runs the function). Returns whether it was enabled before."""
+    assert stack.process is not None
+    lam = stack.client("lambda")
+    mappings = lam.list_event_source_mappings(FunctionName=stack.process.name)
+    [mapping] = mappings["EventSourceMappings"]
+    was = mapping.get("State") in {"Enabled", "Enabling"}
+    if was != enabled:
+        lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=enabled)
+    return was

@@ -1,0 +1,127 @@
+"""Test harness: "the pipeline is processing" on either local backend.
+
+On moto the local runner plays Lambda's SQS event source mapping; on MiniStack the real mapping
+runs the real zip, and this only adjusts the deployed stack for the test's duration (fault
+injection through the function's environment, a shorter visibility timeout on the queue) and
+restores it afterwards. Either way the test gets ``crash()``: kill the execution environments
+mid-invocation.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+from imgpipe.deployment import Deployment
+from imgpipe.local.runner import Runner
+from imgpipe.local.stack import set_trigger
+
+from .wait import poll
+
+FAULT_SITE = Path(__file__).resolve().parent / "faultsite"
+
+
+class Processing(Protocol):
+    def crash(self) -> int:
+        """SIGKILL the execution environments now; how many were killed."""
+        ...
+
+
+class MiniStackFunction:
+    """The process function as MiniStack runs it."""
+
+    def __init__(self, stack: Deployment) -> None:
+        assert stack.process is not None
+        self.stack = stack
+        self.name = stack.process.name
+
+    def workers(self) -> list[int]:
+        """PIDs of MiniStack's worker processes for this function (each unpacks the zip into a
+        directory named after it)."""
+        marker = f"ministack-lambda-{self.name}-"
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and "_worker" in cmdline:
+                pids.append(int(proc.name))
+        return pids
+
+    def crash(self) -> int:
+        killed = 0
+        for pid in self.workers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        return killed
+
+    def set_environment(self, variables: dict[str, str]) -> None:
+        lam = self.stack.client("lambda")
+        lam.update_function_configuration(
+            FunctionName=self.name, Environment={"Variables": variables}
+        )
+        poll(
+            lambda: lam.get_function_configuration(FunctionName=self.name),
+            lambda c: (
+                c.get("LastUpdateStatus", "Successful") == "Successful"
+                and c.get("Environment", {}).get("Variables") == variables
+            ),
+            30,
+            what=f"{self.name}'s new configuration",
+        )
+
+    def set_queue_visibility(self, seconds: int) -> None:
+        self.stack.client("sqs").set_queue_attributes(
+            QueueUrl=self.stack.queue_url, Attributes={"VisibilityTimeout": str(seconds)}
+        )
+
+
+@contextmanager
+def processing(
+    stack: Deployment, *, fault_rate: float = 0.0, retry_visibility: int | None = None
+) -> Iterator[Processing]:
+    """Uploads get processed inside the block. ``fault_rate``: that fraction of the handler's
+    S3/DynamoDB/SNS calls fail with throttling errors. ``retry_visibility``: a failed message
+    returns after that many seconds instead of the queue's visibility timeout."""
+    if stack.kind != "ministack":
+        with Runner(stack, fault_rate=fault_rate, retry_visibility=retry_visibility) as runner:
+            yield runner
+        return
+    # Between blocks the mapping is paused, as the runner is stopped on moto: tests then see
+    # events wait in the queue.
+    function = MiniStackFunction(stack)
+    assert stack.process is not None
+    original_env = dict(stack.process.environment)
+    sqs = stack.client("sqs")
+    original_visibility = sqs.get_queue_attributes(
+        QueueUrl=stack.queue_url, AttributeNames=["VisibilityTimeout"]
+    )["Attributes"]["VisibilityTimeout"]
+    try:
+        if fault_rate:
+            function.set_environment(
+                {
+                    **original_env,
+                    "PYTHONPATH": str(FAULT_SITE),
+                    "IMGPIPE_FAULT_RATE": str(fault_rate),
+                }
+            )
+        if retry_visibility is not None:
+            function.set_queue_visibility(max(retry_visibility, 1))
+        set_trigger(stack, True)
+        yield function
+    finally:
+        set_trigger(stack, False)
+        if retry_visibility is not None:
+            function.set_queue_visibility(int(original_visibility))
+        if fault_rate:
+            function.set_environment(original_env)
