@@ -28,6 +28,7 @@ class Settings:
     render: RenderOptions
     max_receive_count: int
     labels: LabelSettings
+    function_timeout: int = 60  # seconds: no invocation of the process function lives longer
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -86,6 +87,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ),
         max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3),
         labels=_label_settings(env),
+        function_timeout=_int(env, "FUNCTION_TIMEOUT", 60),
     )
 
 

@@ -56,6 +56,11 @@ class ConditionFailed(PipelineError):
     """A conditional write lost to a newer or equal state."""
 
 
+class NotificationPending(PipelineError):
+    """Another delivery of this version wrote its outcome moments ago and may still be
+    announcing it: retry later rather than announce it twice."""
+
+
 # (service, error code or HTTP status) -> the typed error it means. Anything absent is transient.
 AWS_ERRORS: dict[tuple[str, str], type[PipelineError]] = {
     ("s3", "NoSuchKey"): SourceMissing,
@@ -94,6 +99,7 @@ _DECISIONS: tuple[tuple[type[Exception], Decision], ...] = (
     (Superseded, Decision(Action.SKIP)),
     (ConditionFailed, Decision(Action.SKIP)),
     (DetectorRefused, Decision(Action.DEGRADE)),
+    (NotificationPending, Decision(Action.RETRY)),
 )
 
 

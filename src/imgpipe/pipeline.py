@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
 
 from .catalog import Catalog, supersedes
 from .config import Settings
-from .errors import Action, decide, describe
+from .errors import Action, NotificationPending, decide, describe
 from .events import S3ObjectEvent
 from .labels import Labeler, NullLabeler
 from .notify import Notifier
@@ -152,11 +153,25 @@ class Pipeline:
 
     def _skip(self, event: S3ObjectEvent, stored: ImageRecord | None, why: str) -> Outcome:
         if stored is not None and stored.version == event.version and not stored.notified:
-            # Same version already final, but its notification never went out (a crash or a
-            # failed publish after the write): send it now, once.
+            # Same version already final, but not yet announced. Either its writer died or
+            # failed to publish (then send it now, once), or another delivery of the same
+            # message is announcing it this very moment (SQS delivers at least once): while
+            # that writer's invocation may still be running, wait for it instead of racing it.
+            if self._writer_may_be_running(stored):
+                raise NotificationPending(
+                    f"{stored.key} {stored.version}: written {stored.updated_at}"
+                )
             self._notify(stored)
         logger.info("skipped", extra={"why": why, "key": event.key})
         return Outcome(SKIPPED, None)
+
+    def _writer_may_be_running(self, stored: ImageRecord) -> bool:
+        try:
+            written = datetime.fromisoformat(stored.updated_at)
+        except ValueError:
+            return False
+        age = (datetime.now(UTC) - written).total_seconds()
+        return age < self.settings.function_timeout + 1
 
     def _record_failure(self, event: S3ObjectEvent, receive_count: int, exc: BaseException) -> None:
         """Last allowed receive: say in the catalog that this upload is going to the DLQ.

@@ -46,7 +46,10 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment
         os.environ[endpoint.STATE_DIR_ENV] = str(tmp_path_factory.mktemp("local-state"))
     ep = endpoint.up(say=print)
     try:
-        deploy(ep, quiet=True)
+        # A short function timeout (and, 6 times it, the visibility timeout): on MiniStack a
+        # failed message returns only after the visibility timeout, as on AWS, which tests
+        # shorten to just above the function's timeout.
+        deploy(ep, quiet=True, params={"processTimeout": "12", "visibilityTimeout": "72"})
         stack = discover(ep)
         if stack.kind == "ministack":
             set_trigger(stack, False)  # processing happens inside `processing(...)` blocks

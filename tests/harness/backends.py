@@ -92,7 +92,12 @@ def processing(
 ) -> Iterator[Processing]:
     """Uploads get processed inside the block. ``fault_rate``: that fraction of the handler's
     S3/DynamoDB/SNS calls fail with throttling errors. ``retry_visibility``: a failed message
-    returns after that many seconds instead of the queue's visibility timeout."""
+    returns after that many seconds instead of the queue's visibility timeout.
+
+    MiniStack, like AWS, returns a failed message only when the queue's visibility timeout runs
+    out, and that timeout also covers messages still being processed: it is shortened to just
+    above the function's timeout and never below, or a message still in flight would be
+    delivered a second time."""
     if stack.kind != "ministack":
         with Runner(stack, fault_rate=fault_rate, retry_visibility=retry_visibility) as runner:
             yield runner
@@ -116,7 +121,7 @@ def processing(
                 }
             )
         if retry_visibility is not None:
-            function.set_queue_visibility(max(retry_visibility, 1))
+            function.set_queue_visibility(max(retry_visibility, stack.process.timeout + 1))
         set_trigger(stack, True)
         yield function
     finally:

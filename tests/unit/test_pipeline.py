@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -191,6 +193,34 @@ def test_failed_publish_is_retried_and_sent_once(
     stored = stack.catalog.get("uploads", "a.jpg")
     assert stored is not None and stored.status is Status.DONE and stored.notified is False
     aws.sns().meta.events.unregister("before-parameter-build.sns.Publish", fail_publish)
+    # SQS returns the message after its visibility timeout, longer than the function's timeout
+    stack.catalog.put(replace(stored, updated_at=_ago(seconds=120)))
     run(record)  # the retry finds the record written but not announced
     run(record)  # and a further duplicate sends nothing
     assert [n["attributes"]["key"] for n in notifications(stack, inbox)].count("a.jpg") == 1
+
+
+def test_an_overlapping_delivery_waits_for_the_writer_instead_of_announcing_twice(
+    stack: FakeStack, events: Events, run: Run, inbox: str
+) -> None:
+    # GIVEN a delivery that has just written DONE and is announcing it (not yet marked)
+    etag = stack.upload("a.jpg", jpeg_bytes())
+    record = events.upload_record("m1", "a.jpg", etag=etag, sequencer="0A")
+    run(record)
+    done = stack.catalog.get("uploads", "a.jpg")
+    assert done is not None
+    stack.catalog.put(replace(done, notified=False, updated_at=_ago(seconds=0)))
+    notifications(stack, inbox)  # the writer's own announcement
+    # WHEN SQS hands a second copy of the same message to another environment
+    # THEN that copy is retried later (a batch of only it fails whole), not announced now
+    with pytest.raises(Exception, match="All records failed"):
+        run({**record, "messageId": "m2"})
+    assert notifications(stack, inbox) == []
+    # and once the writer has marked it, the retried copy sends nothing either
+    stack.catalog.mark_notified(done)
+    assert run({**record, "messageId": "m2"}) == {"batchItemFailures": []}
+    assert notifications(stack, inbox) == []
+
+
+def _ago(seconds: float) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")

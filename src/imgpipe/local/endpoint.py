@@ -226,7 +226,7 @@ def down() -> bool:
             os.killpg(ep.pid, signal.SIGTERM)  # the server and the Lambda workers it started
         except ProcessLookupError:
             return False
-        _wait_gone(ep.pid, 10.0)
+        _wait_gone(ep.pid, 3.0)
         return True
     return False
 
