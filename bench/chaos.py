@@ -122,7 +122,7 @@ def main() -> int:
                 print("processing stalled", file=sys.stderr)
                 return 2
             killed = running.crash()
-            phase(f"{killed} execution environments SIGKILLed mid-batch, {target} announced")
+            phase(f"execution environments SIGKILLed mid-batch: {killed}; {target} announced")
             drained = wait_drained(stack, stack.queue_url, args.timeout)
         dlq = queue_depth(stack, stack.dlq_url)
         phase(f"queue drained={drained} under faults; {dlq} messages in the DLQ")

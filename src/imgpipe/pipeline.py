@@ -23,7 +23,7 @@ from .notify import Notifier
 from .observability import record_outcome
 from .outcomes import Reason, Status
 from .processing import process_image
-from .record import ImageRecord, ThumbnailRef
+from .record import ImageRecord, ThumbnailRef, now
 from .results import results_keys, to_csv, to_json
 from .storage import ObjectStore
 
@@ -120,6 +120,7 @@ class Pipeline:
         return record
 
     def _finish(self, record: ImageRecord, extra_deletes: tuple[str, ...] = ()) -> Outcome:
+        record = replace(record, updated_at=now())  # when the outcome was written
         written, previous = self.catalog.write_if_newer(record)
         derived = self.settings.derived_bucket
         if not written:

@@ -224,3 +224,16 @@ def test_an_overlapping_delivery_waits_for_the_writer_instead_of_announcing_twic
 
 def _ago(seconds: float) -> str:
     return (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+
+
+def test_updated_at_is_when_the_outcome_was_written(
+    stack: FakeStack, events: Events, run: Run
+) -> None:
+    before = datetime.now(UTC)
+    etag = stack.upload("a.jpg", jpeg_bytes((2400, 1800)))
+    run(events.upload_record("m1", "a.jpg", etag=etag, sequencer="0A"))
+    record = stack.catalog.get("uploads", "a.jpg")
+    assert record is not None and record.ms is not None
+    written = datetime.fromisoformat(record.updated_at)
+    # after the processing it reports, not when the work began
+    assert (written - before).total_seconds() * 1000 >= record.ms
