@@ -1,40 +1,62 @@
-"""S3 event notifications as they arrive in SQS message bodies, parsed into typed records."""
+"""S3 object events as they arrive in SQS message bodies, parsed into typed records.
+
+A body is hostile input like any other. Three shapes carry the same event:
+
+- an S3 event notification (``{"Records": [...]}``), sent to the queue directly or through an
+  SNS topic with raw message delivery;
+- the same inside an SNS envelope (``{"Type": "Notification", "Message": "<json>"}``), for
+  accounts that fan bucket events out through SNS;
+- an EventBridge event (``"source": "aws.s3"``, ``"detail-type": "Object Created"``).
+
+Only ``ObjectCreated:*`` and ``ObjectRemoved:*`` are acted on; anything else (``s3:TestEvent``,
+tagging, restores, ACL changes) is *ignored*: acknowledged and counted. A record that cannot be
+read is *malformed*: acknowledged, logged and counted, never retried (retrying cannot repair it).
+Every record of a body is judged alone, so one bad record does not hold back its neighbours.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
 _SEQUENCER_WIDTH = 32
+MAX_BODY_BYTES = 256 * 1024  # SQS's own limit on a message body
+_ACTED_ON = ("ObjectCreated:", "ObjectRemoved:")
+_EVENTBRIDGE_KINDS = {"Object Created": "ObjectCreated", "Object Deleted": "ObjectRemoved"}
 
 
 class MalformedEvent(ValueError):
-    """The message body is not an S3 event notification: it belongs in the DLQ for a human."""
+    """A record, or a whole body, that is not an event this pipeline can read."""
 
 
 @dataclass(frozen=True, slots=True)
 class S3ObjectEvent:
     event_name: str  # e.g. "ObjectCreated:Put", "ObjectRemoved:Delete"
     bucket: str
-    key: str  # decoded: S3 sends keys form-encoded (space as "+", "+" as "%2B")
+    key: str  # decoded: S3 notifications form-encode keys (space as "+", "+" as "%2B")
     size: int
     etag: str
     sequencer: str
     event_time: str
+    version_id: str = ""  # in a versioned bucket, which version the event is about
 
     @property
     def version(self) -> str:
-        """An order over the events of one key, comparable as plain strings.
+        """An order over the events of one key, comparable as plain strings (and so in a
+        DynamoDB condition).
 
-        S3's ``sequencer`` is a hexadecimal value whose length varies: left-padded to a fixed
-        width it compares correctly as a string (and in a DynamoDB condition). Emulators that
-        omit it get eventTime (ISO-8601, millisecond precision, so it sorts as text), then the
-        kind (a removal after a creation in the same millisecond), then the ETag."""
+        S3's ``sequencer`` is a hexadecimal string whose length varies; the S3 User Guide
+        (event message structure) says to right-pad the shorter of two with zeros and then
+        compare them as strings, which a fixed-width right padding does for all of them.
+        Emulators that omit it get ``e:`` + eventTime (ISO-8601, milliseconds, so it sorts as
+        text), the kind (a removal after a creation in the same millisecond) and the ETag. The
+        two orderings never mix to our harm: ``e:`` sorts below ``s:``, so an event without a
+        sequencer can never override one that S3 ordered."""
         if self.sequencer:
-            return "s:" + self.sequencer.upper().rjust(_SEQUENCER_WIDTH, "0")
-        return f"t:{self.event_time}:{int(self.is_removed)}:{self.etag}"
+            return "s:" + self.sequencer.upper().ljust(_SEQUENCER_WIDTH, "0")
+        return f"e:{self.event_time}:{int(self.is_removed)}:{self.etag}"
 
     @property
     def is_created(self) -> bool:
@@ -45,35 +67,156 @@ class S3ObjectEvent:
         return self.event_name.startswith("ObjectRemoved:")
 
 
-def parse_body(body: str) -> list[S3ObjectEvent]:
-    """All object events in one SQS body. ``s3:TestEvent`` (sent when a notification is
-    configured) yields an empty list so that it is acknowledged instead of poisoning the queue."""
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    events: tuple[S3ObjectEvent, ...] = ()
+    ignored: tuple[str, ...] = ()  # event names not acted on
+    malformed: tuple[str, ...] = ()  # why each unreadable record (or the body) was refused
+    envelope: str = "s3"  # "s3", "sns" or "eventbridge"
+
+    def names(self) -> list[str]:
+        return [f"{e.bucket}/{e.key}" for e in self.events]
+
+
+@dataclass
+class _Collector:
+    events: list[S3ObjectEvent] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)
+
+    def done(self, envelope: str) -> ParsedBody:
+        return ParsedBody(tuple(self.events), tuple(self.ignored), tuple(self.malformed), envelope)
+
+
+def read_body(body: str) -> ParsedBody:
+    """Every object event in one SQS message body, with what was ignored or malformed. Never
+    raises: a body that is not an event at all is one malformed entry."""
+    out = _Collector()
     try:
-        doc = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise MalformedEvent(f"body is not JSON: {exc}") from None
+        doc, envelope = _unwrap(body)
+    except MalformedEvent as exc:
+        out.malformed.append(str(exc))
+        return out.done("sns" if "SNS" in str(exc) else "s3")
+    if envelope == "eventbridge":
+        _eventbridge(doc, out)
+    elif doc.get("Event") == "s3:TestEvent":
+        out.ignored.append("s3:TestEvent")
+    elif isinstance(doc.get("Records"), list) and doc["Records"]:
+        for record in doc["Records"]:
+            _s3_record(record, out)
+    else:
+        out.malformed.append("neither an S3 notification, an SNS envelope nor an EventBridge event")
+    return out.done(envelope)
+
+
+def _unwrap(body: str) -> tuple[dict[str, Any], str]:
+    """The event document and the envelope it came in."""
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        raise MalformedEvent(f"body of more than {MAX_BODY_BYTES} bytes")
+    doc = _json(body, "body is not JSON")
+    envelope = "s3"
+    if isinstance(doc, dict) and doc.get("Type") == "Notification" and "Message" in doc:
+        envelope = "sns"
+        message = doc["Message"]
+        doc = _json(message, "SNS envelope whose Message is not JSON")
+        if not isinstance(message, str) or not isinstance(doc, dict):
+            raise MalformedEvent("SNS envelope whose Message is not a JSON object")
     if not isinstance(doc, dict):
         raise MalformedEvent("body is not a JSON object")
-    if doc.get("Event") == "s3:TestEvent":
-        return []
-    records = doc.get("Records")
-    if not isinstance(records, list):
-        raise MalformedEvent("body has no Records list and is not an s3:TestEvent")
-    return [_parse_record(r) for r in records]
+    if doc.get("source") == "aws.s3" and "detail-type" in doc:
+        envelope = "eventbridge"
+    return doc, envelope
 
 
-def _parse_record(record: Any) -> S3ObjectEvent:
+def _json(text: Any, why: str) -> Any:
+    if not isinstance(text, str):
+        raise MalformedEvent(why)
     try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise MalformedEvent(f"{why}: {str(exc)[:100]}") from None
+
+
+def parse_body(body: str) -> list[S3ObjectEvent]:
+    """The events of a body; MalformedEvent if nothing in it could be read (tools that list
+    what a message is about, such as the DLQ listing, use this)."""
+    parsed = read_body(body)
+    if parsed.malformed and not parsed.events:
+        raise MalformedEvent("; ".join(parsed.malformed))
+    return list(parsed.events)
+
+
+def _text(value: Any, name: str, limit: int = 2048) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise MalformedEvent(f"{name} is not a string of at most {limit} characters")
+    return value
+
+
+def _size(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MalformedEvent("object size is not a non-negative integer")
+    return value
+
+
+def _s3_record(record: Any, out: _Collector) -> None:
+    try:
+        if not isinstance(record, dict):
+            raise MalformedEvent("a record is not an object")
+        name = _text(record.get("eventName"), "eventName", 100)
+        if not name.startswith(_ACTED_ON):
+            out.ignored.append(name)
+            return
         s3 = record["s3"]
         obj = s3["object"]
-        return S3ObjectEvent(
-            event_name=str(record["eventName"]),
-            bucket=str(s3["bucket"]["name"]),
-            key=unquote_plus(str(obj["key"])),
-            size=int(obj.get("size", 0)),
-            etag=str(obj.get("eTag", "")).strip('"'),
-            sequencer=str(obj.get("sequencer", "")),
-            event_time=str(record.get("eventTime", "")),
+        out.events.append(
+            S3ObjectEvent(
+                event_name=name,
+                bucket=_text(s3["bucket"]["name"], "bucket", 63),
+                key=unquote_plus(_text(obj["key"], "key", 4096)),
+                size=_size(obj.get("size")),
+                etag=_text(obj.get("eTag", ""), "eTag", 100).strip('"'),
+                sequencer=_sequencer(obj.get("sequencer", "")),
+                event_time=_text(record.get("eventTime", ""), "eventTime", 40),
+                version_id=_text(obj.get("versionId", "") or "", "versionId", 1024),
+            )
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MalformedEvent(f"S3 record lacks {exc}") from None
+    except (KeyError, TypeError, MalformedEvent) as exc:
+        out.malformed.append(f"S3 record: {_why(exc)}")
+
+
+def _eventbridge(doc: dict[str, Any], out: _Collector) -> None:
+    try:
+        kind = _EVENTBRIDGE_KINDS.get(_text(doc.get("detail-type"), "detail-type", 100))
+        detail = doc["detail"]
+        if kind is None:
+            out.ignored.append(f"EventBridge {doc['detail-type']}")
+            return
+        obj = detail["object"]
+        reason = _text(detail.get("reason", "Event"), "reason", 100)
+        out.events.append(
+            S3ObjectEvent(
+                event_name=f"{kind}:{reason}",
+                bucket=_text(detail["bucket"]["name"], "bucket", 63),
+                key=_text(obj["key"], "key", 4096),  # EventBridge sends keys unencoded
+                size=_size(obj.get("size")),
+                etag=_text(obj.get("etag", ""), "etag", 100).strip('"'),
+                sequencer=_sequencer(obj.get("sequencer", "")),
+                event_time=_text(doc.get("time", ""), "time", 40),
+                version_id=_text(obj.get("version-id", "") or "", "version-id", 1024),
+            )
+        )
+    except (KeyError, TypeError, MalformedEvent) as exc:
+        out.malformed.append(f"EventBridge event: {_why(exc)}")
+
+
+def _sequencer(value: Any) -> str:
+    text = _text(value, "sequencer", _SEQUENCER_WIDTH)
+    if text and not all(c in "0123456789abcdefABCDEF" for c in text):
+        raise MalformedEvent("sequencer is not hexadecimal")
+    return text
+
+
+def _why(exc: Exception) -> str:
+    return f"lacks {exc}" if isinstance(exc, KeyError) else str(exc)[:200]

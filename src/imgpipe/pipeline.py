@@ -38,6 +38,19 @@ class Outcome:
     reason: Reason | None = None
 
 
+def _deletes_another_version(event: S3ObjectEvent, stored: ImageRecord | None) -> bool:
+    """In a versioned bucket, deleting a specific version (``ObjectRemoved:Delete`` with a
+    versionId) that is not the one the catalog describes leaves the live object as it was. A
+    delete marker (``ObjectRemoved:DeleteMarkerCreated``) does hide the live object."""
+    return (
+        event.event_name == "ObjectRemoved:Delete"
+        and bool(event.version_id)
+        and stored is not None
+        and bool(stored.version_id)
+        and stored.version_id != event.version_id
+    )
+
+
 class Pipeline:
     def __init__(
         self,
@@ -67,6 +80,8 @@ class Pipeline:
         stored = self.catalog.get(event.bucket, event.key)
         if not supersedes(stored, event.version):
             return self._skip(event, stored, "duplicate or older delivery")
+        if _deletes_another_version(event, stored):
+            return self._skip(event, None, "a non-current version was deleted")
         base = ImageRecord.of(event, Status.DONE, receive_count)
         if event.is_removed:
             return self._finish(

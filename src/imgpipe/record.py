@@ -48,6 +48,7 @@ class ImageRecord:
     size: int = 0
     sequencer: str = ""
     event_time: str = ""
+    version_id: str = ""  # the S3 object version, in a versioned bucket
     attempts: int = 1
     reason: Reason | None = None
     detail: str = ""
@@ -72,6 +73,7 @@ class ImageRecord:
             size=event.size,
             sequencer=event.sequencer,
             event_time=event.event_time,
+            version_id=event.version_id,
             attempts=attempts,
             updated_at=now(),
         )
@@ -100,6 +102,7 @@ def to_document(record: ImageRecord, *, internal: bool = False) -> JsonObject:
         "size",
         "sequencer",
         "event_time",
+        "version_id",
         "attempts",
         "updated_at",
     ):

@@ -63,12 +63,20 @@ def notifications(stack: FakeStack, inbox: str) -> list[dict[str, Any]]:
             stack.sqs.delete_message(QueueUrl=inbox, ReceiptHandle=m["ReceiptHandle"])
 
 
-def test_sequencers_compare_as_hex_values_of_any_length(events: Events) -> None:
+def test_sequencers_are_right_padded_then_compared_as_the_s3_guide_says(events: Events) -> None:
+    """The S3 User Guide (event message structure): to order two events of one key, right-pad
+    the shorter sequencer with zeros, then compare the strings."""
+
     def version(seq: str) -> str:
         return parse_body(events.s3_body("k", sequencer=seq))[0].version
 
-    assert version("FF") < version("0100")  # 255 < 256 despite "F" > "0" as text
     assert version("0055AED6DCD90281E5") < version("0055AED6DCD90281E6")
+    assert version("0055AED6DC") == version("0055AED6DC00000000")  # padded on the right
+    assert version("0055AED6DC") < version("0055AED6DCD90281E5")
+    assert version("0056") > version("0055FFFFFFFFFFFFFF")
+    assert version("0055aed6dcd90281e5") == version("0055AED6DCD90281E5")
+    # an event without a sequencer (an emulator's, a test's) never outranks one S3 ordered
+    assert parse_body(events.s3_body("k"))[0].version < version("00")
 
 
 def test_duplicate_delivery_notifies_once(
@@ -237,3 +245,26 @@ def test_updated_at_is_when_the_outcome_was_written(
     written = datetime.fromisoformat(record.updated_at)
     # after the processing it reports, not when the work began
     assert (written - before).total_seconds() * 1000 >= record.ms
+
+
+def test_deleting_an_old_version_leaves_the_live_record(
+    stack: FakeStack, events: Events, run: Run
+) -> None:
+    etag = stack.upload("v.jpg", jpeg_bytes())
+    created = json.loads(events.s3_body("v.jpg", etag=etag, sequencer="0A"))
+    created["Records"][0]["s3"]["object"]["versionId"] = "live-version"
+    run(events.sqs_record("m1", json.dumps(created)))
+    removed = json.loads(events.s3_body("v.jpg", event="ObjectRemoved:Delete", sequencer="0B"))
+    removed["Records"][0]["s3"]["object"]["versionId"] = "an-old-version"
+    run(events.sqs_record("m2", json.dumps(removed)))
+    record = stack.catalog.get("uploads", "v.jpg")
+    assert record is not None and (record.status, record.version_id) == (
+        Status.DONE,
+        "live-version",
+    )
+    assert len(stack.derived_keys("thumbnails/")) == 3
+    # deleting the live version itself is a deletion
+    removed["Records"][0]["s3"]["object"]["versionId"] = "live-version"
+    run(events.sqs_record("m3", json.dumps(removed)))
+    record = stack.catalog.get("uploads", "v.jpg")
+    assert record is not None and record.status is Status.DELETED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -79,13 +80,40 @@ def test_test_event_and_missing_object(
     assert (missing.status, missing.reason) == (Status.REJECTED, Reason.MISSING)
 
 
-def test_malformed_body_is_reported_for_the_dlq(
-    stack: FakeStack, events: Events, lambda_context: LambdaContext
+@pytest.mark.parametrize(
+    "body",
+    [
+        "this is not an S3 event",
+        json.dumps({"Records": "x"}),
+        json.dumps([1, 2]),
+        json.dumps({"Type": "Notification", "Message": "not json"}),
+        "[" * 100_000,  # deep enough to exhaust the JSON parser's recursion
+    ],
+)
+def test_malformed_bodies_are_acknowledged_logged_and_counted_not_retried(
+    stack: FakeStack,
+    events: Events,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    body: str,
 ) -> None:
-    bad = events.sqs_record("m-bad", "this is not an S3 event")
+    bad = events.sqs_record("m-bad", body)
     good = events.upload_record("m-good", "ok.jpg", etag=stack.upload("ok.jpg", jpeg_bytes()))
-    response = process.handler(events.sqs_event(bad, good), lambda_context)
-    assert response == {"batchItemFailures": [{"itemIdentifier": "m-bad"}]}
+    # the logger's stream was fixed at import; point it at this test's captured stdout
+    handler = process.logger.registered_handler
+    previous = handler.setStream(sys.stdout)  # type: ignore[attr-defined]
+    try:
+        response = process.handler(events.sqs_event(bad, good), lambda_context)
+    finally:
+        handler.setStream(previous)  # type: ignore[attr-defined]
+    assert response == {"batchItemFailures": []}  # retrying cannot repair it
+    out = capsys.readouterr().out
+    logged = [json.loads(line) for line in out.splitlines() if '"malformed record' in line]
+    assert [(x["level"], x["message_id"]) for x in logged] == [("ERROR", "m-bad")]
+    [emf] = [json.loads(line) for line in out.splitlines() if '"_aws"' in line]
+    assert emf["Malformed"] == [1.0] and emf["Done"] == [1.0]
+    record = stack.catalog.get("uploads", "ok.jpg")
+    assert record is not None and record.status is Status.DONE
 
 
 def test_metrics_are_emitted_as_emf(

@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -18,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from .. import aws
 from ..catalog import Catalog
 from ..config import settings
-from ..events import parse_body
+from ..events import read_body
 from ..labels import make_labeler
 from ..notify import Notifier
 from ..observability import metrics
@@ -42,10 +43,25 @@ def pipeline() -> Pipeline:
 
 
 def record_handler(record: SQSRecord) -> None:
+    """Raise only to have the message retried: a malformed or ignored record is acknowledged
+    (retrying cannot change it), logged and counted."""
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    for event in parse_body(record.body):
-        logger.append_keys(s3_key=event.key, message_id=record.message_id)
-        pipeline().handle(event, receive_count)
+    parsed = read_body(record.body)
+    logger.append_keys(message_id=record.message_id, envelope=parsed.envelope)
+    for why in parsed.malformed:
+        logger.error("malformed record acknowledged", extra={"why": why})
+        metrics.add_metric(name="Malformed", unit=MetricUnit.Count, value=1)
+    for name in parsed.ignored:
+        logger.info("event not acted on", extra={"event_name": name})
+        metrics.add_metric(name="Ignored", unit=MetricUnit.Count, value=1)
+    for event in parsed.events:
+        logger.append_keys(s3_key=event.key)
+        try:
+            pipeline().handle(event, receive_count)
+        except Exception:
+            # The batch processor reports the message for retry; say which and why here.
+            logger.exception("transient failure; the message will be retried")
+            raise
 
 
 @metrics.log_metrics
