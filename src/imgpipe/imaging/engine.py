@@ -19,7 +19,8 @@ from functools import cache
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from ..outcomes import Reason
-from .formats import sniff, supported
+from .budget import check_decode, check_png_plausible, count_frames
+from .formats import HEAD_BYTES, sniff, supported
 from .metadata import bits, dhash, dominant_colour, read_exif
 from .types import ImageInfo, ImageRejected, Limits, Rendered, Thumbnail, ThumbSpec, check_size, fit
 
@@ -55,7 +56,7 @@ def render(
 ) -> Rendered:
     """Validate ``data`` and make one thumbnail per spec. Raises ImageRejected for bad input."""
     check_size(len(data), limits)
-    fmt = sniff(data[:16])
+    fmt = sniff(data[:HEAD_BYTES])
     if fmt is None:
         raise ImageRejected(
             Reason.NOT_AN_IMAGE, "content is not JPEG, PNG, WebP, GIF, TIFF, BMP, AVIF or HEIF"
@@ -67,20 +68,26 @@ def render(
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data), formats=[fmt]) as im:
-                return _render(im, fmt, specs, limits, jpeg_quality, include_gps)
+                return _render(data, im, fmt, specs, limits, jpeg_quality, include_gps)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
         except UnidentifiedImageError:
             raise ImageRejected(Reason.CORRUPT, f"{fmt} header could not be parsed") from None
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError) as exc:
-            # Any decoder failure past the header: the file is damaged, whatever the detail.
+        except ImageRejected:
+            raise
+        except MemoryError:
+            raise ImageRejected(Reason.TOO_MANY_PIXELS, "the decode ran out of memory") from None
+        except Exception as exc:  # noqa: BLE001 - decoders fail in every way on hostile bytes
+            # Any decoder failure past the header (OSError, struct.error, TypeError from a
+            # page without a width, ...): the file is damaged, whatever the detail.
             message = str(exc) or type(exc).__name__
             truncated = "truncated" in message.lower()
             reason = Reason.TRUNCATED if truncated else Reason.CORRUPT
             raise ImageRejected(reason, message[:300]) from None
 
 
-def _render(
+def _render(  # noqa: PLR0913 - the decoded image and everything render() was told
+    data: bytes,
     im: Image.Image,
     fmt: str,
     specs: Sequence[ThumbSpec],
@@ -94,15 +101,15 @@ def _render(
             Reason.TOO_MANY_PIXELS,
             f"{stored_w}x{stored_h} = {stored_w * stored_h} pixels exceeds {limits.max_pixels}",
         )
-    frames = int(getattr(im, "n_frames", 1))
-    if frames > limits.max_frames:
-        raise ImageRejected(Reason.TOO_MANY_FRAMES, f"{frames} frames exceeds {limits.max_frames}")
+    frames = count_frames(im, limits)
     mode, icc = im.mode, im.info.get("icc_profile")
     largest = max(s.size for s in specs)
     target = fit(stored_w, stored_h, largest)  # the longest side is the same either way round
     if fmt == "JPEG":
         im.draft(im.mode, target)
-    im.seek(0)  # animated: the first frame
+    if fmt == "PNG":
+        check_png_plausible(data, im)
+    check_decode(im, limits)
     # Decode before reading EXIF: for PNG and WebP getexif() may load the pixels itself, and
     # its defensive error handling must not swallow a damaged pixel stream.
     im.load()

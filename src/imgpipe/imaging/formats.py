@@ -20,19 +20,30 @@ _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 _AVIF_BRANDS = {b"avif", b"avis"}
 
 
+HEAD_BYTES = 64  # enough for the magic numbers and an ISO-BMFF ftyp box's brands
+
+
 def sniff(head: bytes) -> str | None:
-    """The format named by the first bytes (16 are enough), or None for anything else."""
+    """The format named by the first bytes (``HEAD_BYTES``), or None for anything else."""
     if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
     if len(head) >= 12 and head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in _AVIF_BRANDS:
-            return "AVIF"
-        if brand in _HEIF_BRANDS:
-            return "HEIF"
+        return _isobmff(head)
     for magic, offset, fmt in _MAGIC:
         if head[offset:].startswith(magic):
             return fmt
+    return None
+
+
+def _isobmff(head: bytes) -> str | None:
+    """AVIF or HEIF by the ftyp box's major *and* compatible brands: encoders often write the
+    generic ``mif1`` as major brand and ``avif`` among the compatible ones."""
+    size = int.from_bytes(head[0:4], "big")
+    brands = {head[8:12]} | {head[i : i + 4] for i in range(16, min(size, len(head)) - 3, 4)}
+    if brands & _AVIF_BRANDS:
+        return "AVIF"
+    if brands & _HEIF_BRANDS:
+        return "HEIF"
     return None
 
 

@@ -31,6 +31,9 @@ class Limits:
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 80_000_000  # decompression-bomb guard, checked from the header
     max_frames: int = 1000
+    # Estimated peak bytes of a decode (see budget.py): with Python and the libraries, the
+    # process stays inside 768 MiB, well within the process function's 1024 MB.
+    max_decode_bytes: int = 640 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
