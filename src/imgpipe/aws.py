@@ -6,6 +6,7 @@ LocalStack or the embedded moto server without a branch here.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +20,23 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
-# Standard retry mode backs off on throttling; the total stays well inside the function timeout so
-# that a slow dependency surfaces as a transient failure instead of a Lambda timeout.
-CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4},
-    connect_timeout=5,
-    read_timeout=20,
-)
+ATTEMPTS = 3
+
+
+def client_config(function_timeout: float | None = None) -> Config:
+    """Standard retry mode (it backs off on throttling) with every attempt's connect and read
+    timeouts sized so that all attempts together take at most half the function's timeout
+    (``FUNCTION_TIMEOUT``): a dependency that never answers surfaces as a transient failure
+    the handler can record, not as a Lambda timeout that loses the whole batch."""
+    if function_timeout is None:
+        raw = os.environ.get("FUNCTION_TIMEOUT", "").strip()
+        function_timeout = float(raw) if raw.isdigit() else 60.0
+    per_attempt = max(1.0, function_timeout / 2 / ATTEMPTS)
+    return Config(
+        retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+        connect_timeout=max(0.5, per_attempt / 4),
+        read_timeout=per_attempt * 3 / 4,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -35,14 +46,14 @@ def session() -> boto3.Session:
     return boto3.Session()
 
 
-def _client(service: str, config: Config = CLIENT_CONFIG) -> Any:
-    return session().client(service, config=config)  # type: ignore[call-overload]
+def _client(service: str, config: Config | None = None) -> Any:
+    return session().client(service, config=config or client_config())  # type: ignore[call-overload]
 
 
 @lru_cache(maxsize=1)
 def s3() -> S3Client:
     # SigV4 everywhere: presigned thumbnail URLs must work in every region (SigV2 does not).
-    client: S3Client = _client("s3", CLIENT_CONFIG.merge(Config(signature_version="s3v4")))
+    client: S3Client = _client("s3", client_config().merge(Config(signature_version="s3v4")))
     return client
 
 

@@ -1,5 +1,9 @@
 """The one place that decides what a failure means: reject, retry, skip or degrade.
 
+AccessDenied is deliberately absent: the process role may list the uploads bucket, so a missing
+key answers NoSuchKey, and AccessDenied means a real permission problem — retried, then in the
+DLQ for the operator, never blamed on the upload.
+
 Adapters (storage, catalog, redrive, the Rekognition labeler) hand provider errors to
 ``raise_typed``/``translate``, which turns the answers listed in ``AWS_ERRORS`` into typed errors;
 the imaging core turns Pillow's into ``ImageRejected``. ``decide`` then maps each typed error to
@@ -36,6 +40,14 @@ class SourceMissing(PipelineError):
     """The uploaded object no longer exists."""
 
 
+class SourceArchived(PipelineError):
+    """The uploaded object is in an archive storage class and cannot be read."""
+
+
+class KeyTooLong(PipelineError):
+    """A derived key built from the source key exceeds S3's limit of 1,024 bytes."""
+
+
 class SourceChanged(PipelineError):
     """The object was replaced after its event was sent; the newer event follows."""
 
@@ -66,6 +78,8 @@ AWS_ERRORS: dict[tuple[str, str], type[PipelineError]] = {
     ("s3", "NoSuchKey"): SourceMissing,
     ("s3", "404"): SourceMissing,
     ("s3", "NotFound"): SourceMissing,
+    ("s3", "InvalidObjectState"): SourceArchived,
+    ("s3", "KeyTooLongError"): KeyTooLong,
     ("s3", "PreconditionFailed"): SourceChanged,
     ("s3", "412"): SourceChanged,
     ("dynamodb", "ConditionalCheckFailedException"): ConditionFailed,
@@ -95,6 +109,8 @@ class Decision:
 
 _DECISIONS: tuple[tuple[type[Exception], Decision], ...] = (
     (SourceMissing, Decision(Action.REJECT, Reason.MISSING)),
+    (SourceArchived, Decision(Action.REJECT, Reason.ARCHIVED)),
+    (KeyTooLong, Decision(Action.REJECT, Reason.KEY_TOO_LONG)),
     (SourceChanged, Decision(Action.SKIP)),
     (Superseded, Decision(Action.SKIP)),
     (ConditionFailed, Decision(Action.SKIP)),

@@ -12,9 +12,10 @@ if TYPE_CHECKING:
 
 
 def subject(record: ImageRecord) -> str:
-    """SNS subjects must be ASCII, without line breaks, at most 100 characters."""
+    """SNS subjects must be printable ASCII without line breaks or control characters, at most
+    100 characters; keys can hold anything, so anything else becomes '?'."""
     text = f"imgpipe {record.status}: {record.key}"
-    return text.encode("ascii", "replace").decode()[:100].replace("\n", " ")
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:100]
 
 
 class Notifier:

@@ -30,4 +30,6 @@ class Reason(StrEnum):
     TOO_MANY_PIXELS = "too_many_pixels"
     TOO_MANY_FRAMES = "too_many_frames"
     MISSING = "missing"  # deleted before it was processed
+    ARCHIVED = "archived"  # in an archive storage class: S3 answers InvalidObjectState
+    KEY_TOO_LONG = "key_too_long"  # the derivatives' keys would pass S3's 1,024 bytes
     TRANSIENT = "transient"  # FAILED records: retries ran out

@@ -46,13 +46,16 @@ class ObjectStore:
 
     def put_thumbnail(self, bucket: str, source_key: str, etag: str, thumb: Thumbnail) -> str:
         key = thumbnail_key(source_key, etag, thumb)
-        self._s3.put_object(
-            Bucket=bucket,
-            Key=key,
-            Body=thumb.data,
-            ContentType=thumb.content_type,
-            CacheControl="public, max-age=31536000, immutable",
-        )
+        try:
+            self._s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=thumb.data,
+                ContentType=thumb.content_type,
+                CacheControl="public, max-age=31536000, immutable",
+            )
+        except ClientError as exc:
+            raise_typed("s3", exc)  # KeyTooLongError: the source key leaves no room
         return key
 
     def put_document(self, bucket: str, key: str, body: bytes, content_type: str) -> None:

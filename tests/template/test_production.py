@@ -33,6 +33,7 @@ EXPECTED_ACTIONS = {
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueAttributes",
         "s3:GetObject",
+        "s3:ListBucket",
         "s3:PutObject",
         "s3:DeleteObject",
         "dynamodb:GetItem",

@@ -13,6 +13,8 @@ from imgpipe.errors import (
     ConditionFailed,
     Decision,
     DetectorRefused,
+    KeyTooLong,
+    SourceArchived,
     SourceChanged,
     SourceMissing,
     Superseded,
@@ -38,6 +40,8 @@ TRANSLATIONS = [
     ("s3", "NoSuchKey", 404, SourceMissing),
     ("s3", "404", 404, SourceMissing),
     ("s3", "NotFound", 404, SourceMissing),
+    ("s3", "InvalidObjectState", 403, SourceArchived),
+    ("s3", "KeyTooLongError", 400, KeyTooLong),
     ("s3", "PreconditionFailed", 412, SourceChanged),
     ("s3", "412", 412, SourceChanged),
     ("dynamodb", "ConditionalCheckFailedException", 400, ConditionFailed),
@@ -79,6 +83,8 @@ def test_the_table_has_no_row_without_a_test() -> None:
         # the same code from another service means something else: not translated
         ("dynamodb", "NotFound", 404),
         ("sqs", "NoSuchKey", 404),
+        # with s3:ListBucket granted, AccessDenied is a permission problem for the operator
+        ("s3", "AccessDenied", 403),
     ],
 )
 def test_everything_else_stays_itself_and_is_retried(service: str, code: str, status: int) -> None:
@@ -92,6 +98,8 @@ def test_everything_else_stays_itself_and_is_retried(service: str, code: str, st
     [
         (SourceMissing("gone"), Decision(Action.REJECT, Reason.MISSING)),
         (SourceChanged("replaced"), Decision(Action.SKIP)),
+        (SourceArchived("glacier"), Decision(Action.REJECT, Reason.ARCHIVED)),
+        (KeyTooLong("1100 bytes"), Decision(Action.REJECT, Reason.KEY_TOO_LONG)),
         (Superseded("older"), Decision(Action.SKIP)),
         (ConditionFailed("lost"), Decision(Action.SKIP)),
         (DetectorRefused("format"), Decision(Action.DEGRADE)),
@@ -115,3 +123,24 @@ def test_describe_is_one_line_naming_operation_and_code() -> None:
     )
     assert describe(ValueError("x" * 900)).startswith("ValueError: x")
     assert len(describe(ValueError("x" * 900))) == 500
+
+
+def test_sns_subjects_carry_no_control_characters() -> None:
+    from imgpipe.notify import subject
+    from imgpipe.outcomes import Status
+    from imgpipe.record import ImageRecord
+
+    record = ImageRecord("b", "evil\x1b[31m\nkey\u202e\u00e9.jpg" + "x" * 200, "s:1", Status.DONE)
+    text = subject(record)
+    assert len(text) <= 100 and all(" " <= c <= "~" for c in text)
+    assert text.startswith("imgpipe DONE: evil?[31m?key??.jpg")
+
+
+@pytest.mark.parametrize(("timeout", "most"), [(60.0, 30.0), (10.0, 5.0), (300.0, 150.0)])
+def test_sdk_retries_end_well_inside_the_function_timeout(timeout: float, most: float) -> None:
+    from imgpipe.aws import ATTEMPTS, client_config
+
+    config: Any = client_config(timeout)
+    per_attempt = config.connect_timeout + config.read_timeout
+    assert config.retries == {"mode": "standard", "total_max_attempts": ATTEMPTS}
+    assert per_attempt * ATTEMPTS <= most + 1

@@ -268,3 +268,26 @@ def test_deleting_an_old_version_leaves_the_live_record(
     run(events.sqs_record("m3", json.dumps(removed)))
     record = stack.catalog.get("uploads", "v.jpg")
     assert record is not None and record.status is Status.DELETED
+
+
+def test_a_key_too_long_for_its_derivatives_is_rejected_not_retried(
+    stack: FakeStack, events: Events, run: Run
+) -> None:
+    key = "k" * 1000 + ".jpg"  # a legal source key; "thumbnails/<key>/<etag>/..." is not
+
+    def s3_key_limit(params: dict[str, Any], **_: Any) -> None:  # S3's answer; moto lacks it
+        if len(params["Key"].encode()) > 1024:
+            raise ClientError(
+                {"Error": {"Code": "KeyTooLongError", "Message": "Your key is too long"}},
+                "PutObject",
+            )
+
+    aws.s3().meta.events.register("before-parameter-build.s3.PutObject", s3_key_limit)
+    etag = stack.upload(key, jpeg_bytes())
+    assert run(events.upload_record("m1", key, etag=etag, sequencer="0A")) == {
+        "batchItemFailures": []
+    }
+    record = stack.catalog.get("uploads", key)
+    assert record is not None
+    assert (record.status, record.reason) == (Status.REJECTED, Reason.KEY_TOO_LONG)
+    assert stack.derived_keys() == []
