@@ -81,6 +81,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
                 max_bytes=_int(env, "MAX_BYTES", _RENDER.limits.max_bytes),
                 max_pixels=_int(env, "MAX_PIXELS", _RENDER.limits.max_pixels),
                 max_frames=_int(env, "MAX_FRAMES", _RENDER.limits.max_frames),
+                max_decode_bytes=_int(env, "MAX_DECODE_BYTES", _RENDER.limits.max_decode_bytes),
             ),
             jpeg_quality=quality,
             include_gps=_bool(env, "INCLUDE_GPS"),

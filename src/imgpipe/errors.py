@@ -68,6 +68,10 @@ class ConditionFailed(PipelineError):
     """A conditional write lost to a newer or equal state."""
 
 
+class DeadlineNear(PipelineError):
+    """Too little of the invocation is left to start another record: it is retried."""
+
+
 class NotificationPending(PipelineError):
     """Another delivery of this version wrote its outcome moments ago and may still be
     announcing it: retry later rather than announce it twice."""
@@ -116,6 +120,7 @@ _DECISIONS: tuple[tuple[type[Exception], Decision], ...] = (
     (ConditionFailed, Decision(Action.SKIP)),
     (DetectorRefused, Decision(Action.DEGRADE)),
     (NotificationPending, Decision(Action.RETRY)),
+    (DeadlineNear, Decision(Action.RETRY)),
 )
 
 

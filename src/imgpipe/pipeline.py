@@ -9,6 +9,7 @@ processor reports the message for retry.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -16,7 +17,7 @@ from aws_lambda_powertools import Logger
 
 from .catalog import Catalog, supersedes
 from .config import Settings
-from .errors import Action, NotificationPending, decide, describe
+from .errors import Action, DeadlineNear, NotificationPending, decide, describe
 from .events import S3ObjectEvent
 from .labels import Labeler, NullLabeler
 from .notify import Notifier
@@ -65,9 +66,21 @@ class Pipeline:
         self.catalog = catalog
         self.notifier = notifier
         self.labeler = labeler or NullLabeler()
+        # Enough for one record's slowest case to finish or fail, and for the FAILED write.
+        self.reserve_ms = max(3000, settings.function_timeout * 1000 // 5)
 
-    def handle(self, event: S3ObjectEvent, receive_count: int = 1) -> Outcome:
+    def handle(
+        self,
+        event: S3ObjectEvent,
+        receive_count: int = 1,
+        remaining_ms: Callable[[], int] | None = None,
+    ) -> Outcome:
+        """``remaining_ms``: the invocation's time left (Lambda's context). A record is not
+        started without a reserve: it fails as transient instead (FAILED on the last receive)
+        before Lambda's timeout can fail the whole batch unrecorded."""
         try:
+            if remaining_ms is not None and remaining_ms() < self.reserve_ms:
+                raise DeadlineNear(f"{remaining_ms()} ms left of the invocation")
             return self._handle(event, receive_count)
         except Exception as exc:
             # Only what must be retried gets here. On the last allowed receive, say so in the

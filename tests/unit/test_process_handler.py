@@ -140,3 +140,28 @@ def test_metrics_are_emitted_as_emf(
         "BytesOut",
     } <= names
     assert blobs[0]["Done"] == [1.0] and blobs[0]["Rejected"] == [1.0]
+
+
+class ShortContext(LambdaContext):
+    """An invocation with almost no time left."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 1500
+
+
+@pytest.mark.parametrize(("receive", "recorded"), [(1, None), (3, Status.FAILED)])
+def test_no_record_is_started_without_time_to_finish_it(
+    stack: FakeStack, events: Events, receive: int, recorded: Status | None
+) -> None:
+    # GIVEN an invocation with 1.5 s left, less than the reserve a record needs
+    etag = stack.upload("late.jpg", jpeg_bytes())
+    record = events.upload_record("m1", "late.jpg", receive, etag=etag, sequencer="0A")
+    # WHEN it is handled THEN nothing is processed and the message is retried...
+    with pytest.raises(Exception, match="All records failed"):
+        process.handler(events.sqs_event(record), ShortContext())
+    assert stack.derived_keys() == []
+    stored = stack.catalog.get("uploads", "late.jpg")
+    # ...and on its last receive the catalog says so before SQS moves it to the DLQ
+    assert (stored.status if stored else None) == recorded
+    if stored is not None:
+        assert stored.reason is Reason.TRANSIENT and "DeadlineNear" in stored.detail

@@ -57,16 +57,26 @@ def record_handler(record: SQSRecord) -> None:
     for event in parsed.events:
         logger.append_keys(s3_key=event.key)
         try:
-            pipeline().handle(event, receive_count)
+            pipeline().handle(event, receive_count, _remaining_ms)
         except Exception:
             # The batch processor reports the message for retry; say which and why here.
             logger.exception("transient failure; the message will be retried")
             raise
 
 
+def _remaining_ms() -> int:
+    return _invocation["context"].get_remaining_time_in_millis()
+
+
+# The invocation being handled (one at a time per execution environment): the record handler
+# reads its remaining time.
+_invocation: dict[str, LambdaContext] = {}
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    _invocation["context"] = context
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

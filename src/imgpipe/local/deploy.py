@@ -131,7 +131,7 @@ def grant_batch_names(ep: Endpoint, stage: str = "local") -> list[str]:
     return applied
 
 
-def _batch_statements(statements: Any) -> list[dict[str, Any]]:
+def _batch_statements(statements: Any) -> list[dict[str, object]]:
     out = []
     for st in statements if isinstance(statements, list) else [statements]:
         actions = st.get("Action", [])

@@ -217,14 +217,14 @@ def _bucket_policy(
 
 def _notification(cfn: Mapping[str, Any]) -> Any:
     """CloudFormation's NotificationConfiguration shape -> the S3 API's."""
-    api: dict[str, list[dict[str, Any]]] = {}
+    api: dict[str, list[dict[str, object]]] = {}
     for cfn_name, api_name, target_cfn, target_api in (
         ("QueueConfigurations", "QueueConfigurations", "Queue", "QueueArn"),
         ("TopicConfigurations", "TopicConfigurations", "Topic", "TopicArn"),
         ("LambdaConfigurations", "LambdaFunctionConfigurations", "Function", "LambdaFunctionArn"),
     ):
         for conf in cfn.get(cfn_name, []):
-            entry: dict[str, Any] = {target_api: conf[target_cfn], "Events": [conf["Event"]]}
+            entry: dict[str, object] = {target_api: conf[target_cfn], "Events": [conf["Event"]]}
             if "Filter" in conf:
                 rules = conf["Filter"]["S3Key"]["Rules"]
                 entry["Filter"] = {"Key": {"FilterRules": rules}}
