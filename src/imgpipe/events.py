@@ -170,18 +170,10 @@ def _s3_record(record: Any, out: _Collector) -> None:
             return
         s3 = record["s3"]
         obj = s3["object"]
-        out.events.append(
-            S3ObjectEvent(
-                event_name=name,
-                bucket=_text(s3["bucket"]["name"], "bucket", 63),
-                key=unquote_plus(_text(obj["key"], "key", 4096)),
-                size=_size(obj.get("size")),
-                etag=_text(obj.get("eTag", ""), "eTag", 100).strip('"'),
-                sequencer=_sequencer(obj.get("sequencer", "")),
-                event_time=_text(record.get("eventTime", ""), "eventTime", 40),
-                version_id=_text(obj.get("versionId", "") or "", "versionId", 1024),
-            )
-        )
+        # S3 notifications form-encode keys; their field names are camel case
+        key = unquote_plus(_text(obj["key"], "key", 4096))
+        fields = (obj.get("eTag"), obj.get("versionId"), record.get("eventTime"))
+        out.events.append(_event(name, s3["bucket"]["name"], key, obj, *fields))
     except (KeyError, TypeError, MalformedEvent) as exc:
         out.malformed.append(f"S3 record: {_why(exc)}")
 
@@ -194,21 +186,28 @@ def _eventbridge(doc: dict[str, Any], out: _Collector) -> None:
             out.ignored.append(f"EventBridge {doc['detail-type']}")
             return
         obj = detail["object"]
-        reason = _text(detail.get("reason", "Event"), "reason", 100)
-        out.events.append(
-            S3ObjectEvent(
-                event_name=f"{kind}:{reason}",
-                bucket=_text(detail["bucket"]["name"], "bucket", 63),
-                key=_text(obj["key"], "key", 4096),  # EventBridge sends keys unencoded
-                size=_size(obj.get("size")),
-                etag=_text(obj.get("etag", ""), "etag", 100).strip('"'),
-                sequencer=_sequencer(obj.get("sequencer", "")),
-                event_time=_text(doc.get("time", ""), "time", 40),
-                version_id=_text(obj.get("version-id", "") or "", "version-id", 1024),
-            )
-        )
+        name = f"{kind}:{_text(detail.get('reason', 'Event'), 'reason', 100)}"
+        # EventBridge sends keys unencoded, and spells its fields in kebab and lower case
+        key = _text(obj["key"], "key", 4096)
+        fields = (obj.get("etag"), obj.get("version-id"), doc.get("time"))
+        out.events.append(_event(name, detail["bucket"]["name"], key, obj, *fields))
     except (KeyError, TypeError, MalformedEvent) as exc:
         out.malformed.append(f"EventBridge event: {_why(exc)}")
+
+
+def _event(  # noqa: PLR0913 - one per field of the event, each checked
+    name: str, bucket: Any, key: str, obj: Any, etag: Any, version_id: Any, event_time: Any
+) -> S3ObjectEvent:
+    return S3ObjectEvent(
+        event_name=name,
+        bucket=_text(bucket, "bucket", 63),
+        key=key,
+        size=_size(obj.get("size")),
+        etag=_text(etag or "", "etag", 100).strip('"'),
+        sequencer=_sequencer(obj.get("sequencer", "")),
+        event_time=_text(event_time or "", "event time", 40),
+        version_id=_text(version_id or "", "version id", 1024),
+    )
 
 
 def _sequencer(value: Any) -> str:
