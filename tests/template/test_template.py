@@ -155,6 +155,7 @@ SHIPPED = {
     "handlers/redrive.py",
     "handlers/status.py",
     "imaging/__init__.py",
+    "imaging/budget.py",
     "imaging/engine.py",
     "imaging/formats.py",
     "imaging/metadata.py",
