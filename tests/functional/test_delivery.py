@@ -168,7 +168,8 @@ def test_chaos_faults_and_a_crash_lose_nothing(
             what="the first uploads processed",
         )
         assert running.crash() > 0
-        assert wait_drained(local_stack, local_stack.queue_url, 120)
+        # a batch killed mid-flight returns after the queue's visibility timeout (72 s)
+        assert wait_drained(local_stack, local_stack.queue_url, 180)
     # WHEN the DLQ is redriven with the faults gone
     redrive(
         local_stack.client("sqs"),
@@ -176,7 +177,7 @@ def test_chaos_faults_and_a_crash_lose_nothing(
         use_move_task=local_stack.kind != "moto",
     )
     with processing(local_stack):
-        assert wait_drained(local_stack, local_stack.queue_url, 60)
+        assert wait_drained(local_stack, local_stack.queue_url, 150)
     # THEN every upload has its outcome, with thumbnails, announced once
     keys = {u.key for u in uploads}
     notes = [
