@@ -79,8 +79,9 @@ class Pipeline:
         started without a reserve: it fails as transient instead (FAILED on the last receive)
         before Lambda's timeout can fail the whole batch unrecorded."""
         try:
-            if remaining_ms is not None and remaining_ms() < self.reserve_ms:
-                raise DeadlineNear(f"{remaining_ms()} ms left of the invocation")
+            left = None if remaining_ms is None else remaining_ms()
+            if left is not None and left < self.reserve_ms:
+                raise DeadlineNear(f"{left} ms left of the invocation")
             return self._handle(event, receive_count)
         except Exception as exc:
             # Only what must be retried gets here. On the last allowed receive, say so in the
