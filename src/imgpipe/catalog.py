@@ -1,10 +1,12 @@
 """The images table: one status record per source object, keyed by bucket + key.
 
-This module owns the mapping between ``ImageRecord`` and DynamoDB items. Every final write is
-conditional on the event's version (see ``S3ObjectEvent.version``): an older delivery never
-overwrites newer state, and a duplicate of the stored version is refused, so its side effects
-(notifications) are not repeated. A FAILED record may be replaced by the same version's outcome,
-which is how a redriven message completes.
+This module owns the mapping between ``ImageRecord`` and DynamoDB items. Every write replaces
+exactly the record its writer read (compare-and-swap on ``revision``), and a pipeline write also
+only if its event's version outranks it (see ``S3ObjectEvent.version``): an older delivery never
+overwrites newer state, a duplicate of the stored version is refused, so its side effects
+(notifications) are not repeated, and what the replaced record owned is handed to its successor
+in the same write (see ``derived.successor``). A FAILED record may be replaced by the same
+version's outcome, which is how a redriven message completes.
 """
 
 from __future__ import annotations
@@ -24,15 +26,20 @@ from .record import ImageRecord, from_document, to_document
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        PutItemInputTypeDef,
+        QueryInputTypeDef,
+        UpdateItemInputTypeDef,
+    )
 
     Item = Mapping[str, AttributeValueTypeDef]
 
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 
-# Newer version, or the same version after a FAILED attempt, or nothing stored yet.
-_NEWER = "attribute_not_exists(#k) OR #v < :v OR (#v = :v AND #s = :failed)"
+# A newer version, or the same version after a FAILED attempt.
+_NEWER_THAN_STORED = "#v < :v OR (#v = :v AND #s = :failed)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,39 +153,74 @@ class Catalog:
             return items, None
         return items, PageKey(str(exclusive["bucket"]["S"]), str(exclusive["key"]["S"]))
 
-    def write_if_newer(self, record: ImageRecord) -> tuple[bool, ImageRecord | None]:
-        """Store ``record`` unless the table holds a newer or the same final version.
-        Returns (written, the record it replaced)."""
+    def replace(
+        self, record: ImageRecord, expected: ImageRecord | None, *, newer: bool = True
+    ) -> bool:
+        """Store ``record`` only if the table still holds ``expected`` (the record read before,
+        by its revision; None: nothing), and, with ``newer``, only if ``record`` outranks it.
+        False when another write came first: read again and decide again."""
+        names = {"#k": "key"}
+        values: dict[str, AttributeValueTypeDef] = {}
+        if expected is None:
+            condition = "attribute_not_exists(#k)"
+        else:
+            names["#r"] = "revision"
+            if expected.revision:
+                condition = "attribute_exists(#k) AND #r = :r"
+                values[":r"] = {"N": str(expected.revision)}
+            else:  # written before revisions existed
+                condition = "attribute_exists(#k) AND attribute_not_exists(#r)"
+            if newer:
+                condition += f" AND ({_NEWER_THAN_STORED})"
+                names.update({"#v": "version", "#s": "status"})
+                values.update({":v": {"S": record.version}, ":failed": {"S": Status.FAILED.value}})
+        request: PutItemInputTypeDef = {
+            "TableName": self._table,
+            "Item": to_item(record),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
         try:
-            resp = self._ddb.put_item(
-                TableName=self._table,
-                Item=to_item(record),
-                ConditionExpression=_NEWER,
-                ExpressionAttributeNames={"#k": "key", "#v": "version", "#s": "status"},
-                ExpressionAttributeValues={
-                    ":v": {"S": record.version},
-                    ":failed": {"S": Status.FAILED.value},
-                },
-                ReturnValues="ALL_OLD",
-            )
+            self._ddb.put_item(**request)
         except ClientError as exc:
             if isinstance(translate("dynamodb", exc), ConditionFailed):
-                return False, None
+                return False
             raise
-        old = resp.get("Attributes")
-        return True, None if not old else from_item(old)
+        return True
 
-    def mark_notified(self, record: ImageRecord) -> None:
-        """Record that the notification for ``record``'s version went out (if still current)."""
+    def _update_if_revision(self, record: ImageRecord, update: str) -> bool:
+        names = {"#r": "revision"}
+        values: dict[str, AttributeValueTypeDef] = {}
+        if record.revision:
+            condition = "#r = :r"
+            values[":r"] = {"N": str(record.revision)}
+        else:
+            condition = "attribute_not_exists(#r)"
+        if ":t" in update:
+            values[":t"] = {"BOOL": True}
+        request: UpdateItemInputTypeDef = {
+            "TableName": self._table,
+            "Key": self._key(record.bucket, record.key),
+            "UpdateExpression": update,
+            "ConditionExpression": f"attribute_exists(#k) AND {condition}",
+            "ExpressionAttributeNames": {**names, "#k": "key"},
+        }
+        if values:
+            request["ExpressionAttributeValues"] = values
         try:
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=self._key(record.bucket, record.key),
-                UpdateExpression="SET notified = :t",
-                ConditionExpression="#v = :v",
-                ExpressionAttributeNames={"#v": "version"},
-                ExpressionAttributeValues={":t": {"BOOL": True}, ":v": {"S": record.version}},
-            )
+            self._ddb.update_item(**request)
         except ClientError as exc:
-            if not isinstance(translate("dynamodb", exc), ConditionFailed):
-                raise
+            if isinstance(translate("dynamodb", exc), ConditionFailed):
+                return False
+            raise
+        return True
+
+    def mark_notified(self, record: ImageRecord) -> bool:
+        """Record that ``record``'s outcome went out; False if it is no longer the stored one."""
+        return self._update_if_revision(record, "SET notified = :t")
+
+    def clear_cleanup(self, record: ImageRecord) -> bool:
+        """Forget ``record``'s pending deletions once they are done (if it is still stored)."""
+        return self._update_if_revision(record, "REMOVE cleanup")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .derived import RESULT_FORMATS
 from .imaging import DEFAULT_SIZES, Limits, RenderOptions, parse_sizes
 from .labels import BACKENDS, DETECTORS, LabelSettings
 
@@ -29,6 +30,7 @@ class Settings:
     max_receive_count: int
     labels: LabelSettings
     function_timeout: int = 60  # seconds: no invocation of the process function lives longer
+    results_documents: tuple[str, ...] = RESULT_FORMATS  # results/<key>/<token>.<fmt> per DONE
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -89,7 +91,24 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3),
         labels=_label_settings(env),
         function_timeout=_int(env, "FUNCTION_TIMEOUT", 60),
+        results_documents=_results_documents(env),
     )
+
+
+def _results_documents(env: Mapping[str, str]) -> tuple[str, ...]:
+    """RESULTS_DOCUMENTS: "json", "json,csv" (the default) or "none"."""
+    raw = env.get("RESULTS_DOCUMENTS", "").strip().lower()
+    if not raw:
+        return RESULT_FORMATS
+    if raw == "none":
+        return ()
+    chosen = [f.strip() for f in raw.split(",") if f.strip()]
+    unknown = sorted(set(chosen) - set(RESULT_FORMATS))
+    if unknown or not chosen:
+        raise ConfigError(
+            f"RESULTS_DOCUMENTS must be none or a list of {', '.join(RESULT_FORMATS)}, got {raw!r}"
+        )
+    return tuple(f for f in RESULT_FORMATS if f in chosen)
 
 
 def _label_settings(env: Mapping[str, str]) -> LabelSettings:

@@ -72,6 +72,14 @@ class DeadlineNear(PipelineError):
     """Too little of the invocation is left to start another record: it is retried."""
 
 
+class CleanupIncomplete(PipelineError):
+    """Some derived objects could not be deleted: retried (they stay in the record's cleanup)."""
+
+
+class WriteContended(PipelineError):
+    """The record changed under every attempt to replace it: retried later."""
+
+
 class NotificationPending(PipelineError):
     """Another delivery of this version wrote its outcome moments ago and may still be
     announcing it: retry later rather than announce it twice."""
@@ -121,6 +129,8 @@ _DECISIONS: tuple[tuple[type[Exception], Decision], ...] = (
     (DetectorRefused, Decision(Action.DEGRADE)),
     (NotificationPending, Decision(Action.RETRY)),
     (DeadlineNear, Decision(Action.RETRY)),
+    (CleanupIncomplete, Decision(Action.RETRY)),
+    (WriteContended, Decision(Action.RETRY)),
 )
 
 

@@ -9,28 +9,38 @@ processor reports the message for retry.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from aws_lambda_powertools import Logger
 
+from . import derived
 from .catalog import Catalog, supersedes
 from .config import Settings
-from .errors import Action, DeadlineNear, NotificationPending, decide, describe
+from .errors import (
+    Action,
+    DeadlineNear,
+    NotificationPending,
+    WriteContended,
+    decide,
+    describe,
+)
 from .events import S3ObjectEvent
+from .imaging import Thumbnail
 from .labels import Labeler, NullLabeler
 from .notify import Notifier
 from .observability import record_outcome
 from .outcomes import Reason, Status
 from .processing import process_image
 from .record import ImageRecord, ThumbnailRef, now
-from .results import results_keys, to_csv, to_json
+from .results import to_csv, to_json
 from .storage import ObjectStore
 
 logger = Logger(child=True)
 
 SKIPPED = "SKIPPED"
+_WRITE_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +78,7 @@ class Pipeline:
         self.labeler = labeler or NullLabeler()
         # Enough for one record's slowest case to finish or fail, and for the FAILED write.
         self.reserve_ms = max(3000, settings.function_timeout * 1000 // 5)
+        self._size_names = tuple(size.name for size in settings.render.sizes)
 
     def handle(
         self,
@@ -95,12 +106,10 @@ class Pipeline:
         if not supersedes(stored, event.version):
             return self._skip(event, stored, "duplicate or older delivery")
         if _deletes_another_version(event, stored):
-            return self._skip(event, None, "a non-current version was deleted")
+            return self._skip(event, stored, "a non-current version was deleted")
         base = ImageRecord.of(event, Status.DONE, receive_count)
         if event.is_removed:
-            return self._finish(
-                replace(base, status=Status.DELETED), extra_deletes=results_keys(event.key)
-            )
+            return self._finish(replace(base, status=Status.DELETED), stored)
         try:
             record = self._process(event, base)
         except Exception as exc:
@@ -112,62 +121,110 @@ class Pipeline:
             logger.info("rejected", extra={"reason": decision.reason, "detail": str(exc)})
             detail = getattr(exc, "detail", str(exc))
             record = replace(base, status=Status.REJECTED, reason=decision.reason, detail=detail)
-        return self._finish(record)
+        return self._finish(record, stored)
 
     def _process(self, event: S3ObjectEvent, base: ImageRecord) -> ImageRecord:
         started = time.perf_counter()
         cfg = self.settings
         data, etag = self.store.fetch(event.bucket, event.key, event.etag, cfg.render.limits)
         done = process_image(data, cfg.render, self.labeler, bucket=event.bucket, key=event.key)
-        thumbs = tuple(
-            ThumbnailRef(
-                name=thumb.name,
-                key=self.store.put_thumbnail(cfg.derived_bucket, event.key, etag, thumb),
-                width=thumb.width,
-                height=thumb.height,
-                bytes=len(thumb.data),
-                content_type=thumb.content_type,
-            )
-            for thumb in done.rendered.thumbnails
-        )
-        record = replace(
+        thumbs = self._put_thumbnails(event, done.rendered.thumbnails)
+        return replace(
             base,
             etag=etag,
             size=len(data),
             image=done.rendered.info,
             thumbnails=thumbs,
+            # written once the record is (see _complete): a document never describes a
+            # version that lost
+            results=tuple(
+                derived.results_key(event.key, event.version, fmt) for fmt in cfg.results_documents
+            ),
             findings=done.findings,
             ms=round((time.perf_counter() - started) * 1000, 1),
             thumbnail_ms=done.render_ms,
         )
-        # Written before the catalog: a failure here is retried with the rest.
-        json_key, csv_key = results_keys(event.key)
-        self.store.put_document(cfg.derived_bucket, json_key, to_json(record), "application/json")
-        self.store.put_document(
-            cfg.derived_bucket, csv_key, to_csv(record), "text/csv; charset=utf-8"
-        )
-        return record
 
-    def _finish(self, record: ImageRecord, extra_deletes: tuple[str, ...] = ()) -> Outcome:
-        record = replace(record, updated_at=now())  # when the outcome was written
-        written, previous = self.catalog.write_if_newer(record)
-        derived = self.settings.derived_bucket
-        if not written:
-            # A newer version (or this one) won a race while we worked: what we wrote for this
-            # version must not linger. Keys are per version, so the winner's are untouched.
-            current = self.catalog.get(record.bucket, record.key)
-            kept = current.thumbnail_keys if current else frozenset()
-            self.store.delete(derived, record.thumbnail_keys - kept)
+    def _put_thumbnails(
+        self, event: S3ObjectEvent, thumbnails: Sequence[Thumbnail]
+    ) -> tuple[ThumbnailRef, ...]:
+        """Write them; if one fails (a key S3 finds too long is a rejection), remove those
+        already written, which no record will ever own."""
+        bucket = self.settings.derived_bucket
+        refs: list[ThumbnailRef] = []
+        try:
+            for thumb in thumbnails:
+                key = derived.thumbnail_key(event.key, event.version, thumb.name, thumb.extension)
+                self.store.put_thumbnail(bucket, key, thumb)
+                refs.append(
+                    ThumbnailRef(
+                        name=thumb.name,
+                        key=key,
+                        width=thumb.width,
+                        height=thumb.height,
+                        bytes=len(thumb.data),
+                        content_type=thumb.content_type,
+                    )
+                )
+        except Exception:
+            if refs:
+                try:
+                    self.store.delete(bucket, (r.key for r in refs))
+                except Exception:  # an orphan `imgpipe reconcile` finds; the cause matters more
+                    logger.exception("could not remove partial thumbnails")
+            raise
+        return tuple(refs)
+
+    def _write(
+        self, record: ImageRecord, stored: ImageRecord | None
+    ) -> tuple[ImageRecord | None, ImageRecord | None]:
+        """Replace ``stored`` with ``record`` (compare-and-swap), re-reading while others
+        write first and ``record`` still outranks what they wrote. Returns (the record as
+        written or None if it lost, what the table holds otherwise)."""
+        for _ in range(_WRITE_ATTEMPTS):
+            if not supersedes(stored, record.version):
+                return None, stored
+            candidate = derived.successor(replace(record, updated_at=now()), stored)
+            if self.catalog.replace(candidate, stored):
+                return candidate, stored
+            stored = self.catalog.get(record.bucket, record.key)
+        raise WriteContended(f"{record.key}: the record changed under {_WRITE_ATTEMPTS} writes")
+
+    def _finish(self, record: ImageRecord, stored: ImageRecord | None) -> Outcome:
+        written, current = self._write(record, stored)
+        if written is None:
+            # A newer version (or this one) won a race while we worked. Keys are per version:
+            # what this attempt wrote is nobody else's unless the winner is this very version.
+            if current is None or current.version != record.version:
+                self.store.delete(self.settings.derived_bucket, derived.owned(record))
             logger.info("lost to a newer version", extra={"key": record.key})
             return Outcome(SKIPPED, None)
-        old = previous.thumbnail_keys if previous else frozenset()
-        stale = (old - record.thumbnail_keys) | set(extra_deletes)
-        if stale:
-            self.store.delete(derived, stale)
+        self._complete(written)
+        record_outcome(written)
+        logger.info("final", extra={"status": written.status, "key": written.key})
+        return Outcome(written.status, written.reason)
+
+    def _complete(self, record: ImageRecord) -> None:
+        """What follows a won write, in an order any later delivery can resume: remove what
+        earlier versions owned, write the results documents, announce. A crash anywhere here
+        leaves the record un-notified (and its cleanup listed), which the next touch of the
+        key (a retry, a duplicate, a redrive) finishes in ``_skip``."""
+        self._clean(record)
+        self._write_results(record)
         self._notify(record)
-        record_outcome(record)
-        logger.info("final", extra={"status": record.status, "key": record.key})
-        return Outcome(record.status, record.reason)
+
+    def _clean(self, record: ImageRecord) -> None:
+        if record.cleanup:
+            self.store.delete(self.settings.derived_bucket, record.cleanup)
+            self.catalog.clear_cleanup(record)
+
+    def _write_results(self, record: ImageRecord) -> None:
+        bucket = self.settings.derived_bucket
+        for key in record.results:
+            if key.endswith(".json"):
+                self.store.put_document(bucket, key, to_json(record), "application/json")
+            else:
+                self.store.put_document(bucket, key, to_csv(record), "text/csv; charset=utf-8")
 
     def _notify(self, record: ImageRecord) -> None:
         # A failed publish raises: the message is retried and the pre-check below sends it.
@@ -176,22 +233,32 @@ class Pipeline:
         # mark is tried a few times and then given up (at worst a later duplicate re-sends).
         for attempt in range(3):
             try:
-                self.catalog.mark_notified(record)
+                if not self.catalog.mark_notified(record):
+                    # Replaced since it was written: the successor's cleanup may have run
+                    # before our documents landed, so remove them ourselves.
+                    self.store.delete(self.settings.derived_bucket, record.results)
                 return
             except Exception:  # noqa: BLE001
                 logger.warning("could not mark notified", extra={"attempt": attempt + 1})
 
     def _skip(self, event: S3ObjectEvent, stored: ImageRecord | None, why: str) -> Outcome:
+        """Nothing new to write; but finish what the stored record left undone, and remove
+        what an attempt at an older version may have written before it crashed or lost."""
+        if stored is not None:
+            self._clean(stored)
+            if event.is_created and event.version < stored.version:
+                would = derived.would_own(event.key, event.version, self._size_names)
+                self.store.delete(self.settings.derived_bucket, would - derived.owned(stored))
         if stored is not None and stored.version == event.version and not stored.notified:
             # Same version already final, but not yet announced. Either its writer died or
-            # failed to publish (then send it now, once), or another delivery of the same
+            # failed to publish (then finish it now, once), or another delivery of the same
             # message is announcing it this very moment (SQS delivers at least once): while
             # that writer's invocation may still be running, wait for it instead of racing it.
             if self._writer_may_be_running(stored):
                 raise NotificationPending(
                     f"{stored.key} {stored.version}: written {stored.updated_at}"
                 )
-            self._notify(stored)
+            self._complete(stored)
         logger.info("skipped", extra={"why": why, "key": event.key})
         return Outcome(SKIPPED, None)
 
@@ -205,16 +272,18 @@ class Pipeline:
 
     def _record_failure(self, event: S3ObjectEvent, receive_count: int, exc: BaseException) -> None:
         """Last allowed receive: say in the catalog that this upload is going to the DLQ.
-        Conditional like every write: it never hides a newer or completed version."""
+        Conditional like every write: it never hides a newer or completed version. The FAILED
+        record inherits what the replaced one owned, so nothing it leaves is forgotten."""
         record = replace(
             ImageRecord.of(event, Status.FAILED, receive_count),
             reason=Reason.TRANSIENT,
             detail=describe(exc),
         )
         try:
-            written, _ = self.catalog.write_if_newer(record)
-            if written:
-                self._notify(record)
-                record_outcome(record)
+            stored = self.catalog.get(event.bucket, event.key)
+            written, _ = self._write(record, stored)
+            if written is not None:
+                self._complete(written)
+                record_outcome(written)
         except Exception:  # the original error matters more; it is re-raised
             logger.exception("could not record FAILED", extra={"key": event.key})

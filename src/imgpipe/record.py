@@ -56,9 +56,13 @@ class ImageRecord:
     notified: bool = False  # internal: the outcome was published
     image: ImageInfo | None = None  # DONE: what the image is
     thumbnails: tuple[ThumbnailRef, ...] = ()
+    results: tuple[str, ...] = ()  # DONE: keys of the results documents (see derived.py)
     findings: LabelResult | None = None  # DONE: labels, text, faces, moderation
     ms: float | None = None
     thumbnail_ms: float | None = None
+    # internal: derived keys that earlier versions owned and that are not yet deleted
+    cleanup: tuple[str, ...] = ()
+    revision: int = 0  # internal: bumped by every write that replaces the record
 
     @classmethod
     def of(cls, event: S3ObjectEvent, status: Status, attempts: int) -> ImageRecord:
@@ -114,6 +118,8 @@ def to_document(record: ImageRecord, *, internal: bool = False) -> JsonObject:
         assert isinstance(image, dict)
         doc.update(image)
     doc["thumbnails"] = unstructure(record.thumbnails)
+    if record.results:
+        doc["results"] = list(record.results)
     if record.findings is not None:
         findings = unstructure(record.findings)
         assert isinstance(findings, dict)
@@ -125,7 +131,15 @@ def to_document(record: ImageRecord, *, internal: bool = False) -> JsonObject:
         if value is not None:
             doc[name] = value
     if internal:
-        doc["notified"] = record.notified
+        doc.update(_bookkeeping(record))
+    return doc
+
+
+def _bookkeeping(record: ImageRecord) -> JsonObject:
+    """What only the catalog stores: never published."""
+    doc: JsonObject = {"notified": record.notified, "revision": record.revision}
+    if record.cleanup:
+        doc["cleanup"] = list(record.cleanup)
     return doc
 
 

@@ -1,4 +1,4 @@
-"""The per-image results documents in the derived bucket: results/<key>.json and .csv.
+"""The per-image results documents in the derived bucket (keys: see derived.py).
 
 The JSON is the record's published document (metadata, thumbnails, labels). The CSV has one row
 per label, text line, face and moderation label, the shape analysts open in a spreadsheet.
@@ -16,8 +16,13 @@ from .record import ImageRecord, to_document
 CSV_COLUMNS = ("key", "kind", "name", "confidence", "left", "top", "width", "height")
 
 
-def results_keys(source_key: str) -> tuple[str, str]:
-    return f"results/{source_key}.json", f"results/{source_key}.csv"
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: str) -> str:
+    """``value`` as a CSV cell no spreadsheet evaluates: formula starts get a leading quote."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def to_json(record: ImageRecord) -> bytes:
@@ -36,14 +41,14 @@ def to_csv(record: ImageRecord) -> bytes:
     writer.writerow(CSV_COLUMNS)
     found = record.findings
     if found is not None:
-        key = record.key
+        key = cell(record.key)
         for label in found.labels:
             for box in label.boxes or (None,):
-                writer.writerow([key, "label", label.name, label.confidence, *_box(box)])
+                writer.writerow([key, "label", cell(label.name), label.confidence, *_box(box)])
         for line in found.text:
-            writer.writerow([key, "text", line.text, line.confidence, *_box(line.box)])
+            writer.writerow([key, "text", cell(line.text), line.confidence, *_box(line.box)])
         for face in found.faces:
             writer.writerow([key, "face", "", face.confidence, *_box(face.box)])
         for mod in found.moderation:
-            writer.writerow([key, "moderation", mod.name, mod.confidence, *_box(None)])
+            writer.writerow([key, "moderation", cell(mod.name), mod.confidence, *_box(None)])
     return out.getvalue().encode()

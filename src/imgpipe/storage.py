@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from .errors import raise_typed
+from .errors import CleanupIncomplete, raise_typed
 from .imaging import Limits, Thumbnail, check_size
 
 if TYPE_CHECKING:
@@ -15,10 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, ObjectIdentifierTypeDef
 
 
-def thumbnail_key(source_key: str, etag: str, thumb: Thumbnail) -> str:
-    """Deterministic per version of the source: re-processing overwrites, and two versions
-    processed at once never write to the same key (the loser removes its own)."""
-    return f"thumbnails/{source_key}/{etag or 'noetag'}/{thumb.name}.{thumb.extension}"
+_IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 class ObjectStore:
@@ -44,29 +41,40 @@ class ObjectStore:
         finally:
             body.close()
 
-    def put_thumbnail(self, bucket: str, source_key: str, etag: str, thumb: Thumbnail) -> str:
-        key = thumbnail_key(source_key, etag, thumb)
+    def put_thumbnail(self, bucket: str, key: str, thumb: Thumbnail) -> None:
+        """Keys are per source version (see derived.py): the bytes under one never change."""
+        self._put(
+            bucket, key, thumb.data, thumb.content_type, "public, max-age=31536000, immutable"
+        )
+
+    def put_document(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
+        self._put(bucket, key, body, content_type, "no-cache")
+
+    def _put(self, bucket: str, key: str, body: bytes, content_type: str, cache: str) -> None:
         try:
             self._s3.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=thumb.data,
-                ContentType=thumb.content_type,
-                CacheControl="public, max-age=31536000, immutable",
+                Bucket=bucket, Key=key, Body=body, ContentType=content_type, CacheControl=cache
             )
         except ClientError as exc:
             raise_typed("s3", exc)  # KeyTooLongError: the source key leaves no room
-        return key
-
-    def put_document(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
-        self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
     def delete(self, bucket: str, keys: Iterable[str]) -> int:
-        """Delete exactly these keys (never a prefix: "a" is a prefix of "a/b.jpg"'s keys)."""
+        """Delete exactly these keys (never a prefix: "a" is a prefix of "a/b.jpg"'s keys).
+        DeleteObjects answers 200 even when some keys failed: those raise CleanupIncomplete,
+        so that the caller retries instead of believing they are gone."""
         wanted = sorted(set(keys))
         for start in range(0, len(wanted), 1000):
             objects: list[ObjectIdentifierTypeDef] = [
                 {"Key": k} for k in wanted[start : start + 1000]
             ]
-            self._s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            resp = self._s3.delete_objects(
+                Bucket=bucket, Delete={"Objects": objects, "Quiet": True}
+            )
+            errors = resp.get("Errors", [])
+            if errors:
+                first = errors[0]
+                raise CleanupIncomplete(
+                    f"{len(errors)} of {len(objects)} deletions failed, first "
+                    f"{first.get('Key', '?')!r}: {first.get('Code', '?')}"
+                )
         return len(wanted)

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from imgpipe import aws
+from imgpipe import aws, derived
 from imgpipe.events import parse_body
 from imgpipe.handlers import process
 from imgpipe.outcomes import Reason, Status
@@ -118,8 +118,10 @@ def test_new_version_replaces_thumbnails_of_the_previous(
     run(events.upload_record("m1", "a.jpg", etag=first, sequencer="0A"))
     second = stack.upload("a.jpg", jpeg_bytes((900, 600)))
     run(events.upload_record("m2", "a.jpg", etag=second, sequencer="0B"))
-    keys = stack.derived_keys("thumbnails/")
-    assert keys and all(f"/{second}/" in k for k in keys)
+    record = stack.catalog.get("uploads", "a.jpg")
+    assert record is not None and record.etag == second
+    assert stack.derived_keys() == sorted(derived.owned(record))
+    assert record.cleanup == ()  # nothing left pending
 
 
 def test_delete_removes_derivatives_and_is_not_resurrected(

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from imgpipe import derived
 from imgpipe.handlers import process
 from imgpipe.outcomes import Reason, Status
 from tests.conftest import Events, jpeg_bytes, load_event
@@ -42,10 +43,11 @@ def test_partial_batch_failure_reports_only_the_transient_record(
         ("medium", 512, 384),
         ("large", 1024, 768),
     ]
+    token = derived.token(good.version)
     assert stack.derived_keys("thumbnails/") == [
-        f"thumbnails/good photo.jpg/{good_etag}/large.jpg",
-        f"thumbnails/good photo.jpg/{good_etag}/medium.jpg",
-        f"thumbnails/good photo.jpg/{good_etag}/small.jpg",
+        f"thumbnails/good photo.jpg/{token}/large.jpg",
+        f"thumbnails/good photo.jpg/{token}/medium.jpg",
+        f"thumbnails/good photo.jpg/{token}/small.jpg",
     ]
     corrupt = stack.catalog.get("uploads", "corrupt.jpg")
     assert corrupt is not None

@@ -9,7 +9,7 @@ import json
 from imgpipe.labels import Box, Face, Label, LabelResult, TextLine
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord
-from imgpipe.results import results_keys, to_csv, to_json
+from imgpipe.results import to_csv, to_json
 
 RECORD = ImageRecord(
     bucket="uploads",
@@ -37,7 +37,34 @@ def test_csv_has_a_row_per_finding() -> None:
     assert rows[0]["left"] == "0.1" and rows[1]["left"] == "" and rows[0]["key"] == "trip/a b.jpg"
 
 
-def test_json_and_keys() -> None:
+def test_json_is_the_published_document() -> None:
     doc = json.loads(to_json(RECORD))
     assert doc["labels"][0]["name"] == "Person" and doc["schema"] == 1
-    assert results_keys("trip/a b.jpg") == ("results/trip/a b.jpg.json", "results/trip/a b.jpg.csv")
+    assert "revision" not in doc and "cleanup" not in doc and "notified" not in doc
+
+
+def test_cells_a_spreadsheet_would_evaluate_are_escaped() -> None:
+    """OWASP CSV injection: a cell starting with = + - @ (or a tab or CR) is a formula when the
+    file is opened in a spreadsheet. Keys and OCR text come from users."""
+    hostile = ImageRecord(
+        bucket="uploads",
+        key="=HYPERLINK(\"http://x\",\"y\").jpg",
+        version="s:1",
+        status=Status.DONE,
+        findings=LabelResult(
+            backend="local",
+            ms=1.0,
+            labels=(Label("@SUM(A1)", 90.0),),
+            text=(
+                TextLine("+1 555 0100", 99.0),
+                TextLine("-2+3", 98.0),
+                TextLine("\t=1", 97.0),
+                TextLine("plain = fine", 96.0),
+            ),
+        ),
+    )
+    rows = list(csv.DictReader(io.StringIO(to_csv(hostile).decode())))
+    assert [r["name"] for r in rows] == ["'@SUM(A1)", "'+1 555 0100", "'-2+3", "'\t=1", "plain = fine"]
+    assert {r["key"] for r in rows} == {"'=HYPERLINK(\"http://x\",\"y\").jpg"}
+    # numbers stay numbers (a box may start slightly left of the image: a negative left)
+    assert all(not r["confidence"].startswith("'") for r in rows)

@@ -1,0 +1,92 @@
+"""What each version of a source owns in the derived bucket, and what it leaves to clean.
+
+Every derived key is built from the source key and a token of the source *version* (the event's
+order, see ``S3ObjectEvent.version``), never from the ETag alone: two versions never share a key,
+so removing what one version owns can never take away what another wrote, even when both have
+the same bytes (a re-upload of the same file).
+
+    thumbnails/<source key>/<token>/<size>.<jpg|png>
+    results/<source key>/<token>.<json|csv>
+
+A record owns its thumbnails and results documents. When a newer outcome replaces it, what the
+old record owned (and whatever it still had to clean) becomes the new record's ``cleanup``: it is
+written in the same conditional write that replaces the record, so it cannot be lost, and it is
+cleared only after the objects are gone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import replace
+
+from .outcomes import Status
+from .record import ImageRecord
+
+THUMBNAILS = "thumbnails/"
+RESULTS = "results/"
+RESULT_FORMATS = ("json", "csv")
+THUMBNAIL_EXTENSIONS = ("jpg", "png")  # what the engine writes (see imaging.engine)
+TOKEN_LENGTH = 16
+
+
+def token(version: str) -> str:
+    """A short, fixed-width, key-safe name for a version (64 bits of its SHA-256)."""
+    return hashlib.sha256(version.encode()).hexdigest()[:TOKEN_LENGTH]
+
+
+def thumbnail_key(source_key: str, version: str, name: str, extension: str) -> str:
+    return f"{THUMBNAILS}{source_key}/{token(version)}/{name}.{extension}"
+
+
+def results_key(source_key: str, version: str, fmt: str) -> str:
+    return f"{RESULTS}{source_key}/{token(version)}.{fmt}"
+
+
+def legacy_results_keys(source_key: str) -> frozenset[str]:
+    """Where releases before per-version results wrote them: cleaned with their record."""
+    return frozenset(f"{RESULTS}{source_key}.{fmt}" for fmt in RESULT_FORMATS)
+
+
+def would_own(source_key: str, version: str, sizes: Iterable[str]) -> frozenset[str]:
+    """Every key an attempt at ``version`` may have written: what a delivery that lost (or a
+    crashed attempt of an older version) removes, since no other version can own these."""
+    thumbs = {
+        thumbnail_key(source_key, version, name, ext)
+        for name in sizes
+        for ext in THUMBNAIL_EXTENSIONS
+    }
+    docs = {results_key(source_key, version, fmt) for fmt in RESULT_FORMATS}
+    return frozenset(thumbs | docs)
+
+
+def owned(record: ImageRecord | None) -> frozenset[str]:
+    if record is None:
+        return frozenset()
+    return record.thumbnail_keys | frozenset(record.results)
+
+
+def successor(new: ImageRecord, stored: ImageRecord | None) -> ImageRecord:
+    """``new`` as it replaces ``stored``: one revision on, and responsible for removing what
+    ``stored`` owned or still had to remove, except what ``new`` owns itself."""
+    if stored is None:
+        return replace(new, revision=1, cleanup=())
+    leftover = owned(stored) | frozenset(stored.cleanup)
+    if stored.status is Status.DONE and not stored.results:
+        leftover |= legacy_results_keys(stored.key)
+    return replace(new, revision=stored.revision + 1, cleanup=tuple(sorted(leftover - owned(new))))
+
+
+def source_of(derived_key: str) -> tuple[str, str] | None:
+    """(source key, version token) of a derived key in the layout above, else None."""
+    if derived_key.startswith(THUMBNAILS):
+        parts = derived_key[len(THUMBNAILS) :].rsplit("/", 2)
+        if len(parts) == 3 and parts[0] and len(parts[1]) == TOKEN_LENGTH:
+            return parts[0], parts[1]
+        return None
+    if derived_key.startswith(RESULTS):
+        head, _, name = derived_key[len(RESULTS) :].rpartition("/")
+        stem, _, fmt = name.partition(".")
+        if head and len(stem) == TOKEN_LENGTH and fmt in RESULT_FORMATS:
+            return head, stem
+    return None
