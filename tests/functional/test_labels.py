@@ -1,5 +1,5 @@
 """The local labeler through the whole pipeline: photos with known content in, findings in the
-catalog and in results/<key>.json and .csv."""
+catalog and in the results documents (JSON and CSV)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ import pytest
 
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
+from imgpipe.record import ImageRecord
 from tests.conftest import jpeg_of, sign_photo, skimage_photo
 from tests.functional.conftest import wait_for
 from tests.harness.backends import processing
 
 pytestmark = pytest.mark.functional
+
+
+def _doc(record: ImageRecord, fmt: str) -> str:
+    """The record names its own results documents (per version, see derived.py)."""
+    (key,) = [k for k in record.results if k.endswith("." + fmt)]
+    return key
 
 
 def test_faces_text_and_labels_end_to_end(
@@ -46,13 +53,15 @@ def test_faces_text_and_labels_end_to_end(
     # the results documents in the derived bucket
     derived = local_stack.derived_bucket
     doc = json.loads(
-        s3.get_object(Bucket=derived, Key=f"results/{prefix}sign.jpg.json")["Body"].read()
+        s3.get_object(Bucket=derived, Key=_doc(records[prefix + "sign.jpg"], "json"))["Body"].read()
     )
     assert [t["text"] for t in doc["text"]] == ["OPEN 24 HOURS"] and doc["status"] == "DONE"
     rows = list(
         csv.DictReader(
             io.StringIO(
-                s3.get_object(Bucket=derived, Key=f"results/{prefix}astronaut.jpg.csv")["Body"]
+                s3.get_object(Bucket=derived, Key=_doc(records[prefix + "astronaut.jpg"], "csv"))[
+                    "Body"
+                ]
                 .read()
                 .decode()
             )

@@ -4,10 +4,7 @@ its entry point, and the gallery page in a real browser."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,10 +20,10 @@ from imgpipe.local.api_server import ApiServer
 from tests.conftest import ROOT, Events, jpeg_bytes
 from tests.functional.conftest import wait_for
 from tests.harness.backends import processing
+from tests.harness.cli import imgpipe
 from tests.harness.http import get_json, request
 
 pytestmark = pytest.mark.functional
-IMGPIPE = str(Path(sys.executable).with_name("imgpipe"))
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +86,6 @@ def test_openapi_document_describes_both_routes(api: str) -> None:
     assert set(spec["paths"]) == {"/images", "/images/{key}"}
 
 
-def _imgpipe(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(
-        [IMGPIPE, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    if check:
-        assert out.returncode == 0, out.stdout + out.stderr
-    return out
-
-
 def test_cli_upload_wait_status_ls_get(
     local_stack: Deployment, corpus: Path, tmp_path: Path, prefix: str
 ) -> None:
@@ -110,7 +94,7 @@ def test_cli_upload_wait_status_ls_get(
     shutil.copy(corpus / "Landscape_5.jpg", folder / "sea view.jpg")
     (folder / "notes.jpg").write_text("not a photo")
     # upload a folder and wait: the table, and a non-zero exit only for FAILED
-    out = _imgpipe("upload", str(folder), "--prefix", prefix, "--wait", "--json")
+    out = imgpipe("upload", str(folder), "--prefix", prefix, "--wait", "--json")
     results = {r["key"]: r for r in json.loads(out.stdout)}
     assert results[f"{prefix}sea view.jpg"]["status"] == "DONE"
     assert (results[f"{prefix}notes.jpg"]["status"], results[f"{prefix}notes.jpg"]["reason"]) == (
@@ -118,13 +102,13 @@ def test_cli_upload_wait_status_ls_get(
         "not_an_image",
     )
     assert "uploading" in out.stderr and "processing" in out.stderr  # the progress bars
-    human = _imgpipe("status", f"{prefix}sea view.jpg")
+    human = imgpipe("status", f"{prefix}sea view.jpg")
     assert "DONE" in human.stdout and "1800x1200" in human.stdout and "large: http" in human.stdout
-    listed = json.loads(_imgpipe("ls", "--prefix", prefix, "--status", "rejected", "--json").stdout)
+    listed = json.loads(imgpipe("ls", "--prefix", prefix, "--status", "rejected", "--json").stdout)
     assert [i["key"] for i in listed["items"]] == [f"{prefix}notes.jpg"]
     target = tmp_path / "medium.jpg"
     got = json.loads(
-        _imgpipe(
+        imgpipe(
             "get", f"{prefix}sea view.jpg", "--size", "medium", "-o", str(target), "--json"
         ).stdout
     )
@@ -132,10 +116,10 @@ def test_cli_upload_wait_status_ls_get(
 
 
 def test_cli_errors_are_one_line_that_says_what_to_do(prefix: str) -> None:
-    missing = _imgpipe("status", f"{prefix}nothing-here.jpg", check=False)
+    missing = imgpipe("status", f"{prefix}nothing-here.jpg", check=False)
     assert missing.returncode == 1 and missing.stderr.strip().count("\n") == 0
     assert "no image with key" in missing.stderr
-    aws = _imgpipe("ls", "--stage", "prod", check=False)
+    aws = imgpipe("ls", "--stage", "prod", check=False)
     assert aws.returncode == 1 and "Traceback" not in aws.stderr
     # whichever is missing here (region, credentials, the stack), the line says what to do
     assert any(
@@ -150,14 +134,14 @@ def test_cli_dlq_ls_and_redrive_dry_run(
     body = events.s3_body(key, etag="x", bucket=local_stack.uploads_bucket)
     sqs = local_stack.client("sqs")
     sqs.send_message(QueueUrl=local_stack.dlq_url, MessageBody=body)
-    listed = json.loads(_imgpipe("dlq", "ls", "--json").stdout)
+    listed = json.loads(imgpipe("dlq", "ls", "--json").stdout)
     assert key in [k.split("/", 1)[1] for m in listed for k in m["keys"]]
-    assert key in _imgpipe("dlq", "ls").stdout
-    dry = json.loads(_imgpipe("redrive", "--dry-run", "--json").stdout)
+    assert key in imgpipe("dlq", "ls").stdout
+    dry = json.loads(imgpipe("redrive", "--dry-run", "--json").stdout)
     assert dry["dry_run"] is True and dry["moved"] == 0
     # nothing moved: it is still there for the real redrive
-    assert key in _imgpipe("dlq", "ls").stdout
-    moved = json.loads(_imgpipe("redrive", "--json").stdout)
+    assert key in imgpipe("dlq", "ls").stdout
+    moved = json.loads(imgpipe("redrive", "--json").stdout)
     assert moved["moved"] >= 1 and moved["remaining"] == 0
     # (the redriven event names an object that does not exist: it will end REJECTED missing)
     with processing(local_stack):

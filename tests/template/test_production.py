@@ -10,6 +10,7 @@ import pytest
 FUNCTIONS = {
     "ProcessLambdaFunction": "ProcessRole",
     "RedriveLambdaFunction": "RedriveRole",
+    "ReconcileLambdaFunction": "ReconcileRole",
     "StatusLambdaFunction": "StatusRole",
 }
 # Where AWS offers no resource scope, and why (each is commented in serverless.yml too).
@@ -60,6 +61,20 @@ EXPECTED_ACTIONS = {
         "sqs:ListMessageMoveTasks",
         "sqs:CancelMessageMoveTask",
         "sqs:SendMessage",
+    },
+    "ReconcileRole": {
+        "kms:Decrypt",  # this and the next only with the optional customer managed key
+        "kms:GenerateDataKey",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:PutObject",  # uploads: re-queue by copying onto itself; derived: rewrite a document
+        "s3:DeleteObject",  # derived only
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
     },
     "StatusRole": {
         "logs:CreateLogStream",

@@ -111,12 +111,18 @@ def test_functions(resources: dict[str, Any]) -> None:
     assert set(functions) == {
         "ProcessLambdaFunction",
         "RedriveLambdaFunction",
+        "ReconcileLambdaFunction",
         "StatusLambdaFunction",
     }
     for props in functions.values():
         assert props["Runtime"] == "python3.12"
     routes = [p["RouteKey"] for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
     assert sorted(routes) == ["GET /images", "GET /images/{key+}"]
+    # the scheduled reconcile is off unless a stage turns it on
+    rules = dict(_of_type(resources, "AWS::Events::Rule"))
+    assert [r["State"] for r in rules.values()] == ["DISABLED"]
+    process = functions["ProcessLambdaFunction"]["Environment"]["Variables"]
+    assert process["RESULTS_DOCUMENTS"] == "json,csv"
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +135,7 @@ def zip_names() -> set[str]:
 
 
 def test_zip_carries_the_handlers_and_native_pillow_not_boto3(zip_names: set[str]) -> None:
-    for handler in ("process", "redrive", "status"):
+    for handler in ("process", "redrive", "reconcile", "status"):
         assert f"src/imgpipe/handlers/{handler}.py" in zip_names
     assert any(n.startswith("PIL/_imaging.cpython-312-x86_64-linux-gnu") for n in zip_names)
     assert any(n.startswith("aws_lambda_powertools/") for n in zip_names)
@@ -148,10 +154,12 @@ SHIPPED = {
     "codec.py",
     "config.py",
     "deployment.py",
+    "derived.py",
     "errors.py",
     "events.py",
     "handlers/__init__.py",
     "handlers/process.py",
+    "handlers/reconcile.py",
     "handlers/redrive.py",
     "handlers/status.py",
     "imaging/__init__.py",
@@ -172,6 +180,7 @@ SHIPPED = {
     "outcomes.py",
     "pipeline.py",
     "processing.py",
+    "reconcile.py",
     "record.py",
     "redrive.py",
     "results.py",

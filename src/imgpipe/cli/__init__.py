@@ -87,6 +87,14 @@ def echo_json(data: object) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def printable(text: str) -> str:
+    """``text`` (a key, a detail: user input) with control characters shown as escapes, so
+    that it cannot move the cursor, recolour or retitle the terminal it is printed on."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def table(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
@@ -95,6 +103,6 @@ def table(rows: Sequence[tuple[str, ...]]) -> str:
 
 
 # Register the commands (they import ``main`` from here).
-from . import dlq, images, local, process  # noqa: E402, F401
+from . import dlq, images, local, process, reconcile  # noqa: E402, F401
 
 __all__ = ["main"]

@@ -1,0 +1,71 @@
+"""Scheduled (off by default, see serverless.yml ``reconcileSchedule``) or invoked by hand:
+``sls invoke -f reconcile -d '{"fix": true, "prefix": "trip/"}'``.
+
+Logs every finding, counts each kind as a metric (alarm on them), and returns the report."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .. import aws
+from ..catalog import Catalog
+from ..observability import metrics
+from ..reconcile import KINDS, Reconciler
+
+logger = Logger()
+
+_FIELDS = {"fix": bool, "prefix": str, "min_age": int}
+
+
+def parse_request(event: object, fix: bool, min_age: int) -> tuple[bool, str, int]:
+    """(fix, prefix, min_age seconds) from the invocation's payload; ValueError if malformed.
+    A schedule's event (EventBridge: {"source": "aws.events", ...}) takes the defaults."""
+    if not isinstance(event, dict) or event.get("source") == "aws.events":
+        return fix, "", min_age
+    unknown = sorted(set(event) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown fields {unknown}; expected some of {sorted(_FIELDS)}")
+    for name, kind in _FIELDS.items():
+        value = event.get(name)
+        if value is not None and (type(value) is not kind):
+            raise ValueError(f"{name} must be a {kind.__name__}")
+    age = event.get("min_age", min_age)
+    if age < 0:
+        raise ValueError("min_age must not be negative")
+    return bool(event.get("fix", fix)), str(event.get("prefix", "")), int(age)
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: object, context: LambdaContext) -> dict[str, object]:
+    default_fix = os.environ.get("RECONCILE_FIX", "false").lower() == "true"
+    default_age = int(os.environ.get("RECONCILE_MIN_AGE", "900"))
+    try:
+        fix, prefix, min_age = parse_request(event, default_fix, default_age)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    reconciler = Reconciler(
+        aws.s3(),
+        Catalog(aws.dynamodb(), os.environ["TABLE_NAME"]),
+        os.environ["UPLOADS_BUCKET"],
+        os.environ["DERIVED_BUCKET"],
+        min_age=timedelta(seconds=min_age),
+        progress=lambda message: logger.debug(message),
+    )
+    report = reconciler.run(prefix, fix=fix)
+    for finding in report.findings:
+        logger.warning(
+            "finding",
+            extra={"kind": finding.kind, "key": finding.key, "detail": finding.detail,
+                   "fixed": finding.fixed},
+        )
+    for kind in KINDS:
+        count = report.count(kind)
+        metrics.add_metric(name=f"Reconcile.{kind}", unit=MetricUnit.Count, value=count)
+    logger.info("reconciled", extra={"summary": report.line()})
+    return report.to_document()
