@@ -13,7 +13,6 @@ import pytest
 
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
-from imgpipe.outcomes import FINAL
 from imgpipe.record import ImageRecord
 from imgpipe.redrive import Queues, redrive
 from tests.conftest import ROOT, jpeg_bytes
@@ -21,8 +20,10 @@ from tests.functional.conftest import wait_for
 from tests.harness.backends import processing
 from tests.harness.chaos import (
     collect,
+    derived_findings,
     drain,
-    make_uploads,
+    make_script,
+    perform,
     queue_depth,
     reconcile,
     subscribe_inbox,
@@ -151,23 +152,36 @@ def test_subscribers_can_filter_on_status(
 def test_chaos_faults_and_a_crash_lose_nothing(
     local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, corpus: Path, prefix: str
 ) -> None:
-    uploads = make_uploads(30, sorted(corpus.glob("*.jpg")), prefix, bad_every=10)
+    # 30 keys: 3 not images; 6 overwritten, 3 photos replaced by a non-image, 4 deleted, 4
+    # deleted then uploaded again
+    script = make_script(
+        30,
+        sorted(corpus.glob("*.jpg")),
+        prefix,
+        bad_every=10,
+        overwrite=0.2,
+        to_non_image=0.1,
+        delete=0.14,
+        delete_reupload=0.14,
+    )
+    first, second, third = script.rounds
     drain(local_stack, inbox)
     # GIVEN a fifth of all S3/DynamoDB/SNS calls failing, and the workers killed mid-batch
     with processing(local_stack, fault_rate=0.2, retry_visibility=1) as running:
-        for u in uploads:
-            s3.put_object(Bucket=local_stack.uploads_bucket, Key=u.key, Body=u.body)
-        # kill the execution environments once processing is under way, most uploads to go
+        perform(local_stack, first)
+        # kill the execution environments once processing is under way, most work to go
         poll(
             lambda: sum(
-                catalog.get(local_stack.uploads_bucket, u.key) is not None for u in uploads
+                catalog.get(local_stack.uploads_bucket, op.key) is not None for op in first
             ),
             lambda final: final >= 3,
             60,
             interval=0.05,
             what="the first uploads processed",
         )
+        perform(local_stack, second)  # while the first round is still being processed
         assert running.crash() > 0
+        perform(local_stack, third)
         # a batch killed mid-flight returns after the queue's visibility timeout (72 s)
         assert wait_drained(local_stack, local_stack.queue_url, 180)
     # WHEN the DLQ is redriven with the faults gone
@@ -178,20 +192,26 @@ def test_chaos_faults_and_a_crash_lose_nothing(
     )
     with processing(local_stack):
         assert wait_drained(local_stack, local_stack.queue_url, 150)
-    # THEN every upload has its outcome, with thumbnails, announced once
-    keys = {u.key for u in uploads}
+    # THEN every key ends as its last action calls for, announced once, and the derived
+    # bucket holds exactly what the live versions own
+    final = script.final()
     notes = [
         n
         for n in collect(
             local_stack,
             inbox,
-            lambda got: keys <= {n.key for n in got if n.status in FINAL and n.key in keys},
+            lambda got: all(
+                any(n.key == k and n.status is op.expected for n in got) for k, op in final.items()
+            ),
         )
-        if n.key in keys
+        if n.key in final
     ]
-    result = reconcile(local_stack, uploads, notes)
-    assert result.line() == "uploads=30 done=27 rejected=3 failed=0 lost=0 duplicates_notified=0"
-    assert result.wrong == 0
+    counts, details = derived_findings(local_stack, prefix)
+    result = reconcile(local_stack, script, notes, counts)
+    assert result.line() == (
+        "uploads=43 overwrites=9 deletes=8 done=20 rejected=6 deleted=4 failed=0 lost=0 "
+        "duplicates_notified=0 orphans=0 stale_results=0"
+    ), (result.lost_keys, details)
     assert queue_depth(local_stack, local_stack.dlq_url) == 0
 
 
