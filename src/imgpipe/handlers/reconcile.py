@@ -61,8 +61,12 @@ def handler(event: object, context: LambdaContext) -> dict[str, object]:
     for finding in report.findings:
         logger.warning(
             "finding",
-            extra={"kind": finding.kind, "key": finding.key, "detail": finding.detail,
-                   "fixed": finding.fixed},
+            extra={
+                "kind": finding.kind,
+                "key": finding.key,
+                "detail": finding.detail,
+                "fixed": finding.fixed,
+            },
         )
     for kind in KINDS:
         count = report.count(kind)

@@ -1,0 +1,168 @@
+"""The reconciler's judgement on moto: what is a finding, what is not yet one, what each fix
+does; and the scheduled handler's request parsing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from imgpipe import derived
+from imgpipe.handlers.reconcile import parse_request
+from imgpipe.outcomes import Reason, Status
+from imgpipe.reconcile import Reconciler, Report
+from imgpipe.record import ImageRecord, ThumbnailRef
+from tests.conftest import jpeg_bytes
+from tests.unit.conftest import FakeStack
+
+
+def reconciler(stack: FakeStack, min_age: timedelta = timedelta(0)) -> Reconciler:
+    return Reconciler(stack.s3, stack.catalog, "uploads", "derived", min_age=min_age)
+
+
+def _done(stack: FakeStack, key: str, version: str = "s:0A") -> ImageRecord:
+    etag = stack.upload(key, jpeg_bytes())
+    thumb = derived.thumbnail_key(key, version, "small", "jpg")
+    doc = derived.results_key(key, version, "json")
+    record = ImageRecord(
+        bucket="uploads",
+        key=key,
+        version=version,
+        status=Status.DONE,
+        etag=etag,
+        thumbnails=(ThumbnailRef("small", thumb, 1, 1, 1, "image/jpeg"),),
+        results=(doc,),
+        revision=1,
+        updated_at="2026-01-01T00:00:00.000+00:00",
+    )
+    stack.s3.put_object(Bucket="derived", Key=thumb, Body=b"t")
+    stack.s3.put_object(Bucket="derived", Key=doc, Body=json.dumps({"version": version}).encode())
+    stack.catalog.put(record)
+    return record
+
+
+def kinds(report: Report) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for f in report.findings:
+        out.setdefault(f.kind, set()).add(f.key)
+    return out
+
+
+def test_a_consistent_stack_has_no_findings(stack: FakeStack) -> None:
+    _done(stack, "a.jpg")
+    report = reconciler(stack).run()
+    assert report.findings == [] and (report.sources, report.records, report.derived) == (1, 1, 2)
+    assert report.line().endswith("no_source=0 unprocessed=0 orphan=0 stale_result=0 fixed=0")
+
+
+def test_young_objects_are_not_judged(stack: FakeStack) -> None:
+    """Work in flight: an upload not yet processed, thumbnails written before their record."""
+    stack.upload("new.jpg", jpeg_bytes())
+    stack.s3.put_object(
+        Bucket="derived", Key=derived.thumbnail_key("new.jpg", "s:0B", "small", "jpg"), Body=b"t"
+    )
+    assert reconciler(stack, min_age=timedelta(minutes=15)).run().findings == []
+    assert set(kinds(reconciler(stack).run())) == {"unprocessed", "orphan"}
+
+
+def test_each_kind_is_found_and_fixed(stack: FakeStack) -> None:
+    kept = _done(stack, "kept.jpg")
+    gone = _done(stack, "gone.jpg")
+    stack.s3.delete_object(Bucket="uploads", Key="gone.jpg")  # its delete event was lost
+    stack.upload("never.jpg", jpeg_bytes())  # its create event was lost
+    orphan = derived.thumbnail_key("kept.jpg", "s:09", "small", "jpg")
+    stack.s3.put_object(Bucket="derived", Key=orphan, Body=b"t")
+    (doc,) = kept.results
+    stack.s3.put_object(Bucket="derived", Key=doc, Body=b'{"version": "s:09"}')
+    found = kinds(reconciler(stack).run())
+    assert found == {
+        "no_source": {"gone.jpg"},
+        "unprocessed": {"never.jpg"},
+        "orphan": {orphan},
+        "stale_result": {doc},
+    }
+    report = reconciler(stack).run(fix=True)
+    assert {f.key: f.fixed for f in report.findings} == {
+        "gone.jpg": "marked DELETED",
+        "never.jpg": "re-queued (copied onto itself)",
+        orphan: "deleted",
+        doc: "rewritten from the record",
+    }
+    marked = stack.catalog.get("uploads", "gone.jpg")
+    assert marked is not None and marked.status is Status.DELETED and marked.notified
+    assert marked.version == gone.version  # any real later event still outranks it
+    left = set(stack.derived_keys())
+    assert left == derived.owned(kept)
+    body = stack.s3.get_object(Bucket="derived", Key=doc)["Body"].read()
+    assert json.loads(body)["version"] == kept.version
+
+
+def test_a_requeue_keeps_the_objects_bytes_headers_and_metadata(stack: FakeStack) -> None:
+    body = jpeg_bytes()
+    stack.s3.put_object(
+        Bucket="uploads",
+        Key="m.jpg",
+        Body=body,
+        ContentType="image/jpeg",
+        CacheControl="max-age=60",
+        Metadata={"owner": "ana"},
+    )
+    reconciler(stack).run(fix=True)
+    after = stack.s3.get_object(Bucket="uploads", Key="m.jpg")
+    assert after["Body"].read() == body
+    assert (after["ContentType"], after["CacheControl"], after["Metadata"]) == (
+        "image/jpeg",
+        "max-age=60",
+        {"owner": "ana"},
+    )
+
+
+def test_what_already_says_missing_or_deleted_is_no_finding(stack: FakeStack) -> None:
+    base = ImageRecord(bucket="uploads", key="x.jpg", version="s:01", status=Status.DELETED)
+    stack.catalog.put(base)
+    stack.catalog.put(replace(base, key="y.jpg", status=Status.REJECTED, reason=Reason.MISSING))
+    assert reconciler(stack).run().findings == []
+
+
+def test_a_record_from_before_per_version_results_still_owns_its_documents(
+    stack: FakeStack,
+) -> None:
+    legacy = replace(_done(stack, "old.jpg"), results=())
+    stack.catalog.put(legacy)
+    for doc in derived.legacy_results_keys("old.jpg"):
+        body = json.dumps({"version": legacy.version}).encode()
+        stack.s3.put_object(Bucket="derived", Key=doc, Body=body)
+    found = kinds(reconciler(stack).run())
+    # its per-version document is no longer owned; the legacy ones are
+    assert found == {"stale_result": {derived.results_key("old.jpg", legacy.version, "json")}}
+
+
+def test_a_prefix_limits_every_listing(stack: FakeStack) -> None:
+    _done(stack, "in/a.jpg")
+    stack.upload("out/b.jpg", jpeg_bytes())
+    report = reconciler(stack).run("in/")
+    assert (report.sources, report.records, report.findings) == (1, 1, [])
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({}, (False, "", 900)),
+        ({"fix": True, "prefix": "trip/", "min_age": 0}, (True, "trip/", 0)),
+        ({"source": "aws.events", "detail-type": "Scheduled Event"}, (False, "", 900)),
+    ],
+)
+def test_requests(event: dict[str, Any], expected: tuple[bool, str, int]) -> None:
+    assert parse_request(event, False, 900) == expected
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{"fix": "yes"}, {"prefix": 3}, {"min_age": -1}, {"min_age": True}, {"delete": "all"}],
+)
+def test_malformed_requests_are_refused(event: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        parse_request(event, False, 900)
