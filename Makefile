@@ -125,7 +125,7 @@ bench-coldstart: package ## handler import time (python3.12, from the zip) and z
 bench-e2e: install ## the whole pipeline on the local stack: burst + steady stream vs the bare engine
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 
-chaos: install ## 500 uploads, 20% injected faults, a runner crash, DLQ + redrive: lost must be 0
+chaos: install ## 517 uploads/overwrites + 104 deletes, 20% faults, a crash, DLQ + redrive, reconcile: all 0
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 clean: local-down ## remove build output, caches and the local state
