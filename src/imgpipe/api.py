@@ -10,14 +10,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .catalog import Catalog, PageKey
-from .codec import Json, JsonObject, unstructure
+from .codec import Json, JsonObject
 from .outcomes import FINAL, Status
-from .record import ImageRecord, to_document
+from .record import ImageRecord, to_public
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -47,29 +48,61 @@ class Response:
         }
 
 
-def check_key(key: str) -> str:
-    if not key or len(key.encode()) > MAX_KEY_BYTES:
-        raise BadRequest(f"the key must be 1 to {MAX_KEY_BYTES} bytes of UTF-8")
+_LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits only: str.isdigit() accepts "²"
+MAX_CURSOR = 2048  # characters; one key of 1,024 bytes fits with room to spare
+MAX_READS = 3  # DynamoDB Query calls per list request; then the page ends early, with a cursor
+
+
+def check_key(key: str, what: str = "key") -> str:
+    if not key:
+        raise BadRequest(f"the {what} must not be empty")
+    try:
+        size = len(key.encode())
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for it, so no S3 key either
+        raise BadRequest(f"the {what} is not valid UTF-8") from None
+    if size > MAX_KEY_BYTES:
+        raise BadRequest(f"the {what} must be at most {MAX_KEY_BYTES} bytes of UTF-8")
     if any(ord(c) < 32 or ord(c) == 127 for c in key):
-        raise BadRequest("the key contains control characters")
+        raise BadRequest(f"the {what} contains control characters")
     return key
 
 
 def encode_cursor(last: PageKey | None) -> str | None:
+    """Where the next page starts: a key of this API's own bucket (the bucket is never taken
+    from a cursor, so a forged one can only start the listing elsewhere in it)."""
     if last is None:
         return None
-    raw = json.dumps({"bucket": last.bucket, "key": last.key}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
+    return base64.urlsafe_b64encode(json.dumps({"k": last.key}).encode()).decode()
 
 
-def decode_cursor(cursor: str) -> PageKey:
+def decode_cursor(cursor: str, bucket: str) -> PageKey:
+    refused = BadRequest("cursor is not one this API returned")
+    if len(cursor) > MAX_CURSOR:
+        raise refused
     try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("cursor is not one this API returned") from None
-    if not isinstance(value, dict) or set(value) != {"bucket", "key"}:
-        raise BadRequest("cursor is not one this API returned")
-    return PageKey(str(value["bucket"]), str(value["key"]))
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (binascii.Error, ValueError, UnicodeError, RecursionError):
+        raise refused from None
+    if not isinstance(value, dict) or set(value) != {"k"} or not isinstance(value["k"], str):
+        raise refused
+    try:
+        return PageKey(bucket, check_key(value["k"], "cursor"))
+    except BadRequest:
+        raise refused from None
+
+
+def parse_limit(raw: str) -> int:
+    if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be a number from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def parse_status(raw: str) -> Status | None:
+    if not raw:
+        return None
+    if raw.upper() not in FINAL:
+        raise BadRequest(f"status must be one of {', '.join(sorted(FINAL))}")
+    return Status(raw.upper())
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +128,15 @@ class StatusApi:
         )
 
     def handle(self, method: str, path: str, query: Mapping[str, str]) -> Response:
-        """``path`` is decoded (``/images/a b.jpg``)."""
+        """``path`` is decoded (``/images/a b.jpg``). Never raises for any input: malformed
+        requests are 400s with a one-line reason."""
         try:
             if method != "GET":
-                return Response(405, {"message": f"{method} is not allowed; use GET"})
+                return Response(405, {"message": f"{method[:10]!r} is not allowed; use GET"})
+            unknown = sorted(set(query) - _QUERY_FIELDS)
+            if unknown:
+                names = ", ".join(repr(n[:40]) for n in unknown[:3])
+                raise BadRequest(f"unknown query parameters {names}; expected {_EXPECTED}")
             if path in ("/images", "/images/"):
                 page = self.page(query)
                 items: list[Json] = [self.public(r) for r in page.records]
@@ -107,22 +145,20 @@ class StatusApi:
                 key = check_key(path.removeprefix("/images/"))
                 record = self.record(key)
                 if record is None:
-                    return Response(404, {"message": f"no image with key {key!r}", "key": key})
+                    return Response(404, {"message": "no image with that key"})
                 return Response(200, self.public(record))
-            return Response(404, {"message": f"no route {path}; try /images or /images/<key>"})
+            return Response(404, {"message": "no such route; try /images or /images/<key>"})
         except BadRequest as exc:
             return Response(400, {"message": str(exc)})
 
     def public(self, record: ImageRecord) -> JsonObject:
-        """The published document, each thumbnail with a presigned URL."""
-        doc = to_document(record)
-        thumbs: list[Json] = []
-        for ref in record.thumbnails:
-            thumb = unstructure(ref)
+        """The public document (see record.to_public), each thumbnail with a presigned URL."""
+        doc = to_public(record)
+        thumbs = doc["thumbnails"]
+        assert isinstance(thumbs, list)
+        for thumb, ref in zip(thumbs, record.thumbnails, strict=True):
             assert isinstance(thumb, dict)
             thumb["url"] = self.url(ref.key)
-            thumbs.append(thumb)
-        doc["thumbnails"] = thumbs
         return doc
 
     def url(self, derived_key: str) -> str:
@@ -136,21 +172,23 @@ class StatusApi:
         return self.catalog.get(self.uploads_bucket, key)
 
     def page(self, query: Mapping[str, str]) -> Page:
-        raw_limit = query.get("limit", str(DEFAULT_LIMIT))
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-            raise BadRequest(f"limit must be 1..{MAX_LIMIT}, got {raw_limit!r}")
-        raw_status = query.get("status", "").upper()
-        if raw_status and raw_status not in FINAL:
-            raise BadRequest(f"status must be one of {', '.join(sorted(FINAL))}")
+        limit = parse_limit(query.get("limit", str(DEFAULT_LIMIT)))
+        status = parse_status(query.get("status", ""))
         prefix = query.get("prefix", "")
         if prefix:
-            check_key(prefix)
-        start = decode_cursor(query["cursor"]) if query.get("cursor") else None
+            check_key(prefix, "prefix")
+        cursor = query.get("cursor", "")
+        start = decode_cursor(cursor, self.uploads_bucket) if cursor else None
         records, last = self.catalog.page(
             self.uploads_bucket,
             prefix=prefix,
-            status=Status(raw_status) if raw_status else None,
-            limit=int(raw_limit),
+            status=status,
+            limit=limit,
             start=start,
+            max_reads=MAX_READS,
         )
         return Page(records, encode_cursor(last))
+
+
+_QUERY_FIELDS = frozenset({"prefix", "status", "limit", "cursor"})
+_EXPECTED = ", ".join(sorted(_QUERY_FIELDS))

@@ -42,6 +42,9 @@ _DESER = TypeDeserializer()
 _NEWER_THAN_STORED = "#v < :v OR (#v = :v AND #s = :failed)"
 
 
+_FILTERED_READ = 100  # items evaluated per Query when a status filter is applied
+
+
 @dataclass(frozen=True, slots=True)
 class PageKey:
     """Where a page of ``Catalog.page`` ends (and the next starts)."""
@@ -120,9 +123,12 @@ class Catalog:
         status: Status | None = None,
         limit: int = 25,
         start: PageKey | None = None,
+        max_reads: int = 0,
     ) -> tuple[list[ImageRecord], PageKey | None]:
         """Up to ``limit`` records of ``bucket`` in key order, and where the next page starts.
-        A status filter is applied after the read, so a page may take several reads to fill."""
+        A status filter is applied after the read, so a page may take several reads to fill;
+        ``max_reads`` (0: no cap) ends it early, with fewer records and a cursor, so that one
+        request costs a bounded number of reads however rare the status is."""
         condition = "#b = :b"
         names = {"#b": "bucket"}
         values: dict[str, AttributeValueTypeDef] = {":b": {"S": bucket}}
@@ -138,16 +144,24 @@ class Catalog:
         query["ExpressionAttributeNames"] = names
         query["ExpressionAttributeValues"] = values
         items: list[ImageRecord] = []
+        reads = 0
         exclusive = None if start is None else self._key(start.bucket, start.key)
         while True:
-            query["Limit"] = limit - len(items)
+            # A filtered read evaluates Limit items and returns the matches: read a good many
+            # at once, keep what the page needs, and continue after the last one kept.
+            query["Limit"] = max(limit - len(items), _FILTERED_READ if status else 0)
             if exclusive is not None:
                 query["ExclusiveStartKey"] = exclusive
             resp = self._ddb.query(**query)
-            items.extend(from_item(i) for i in resp.get("Items", []))
+            found = [from_item(i) for i in resp.get("Items", [])]
             last = resp.get("LastEvaluatedKey")
             exclusive = None if last is None else dict(last)
-            if exclusive is None or len(items) >= limit:
+            if len(items) + len(found) > limit:
+                found = found[: limit - len(items)]
+                exclusive = self._key(bucket, found[-1].key)
+            items.extend(found)
+            reads += 1
+            if exclusive is None or len(items) >= limit or reads == max_reads:
                 break
         if exclusive is None:
             return items, None

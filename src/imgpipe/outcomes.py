@@ -33,3 +33,21 @@ class Reason(StrEnum):
     ARCHIVED = "archived"  # in an archive storage class: S3 answers InvalidObjectState
     KEY_TOO_LONG = "key_too_long"  # the derivatives' keys would pass S3's 1,024 bytes
     TRANSIENT = "transient"  # FAILED records: retries ran out
+
+
+# What the public API says about each reason: fixed text, never the stored error detail (which
+# may name buckets, roles or internal hosts).
+REASON_TEXT = {
+    Reason.EMPTY: "the file is empty",
+    Reason.TOO_LARGE: "the file is larger than this pipeline accepts",
+    Reason.NOT_AN_IMAGE: "the file is not an image",
+    Reason.UNSUPPORTED_FORMAT: "the image format is not supported",
+    Reason.CORRUPT: "the image data is corrupt",
+    Reason.TRUNCATED: "the image data ends early",
+    Reason.TOO_MANY_PIXELS: "the image has too many pixels to decode safely",
+    Reason.TOO_MANY_FRAMES: "the animation has too many frames",
+    Reason.MISSING: "the file was deleted before it was processed",
+    Reason.ARCHIVED: "the file is in an archive storage class",
+    Reason.KEY_TOO_LONG: "the key is too long for the thumbnails' keys",
+    Reason.TRANSIENT: "processing failed repeatedly; an operator has been alerted",
+}

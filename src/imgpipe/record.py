@@ -18,9 +18,9 @@ from .codec import Json, JsonObject, structure, unstructure
 from .events import S3ObjectEvent
 from .imaging import ImageInfo
 from .labels import LabelResult
-from .outcomes import Reason, Status
+from .outcomes import REASON_TEXT, Reason, Status
 
-SCHEMA = 1
+SCHEMA = 2  # 2: results keys added; the API answers the public shape (to_public)
 
 _IMAGE_FIELDS = tuple(f.name for f in dataclasses.fields(ImageInfo))
 _FINDINGS = ("labels", "text", "faces", "moderation")
@@ -132,6 +132,44 @@ def to_document(record: ImageRecord, *, internal: bool = False) -> JsonObject:
             doc[name] = value
     if internal:
         doc.update(_bookkeeping(record))
+    return doc
+
+
+# The public document (the status API's answer): what a caller of the API may see. No bucket
+# name (it holds the account id), no sequencer or version (internal ordering), no raw error
+# detail (a fixed message per reason instead), no derived-bucket keys, no labeler errors.
+PUBLIC_FIELDS = ("key", "status", "reason", "etag", "size", "event_time", "updated_at", "attempts")
+
+
+def to_public(record: ImageRecord) -> JsonObject:
+    """The documented public shape (README "The record"); the API adds thumbnail URLs."""
+    doc: JsonObject = {"schema": SCHEMA}
+    for name in PUBLIC_FIELDS:
+        value = getattr(record, name)
+        if value is not None and value != "":
+            doc[name] = unstructure(value)
+    if record.reason is not None:
+        doc["message"] = REASON_TEXT[record.reason]
+    if record.image is not None:
+        image = unstructure(record.image)
+        assert isinstance(image, dict)
+        doc.update(image)
+    doc["thumbnails"] = [
+        {
+            "name": t.name,
+            "width": t.width,
+            "height": t.height,
+            "bytes": t.bytes,
+            "content_type": t.content_type,
+        }
+        for t in record.thumbnails
+    ]
+    if record.findings is not None:
+        findings = unstructure(record.findings)
+        assert isinstance(findings, dict)
+        for name in _FINDINGS:
+            doc[name] = findings.get(name, [])
+        doc["labeler"] = {"backend": record.findings.backend}
     return doc
 
 

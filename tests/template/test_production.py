@@ -82,6 +82,7 @@ EXPECTED_ACTIONS = {
         "dynamodb:GetItem",
         "dynamodb:Query",
         "s3:GetObject",
+        "kms:Decrypt",  # only with the optional customer managed key: presigned GETs decrypt
     },
 }
 

@@ -118,6 +118,17 @@ def test_functions(resources: dict[str, Any]) -> None:
         assert props["Runtime"] == "python3.12"
     routes = [p["RouteKey"] for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
     assert sorted(routes) == ["GET /images", "GET /images/{key+}"]
+    # every route needs a caller with AWS credentials (the default apiAuth: iam); no CORS
+    auth = [p.get("AuthorizationType") for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
+    assert auth == ["AWS_IAM", "AWS_IAM"]
+    (api,) = [p for _, p in _of_type(resources, "AWS::ApiGatewayV2::Api")]
+    assert "CorsConfiguration" not in api
+    (stage,) = [p for _, p in _of_type(resources, "AWS::ApiGatewayV2::Stage")]
+    assert stage["DefaultRouteSettings"] == {"ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40}
+    status = functions["StatusLambdaFunction"]
+    assert status["Environment"]["Variables"]["API_AUTH"] == {"Ref": "ApiAuth"}
+    concurrency = dict(_of_type(resources, "AWS::Lambda::Function"))
+    assert concurrency["StatusLambdaFunction"].get("ReservedConcurrentExecutions") == 5
     # the scheduled reconcile is off unless a stage turns it on
     rules = dict(_of_type(resources, "AWS::Events::Rule"))
     assert [r["State"] for r in rules.values()] == ["DISABLED"]
@@ -256,3 +267,10 @@ def test_zip_imports_and_renders_on_python312(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     pil_path, width, height = out.stdout.split()
     assert pil_path.startswith(str(tmp_path)) and (width, height) == ("100", "50")
+
+
+def test_api_auth_is_one_of_three_and_checked_at_deploy(template: dict[str, Any]) -> None:
+    """A mistyped apiAuth would package routes without an authorizer: CloudFormation refuses
+    any value but these (and the status function refuses requests without an identity)."""
+    param = template["Parameters"]["ApiAuth"]
+    assert (param["Default"], param["AllowedValues"]) == ("iam", ["iam", "jwt", "none"])

@@ -1,4 +1,4 @@
-"""The record's published JSON shape (schema 1), pinned, and its round trips."""
+"""The record's published JSON shapes (schema 2: full and public), pinned, and round trips."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from imgpipe.codec import DecodeError, structure
 from imgpipe.events import parse_body
 from imgpipe.imaging import ImageInfo
 from imgpipe.labels import Box, Face, Label, LabelResult, ModerationLabel, TextLine
-from imgpipe.outcomes import Reason, Status
-from imgpipe.record import SCHEMA, ImageRecord, ThumbnailRef, from_document, to_document
+from imgpipe.outcomes import REASON_TEXT, Reason, Status
+from imgpipe.record import (
+    SCHEMA,
+    ImageRecord,
+    ThumbnailRef,
+    from_document,
+    to_document,
+    to_public,
+)
 from tests.conftest import Events
 
 
@@ -62,7 +69,7 @@ def done(events: Events) -> ImageRecord:
 def test_document_shape_of_a_done_record_is_pinned(done: ImageRecord) -> None:
     doc = to_document(done)
     assert doc == {
-        "schema": 1,
+        "schema": 2,
         "bucket": "uploads",
         "key": "trip/a b.jpg",
         "version": "s:0A" + "0" * 30,
@@ -118,8 +125,75 @@ def test_document_shape_of_a_done_record_is_pinned(done: ImageRecord) -> None:
         "ms": 45.0,
         "thumbnail_ms": 30.5,
     }
-    assert SCHEMA == 1
-    assert "notified" not in doc  # bookkeeping stays in the catalog
+    assert SCHEMA == 2
+    assert "notified" not in doc and "revision" not in doc  # bookkeeping stays in the catalog
+
+
+def test_public_shape_is_pinned_and_exposes_nothing_internal(done: ImageRecord) -> None:
+    """What the status API answers: no bucket (it holds the account id), no version or
+    sequencer, no raw error detail, no derived keys, no labeler errors."""
+    failed = replace(
+        done,
+        status=Status.FAILED,
+        reason=Reason.TRANSIENT,
+        detail="PutObject: AccessDenied: arn:aws:iam::123456789012:role/imgpipe-dev-process",
+        results=("results/trip/a b.jpg/0123456789abcdef.json",),
+    )
+    doc = to_public(failed)
+    assert doc == {
+        "schema": 2,
+        "key": "trip/a b.jpg",
+        "status": "FAILED",
+        "reason": "transient",
+        "message": "processing failed repeatedly; an operator has been alerted",
+        "etag": "e1",
+        "size": 2048,
+        "event_time": "2026-11-25T12:00:00.000Z",
+        "updated_at": "2026-11-25T12:00:01.000+00:00",
+        "attempts": 2,
+        "format": "JPEG",
+        "width": 1800,
+        "height": 1200,
+        "mode": "RGB",
+        "bits": 8,
+        "has_alpha": False,
+        "animated": False,
+        "frames": 1,
+        "icc": False,
+        "orientation": 6,
+        "exif": {"make": "Canon", "iso": 100, "gps": {"lat": 1.5, "lon": -2.25}},
+        "phash": "0123456789abcdef",
+        "colour": "#102030",
+        "thumbnails": [
+            {
+                "name": "small",
+                "width": 128,
+                "height": 85,
+                "bytes": 4000,
+                "content_type": "image/jpeg",
+            }
+        ],
+        "labels": [
+            {
+                "name": "Person",
+                "confidence": 97.5,
+                "boxes": [{"left": 0.1, "top": 0.2, "width": 0.3, "height": 0.4}],
+            }
+        ],
+        "text": [{"text": "OPEN", "confidence": 99.0}],
+        "faces": [
+            {"box": {"left": 0.5, "top": 0.1, "width": 0.1, "height": 0.1}, "confidence": 90.0}
+        ],
+        "moderation": [{"name": "Explicit Nudity", "confidence": 80.0}],
+        "labeler": {"backend": "local"},
+    }
+    text = json.dumps(doc)
+    for secret in ("uploads", "123456789012", "s:0A", "results/", "ImageTooLarge"):
+        assert secret not in text
+
+
+def test_every_reason_has_a_public_message() -> None:
+    assert set(REASON_TEXT) == set(Reason)
 
 
 def test_rejected_and_deleted_documents(done: ImageRecord) -> None:
@@ -127,7 +201,7 @@ def test_rejected_and_deleted_documents(done: ImageRecord) -> None:
         "uploads", "x.jpg", "s:1", Status.REJECTED, reason=Reason.CORRUPT, detail="bad header"
     )
     assert to_document(rejected) == {
-        "schema": 1,
+        "schema": 2,
         "bucket": "uploads",
         "key": "x.jpg",
         "version": "s:1",

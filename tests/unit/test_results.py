@@ -39,7 +39,7 @@ def test_csv_has_a_row_per_finding() -> None:
 
 def test_json_is_the_published_document() -> None:
     doc = json.loads(to_json(RECORD))
-    assert doc["labels"][0]["name"] == "Person" and doc["schema"] == 1
+    assert doc["labels"][0]["name"] == "Person" and doc["schema"] == 2
     assert "revision" not in doc and "cleanup" not in doc and "notified" not in doc
 
 

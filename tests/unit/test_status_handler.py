@@ -18,7 +18,7 @@ from tests.unit.conftest import FakeStack, LambdaContext
 
 def _call(key: str | None = None, **query: str) -> tuple[int, dict[str, Any]]:
     """The recorded HTTP API request, routed to ``key`` (None: the list route)."""
-    event = load_event("apigw-http-get-image.json")
+    event = load_event("apigw-http-get-image-iam.json")
     if key is None:
         event["routeKey"] = event["requestContext"]["routeKey"] = "GET /images"
         event["pathParameters"] = None
@@ -61,18 +61,46 @@ def test_known_key_gives_clean_json_with_presigned_urls(stack: FakeStack) -> Non
     )
     code, body = _call("a b/ü.jpg")
     assert code == 200
-    # numbers are JSON numbers (no Decimal or type wrappers); bookkeeping stays inside
-    assert (body["thumbnails"][0]["width"], body["ms"], "notified" in body) == (128, 12.5, False)
+    # numbers are JSON numbers (no Decimal or type wrappers); bookkeeping and internals stay in
+    assert body["thumbnails"][0]["width"] == 128
+    assert not {"notified", "bucket", "version", "ms"} & set(body)
     url = urlsplit(body["thumbnails"][0]["url"])
     assert url.path.endswith("/small.jpg") and "X-Amz-Signature" in parse_qs(url.query)
     assert parse_qs(url.query)["X-Amz-Expires"] == ["900"]
 
 
 def test_unknown_key_is_404_with_a_message(stack: FakeStack) -> None:
-    assert _call("nope.jpg") == (
-        404,
-        {"message": "no image with key 'nope.jpg'", "key": "nope.jpg"},
-    )
+    assert _call("nope.jpg") == (404, {"message": "no image with that key"})
+
+
+@pytest.mark.parametrize(
+    ("mode", "event", "expected"),
+    [
+        ("iam", "apigw-http-get-image.json", 403),  # no identity: a route without authorizer
+        ("iam", "apigw-http-get-image-iam.json", 404),
+        ("jwt", "apigw-http-get-image-iam.json", 403),  # IAM identity on a JWT stage
+        ("none", "apigw-http-get-image.json", 404),
+        ("IAM ", "apigw-http-get-image-iam.json", 403),  # a mistyped mode fails closed
+    ],
+)
+def test_requests_without_the_stages_identity_are_refused(
+    stack: FakeStack, monkeypatch: pytest.MonkeyPatch, mode: str, event: str, expected: int
+) -> None:
+    monkeypatch.setenv("API_AUTH", mode)
+    request = load_event(event)
+    request["pathParameters"] = {"key": "nope.jpg"}
+    response: Any = status.handler(request, LambdaContext())  # type: ignore[arg-type]
+    assert response["statusCode"] == expected
+
+
+def test_a_jwt_identity_is_accepted_on_a_jwt_stage(
+    stack: FakeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("API_AUTH", "jwt")
+    request = load_event("apigw-http-get-image.json")
+    request["requestContext"]["authorizer"] = {"jwt": {"claims": {"sub": "ana"}, "scopes": None}}
+    response: Any = status.handler(request, LambdaContext())  # type: ignore[arg-type]
+    assert response["statusCode"] == 404
 
 
 @pytest.mark.parametrize("key", ["x" * 1025, "bad\x00key", "tab\tkey"])
@@ -120,6 +148,13 @@ def test_filters_by_prefix_and_status(stack: FakeStack) -> None:
         {"status": "LOST"},
         {"cursor": "bm90IGpzb24="},
         {"cursor": "%%%"},
+        {"limit": "²"},  # str.isdigit() says yes
+        {"limit": "1" * 5000},
+        {"cursor": "eyJrIjogMX0="},  # {"k": 1}
+        {"cursor": "eyJidWNrZXQiOiAib3RoZXIiLCAiayI6ICJhIn0="},  # names another bucket
+        {"cursor": "W" * 5000},
+        {"prefix": "\ud800"},
+        {"sort": "key"},
     ],
 )
 def test_malformed_list_parameters_are_400(stack: FakeStack, query: dict[str, str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -9,7 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import aws
-from ..api import StatusApi
+from ..api import Response, StatusApi
 from ..catalog import Catalog
 from ..config import settings
 
@@ -24,8 +25,35 @@ def api() -> StatusApi:
     )
 
 
+def authorized(event: dict[str, Any], mode: str) -> bool:
+    """Defence in depth behind API Gateway's authorizer: the request must carry the identity
+    the stage's mode produces (a route deployed without its authorizer answers 403, not
+    data). An unknown mode refuses everything."""
+    if mode == "none":
+        return True
+    context = event.get("requestContext")
+    authorizer = context.get("authorizer") if isinstance(context, dict) else None
+    if not isinstance(authorizer, dict):
+        return False
+    if mode == "iam":
+        iam = authorizer.get("iam")
+        return isinstance(iam, dict) and bool(iam.get("accessKey") or iam.get("userArn"))
+    if mode == "jwt":
+        jwt = authorizer.get("jwt")
+        return isinstance(jwt, dict) and isinstance(jwt.get("claims"), dict)
+    return False
+
+
+_FORBIDDEN = Response(403, {"message": "Forbidden"})
+
+
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+    if not authorized(event, os.environ.get("API_AUTH", "iam")):
+        logger.warning(
+            "refused: no authorizer identity", extra={"mode": os.environ.get("API_AUTH")}
+        )
+        return _FORBIDDEN.as_lambda()
     http = event.get("requestContext", {}).get("http", {})
     method = http.get("method", "GET")
     key = (event.get("pathParameters") or {}).get("key")
