@@ -7,7 +7,7 @@ import json
 import shutil
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 
 from imgpipe.catalog import Catalog
+from imgpipe.cli.signing import signed_get
 from imgpipe.deployment import Deployment
 from imgpipe.local.api_server import ApiServer
 from tests.conftest import ROOT, Events, jpeg_bytes
@@ -27,29 +28,59 @@ pytestmark = pytest.mark.functional
 
 
 @pytest.fixture(scope="module")
-def api(local_stack: Deployment) -> Iterator[str]:
-    """The loopback server of `imgpipe local run`: the gallery's page and the same StatusApi."""
-    with ApiServer(local_stack) as server:
-        yield server.url
+def server(local_stack: Deployment) -> Iterator[ApiServer]:
+    """`imgpipe gallery`'s loopback server: the page, and each API call forwarded signed to the
+    deployed HTTP API (MiniStack's API Gateway and the packaged status Lambda), or answered
+    in-process where the endpoint has no API Gateway (moto)."""
+    with ApiServer(local_stack, upstream=local_stack.api_url) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
-def status_api(local_stack: Deployment, api: str) -> str:
-    """The HTTP API as deployed: API Gateway's data plane and the packaged status Lambda where
-    the endpoint has them (MiniStack), else the loopback server (moto)."""
-    return local_stack.api_url or api
+def api(server: ApiServer) -> str:
+    return server.url
 
 
-def _get(url: str) -> tuple[int, dict[str, Any]]:
-    status, body = get_json(url)
-    return status, body
+Get = Callable[[str], tuple[int, dict[str, Any]]]
+
+
+@pytest.fixture(scope="module")
+def status_api(local_stack: Deployment, server: ApiServer) -> tuple[str, Get]:
+    """The HTTP API as deployed, called as an authorised user: signed (SigV4) where the
+    endpoint serves it, else the loopback server with its token."""
+    if local_stack.api_url:
+
+        def signed(url: str) -> tuple[int, dict[str, Any]]:
+            status, body, _ = signed_get(url, local_stack.access)
+            return status, json.loads(body)
+
+        return local_stack.api_url, signed
+    return server.url, lambda url: get_json(url, {"authorization": f"Bearer {server.token}"})
+
+
+@pytest.mark.smoke
+def test_anonymous_and_foreign_callers_are_refused(
+    local_stack: Deployment, server: ApiServer
+) -> None:
+    # the loopback server: no token, a wrong one, a DNS-rebinding page's Host
+    assert get_json(f"{server.url}/images")[0] == 401
+    assert get_json(f"{server.url}/images/a.jpg", {"authorization": "Bearer nope"})[0] == 401
+    assert get_json(f"{server.url}/?token=wrong")[0] == 401
+    rebound = {"host": f"attacker.example:{server.port}", "authorization": f"Bearer {server.token}"}
+    assert get_json(f"{server.url}/images", rebound)[0] == 403
+    code, _ = get_json(f"{server.url}/images", {"authorization": f"Bearer {server.token}"})
+    assert code == 200
+    # the deployed API: its routes take IAM-authorised callers only
+    if local_stack.api_url:
+        assert get_json(f"{local_stack.api_url}/images")[0] in (401, 403)
+        assert get_json(f"{local_stack.api_url}/images/a.jpg")[0] in (401, 403)
 
 
 @pytest.mark.smoke
 def test_status_api_over_http(
-    local_stack: Deployment, catalog: Catalog, s3: Any, status_api: str, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, status_api: tuple[str, Get], prefix: str
 ) -> None:
-    api = status_api
+    api, _get = status_api
     keys = [f"{prefix}{n} photo+{n}.jpg" for n in range(5)]
     with processing(local_stack):
         for key in keys:
@@ -77,11 +108,11 @@ def test_status_api_over_http(
     assert seen == sorted(keys)
 
 
-def test_openapi_document_describes_both_routes(api: str) -> None:
+def test_openapi_document_describes_both_routes(server: ApiServer) -> None:
     from openapi_spec_validator import validate
 
-    with urllib.request.urlopen(f"{api}/openapi.json") as resp:
-        spec = json.loads(resp.read())
+    code, spec = get_json(f"{server.url}/openapi.json?token={server.token}")
+    assert code == 200
     validate(spec)
     assert set(spec["paths"]) == {"/images", "/images/{key}"}
 
@@ -150,7 +181,7 @@ def test_cli_dlq_ls_and_redrive_dry_run(
 
 
 def test_gallery_in_a_real_browser(
-    local_stack: Deployment, catalog: Catalog, s3: Any, api: str, corpus: Path, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, server: ApiServer, corpus: Path, prefix: str
 ) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -177,7 +208,7 @@ def test_gallery_in_a_real_browser(
             ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{api}/?prefix={quote(prefix)}")
+        page.goto(f"{server.gallery_url}&prefix={quote(prefix)}")
         page.select_option("#status", "")  # all
         with processing(local_stack):
             for key, body in uploads.items():

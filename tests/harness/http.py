@@ -11,21 +11,24 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
-def request(url: str) -> urllib.request.Request:
+def request(url: str, headers: dict[str, str] | None = None) -> urllib.request.Request:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if host.endswith(".localhost"):
         netloc = f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1"
         req = urllib.request.Request(urlunsplit(parts._replace(netloc=netloc)))
         req.add_header("Host", parts.netloc)
-        return req
-    return urllib.request.Request(url)
+    else:
+        req = urllib.request.Request(url)
+    for name, value in (headers or {}).items():
+        req.add_header(name.capitalize(), value)
+    return req
 
 
-def get_json(url: str) -> tuple[int, Any]:
+def get_json(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """(status, parsed JSON body) of a GET, errors included."""
     try:
-        with urllib.request.urlopen(request(url), timeout=30) as resp:
+        with urllib.request.urlopen(request(url, headers), timeout=30) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())

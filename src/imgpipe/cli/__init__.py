@@ -103,6 +103,6 @@ def table(rows: Sequence[tuple[str, ...]]) -> str:
 
 
 # Register the commands (they import ``main`` from here).
-from . import dlq, images, local, process, reconcile  # noqa: E402, F401
+from . import dlq, gallery, images, local, process, reconcile  # noqa: E402, F401
 
 __all__ = ["main"]

@@ -130,7 +130,7 @@ def local_run(
     try:
         with serve_api(runner.stack, port) as api:
             click.echo(f"polling {runner.stack.queue_url} with {runner.concurrency} workers")
-            click.echo(f"status API and gallery: {api.url}/   (Ctrl-C stops)")
+            click.echo(f"status API and gallery: {api.gallery_url}   (Ctrl-C stops)")
             runner.run_forever()
     finally:
         pid_file.unlink(missing_ok=True)
@@ -148,7 +148,7 @@ def _serve_only(
         click.echo(f"{stack.kind} runs {stack.queue_url} through its event source mapping")
         if stack.api_url:
             click.echo(f"HTTP API (API Gateway, the status Lambda): {stack.api_url}/images")
-        click.echo(f"status API and gallery: {api.url}/   (Ctrl-C stops)")
+        click.echo(f"status API and gallery: {api.gallery_url}   (Ctrl-C stops)")
         try:
             while True:
                 time.sleep(3600)

@@ -15,7 +15,8 @@ def serve_api(stack: Deployment, port: int = 0) -> Iterator[ApiServer]:
     with ApiServer(stack, port) as api:
         marker = state_dir() / "api.url"
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(api.url)
+        marker.touch(mode=0o600)  # it holds the token: this user's only
+        marker.write_text(api.gallery_url)
         try:
             yield api
         finally:

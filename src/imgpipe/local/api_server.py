@@ -1,17 +1,24 @@
-"""The status API and the gallery page on loopback, for the local stack.
+"""The status API and the gallery page on loopback: for the local stack, and (`imgpipe
+gallery`) in front of a deployed stage's API, signing each call with the user's credentials.
 
-The same ``StatusApi`` the Lambda uses answers here, so `curl`, the CLI and the gallery send the
-same requests locally as against API Gateway.
+Not an open door on a developer's machine: every request needs the per-run token (printed in
+the URL, as notebook servers do; the page's first load turns it into a same-site cookie), a
+Host header naming loopback (a DNS-rebinding page's requests carry its own name), and nothing
+is answered with CORS headers, so other origins' pages cannot read the answers.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import threading
+from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from ..api import StatusApi
 from ..deployment import Deployment
@@ -21,42 +28,162 @@ _STATIC = {
     "/gallery.html": ("gallery.html", "text/html; charset=utf-8"),
     "/openapi.json": ("openapi.json", "application/json"),
 }
+COOKIE = "imgpipe_token"
+MAX_QUERY_FIELDS = 20
+
+# (decoded path, query) -> (status, JSON body bytes)
+Answer = Callable[[str, dict[str, str]], tuple[int, bytes]]
+
+
+def in_process(stack: Deployment) -> Answer:
+    api = StatusApi.of(stack)
+
+    def answer(path: str, query: dict[str, str]) -> tuple[int, bytes]:
+        response = api.handle("GET", path, query)
+        return response.status, json.dumps(response.body, ensure_ascii=False).encode()
+
+    return answer
+
+
+def signed_proxy(stack: Deployment, api_url: str) -> Answer:
+    """Each call forwarded to the deployed API, signed with the stage's credentials."""
+    from urllib.parse import urlencode
+
+    from ..cli.signing import signed_get
+
+    base = api_url.rstrip("/")
+
+    def answer(path: str, query: dict[str, str]) -> tuple[int, bytes]:
+        url = base + quote(path, safe="/") + ("?" + urlencode(query) if query else "")
+        status, body, _ = signed_get(url, stack.access)
+        return status, body
+
+    return answer
+
+
+def _json(message: str) -> bytes:
+    return json.dumps({"message": message}).encode()
+
+
+# The gallery is one static page: its own scripts and styles, thumbnails from presigned URLs.
+CSP = (
+    "default-src 'self'; img-src 'self' http: https: data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'"
+)
+
+
+class _Http(ThreadingHTTPServer):
+    app: ApiServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Http
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the gallery polls every few seconds
+
+    def _send(self, status: int, body: bytes, content_type: str, cookie: str = "") -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.send_header("cache-control", "no-store")
+        self.send_header("x-content-type-options", "nosniff")
+        self.send_header("referrer-policy", "no-referrer")
+        if content_type.startswith("text/html"):
+            self.send_header("content-security-policy", CSP)
+        if cookie:
+            self.send_header("set-cookie", cookie)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str) -> None:
+        self._send(status, _json(message), "application/json")
+
+    def do_GET(self) -> None:
+        try:
+            self._get()
+        except Exception:  # noqa: BLE001 - answer, never drop the connection
+            self._error(500, "internal error")
+
+    def _get(self) -> None:
+        app = self.server.app
+        if not app.host_allowed(self.headers.get("host", "")):
+            self._error(403, "foreign Host header refused")
+            return
+        url = urlsplit(self.path)
+        try:
+            query = dict(parse_qsl(url.query, max_num_fields=MAX_QUERY_FIELDS))
+            path = unquote(url.path, errors="strict")
+        except (ValueError, UnicodeDecodeError):
+            self._error(400, "malformed query or path")
+            return
+        given = query.pop("token", "")
+        if not app.authorized(self.headers, given):
+            self._error(401, "a token is needed: open the URL the command printed")
+            return
+        cookie = app.cookie() if given else ""
+        if path in _STATIC:
+            name, ctype = _STATIC[path]
+            package = "imgpipe" if name == "openapi.json" else "imgpipe.web"
+            self._send(200, (files(package) / name).read_bytes(), ctype, cookie)
+            return
+        status, body = app.answer(path, query)
+        self._send(status, body, "application/json", cookie)
+
+    def _refuse(self) -> None:
+        self._error(405, "only GET is served")
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
 
 class ApiServer:
-    def __init__(self, stack: Deployment, port: int = 0) -> None:
-        api = StatusApi.of(stack)
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # quiet: the gallery polls every few seconds
-
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(body)))
-                self.send_header("cache-control", "no-store")
-                self.send_header("access-control-allow-origin", "*")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                if url.path in _STATIC:
-                    name, ctype = _STATIC[url.path]
-                    package = "imgpipe" if name == "openapi.json" else "imgpipe.web"
-                    self._send(200, (files(package) / name).read_bytes(), ctype)
-                    return
-                response = api.handle("GET", unquote(url.path), dict(parse_qsl(url.query)))
-                body = json.dumps(response.body, ensure_ascii=False).encode()
-                self._send(response.status, body, "application/json")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    def __init__(
+        self,
+        stack: Deployment,
+        port: int = 0,
+        *,
+        token: str | None = None,
+        upstream: str | None = None,
+    ) -> None:
+        """``upstream``: a deployed API's base URL to forward to (signed); default: answer
+        in-process with the same StatusApi class the Lambda runs."""
+        self.token = token or secrets.token_urlsafe(24)
+        self.answer = signed_proxy(stack, upstream) if upstream else in_process(stack)
+        self._server = _Http(("127.0.0.1", port), _Handler)
+        self._server.app = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def gallery_url(self) -> str:
+        """What to open: the page, with the token that unlocks it."""
+        return f"{self.url}/?token={self.token}"
+
+    def host_allowed(self, host: str) -> bool:
+        return host in {f"{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]")}
+
+    def authorized(self, headers: Any, given: str) -> bool:
+        candidates = [given]
+        auth = str(headers.get("authorization", ""))
+        if auth.lower().startswith("bearer "):
+            candidates.append(auth[7:].strip())
+        try:
+            jar = SimpleCookie(str(headers.get("cookie", "")))
+        except CookieError:
+            jar = SimpleCookie()
+        if COOKIE in jar:
+            candidates.append(jar[COOKIE].value)
+        return any(c and hmac.compare_digest(c.encode(), self.token.encode()) for c in candidates)
+
+    def cookie(self) -> str:
+        return f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
 
     def start(self) -> ApiServer:
         self._thread.start()
