@@ -120,3 +120,23 @@ def test_fault_site_reaches_sessions_made_in_a_lambda_worker() -> None:
         check=True,
     )
     assert plain.stdout.strip() == "no fault"
+
+
+def test_the_moto_endpoint_answers_no_cross_origin_requests(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A web page open on the developer's machine must not be able to read or reset the local
+    endpoint: moto's global CORS is off, so a browser refuses the page the answers."""
+    import urllib.request
+
+    monkeypatch.setenv(endpoint.STATE_DIR_ENV, str(tmp_path))
+    started = endpoint._start_moto(timeout=30)
+    try:
+        req = urllib.request.Request(
+            f"{started.url}/moto-api/data.json", headers={"Origin": "http://evil.example"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200
+            assert "access-control-allow-origin" not in {k.lower() for k in resp.headers}
+    finally:
+        os.killpg(started.pid, 15)

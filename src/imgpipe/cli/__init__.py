@@ -28,7 +28,7 @@ class ImgpipeGroup(click.Group):
             if ctx.meta.get("imgpipe.debug") or os.environ.get("IMGPIPE_DEBUG"):
                 raise
             raise click.ClickException(
-                f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+                printable(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
             ) from None
 
 
@@ -84,7 +84,22 @@ def deployment(stage: str, endpoint: str | None) -> Deployment:
 
 
 def echo_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    """JSON, readable UTF-8, but with every non-printable character (C0 and C1 controls, bidi
+    overrides...) as a \\u escape: valid JSON that cannot drive the terminal it lands on."""
+    click.echo(_escape_json(json.dumps(data, indent=2, ensure_ascii=False)))
+
+
+def _escape_json(text: str) -> str:
+    out = []
+    for c in text:
+        if c.isprintable() or c in "\n ":
+            out.append(c)
+        elif ord(c) > 0xFFFF:  # JSON spells those as a surrogate pair
+            high, low = divmod(ord(c) - 0x10000, 0x400)
+            out.append(f"\\u{0xD800 + high:04x}\\u{0xDC00 + low:04x}")
+        else:
+            out.append(f"\\u{ord(c):04x}")
+    return "".join(out)
 
 
 def printable(text: str) -> str:
@@ -96,6 +111,7 @@ def printable(text: str) -> str:
 
 
 def table(rows: Sequence[tuple[str, ...]]) -> str:
+    rows = [tuple(printable(cell) for cell in row) for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

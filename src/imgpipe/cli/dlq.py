@@ -11,7 +11,7 @@ from ..codec import structure, unstructure
 from ..deployment import Deployment
 from ..redrive import Queues, RedriveResult, peek
 from ..redrive import redrive as run_redrive
-from . import deployment, echo_json, main, table, target_options
+from . import deployment, echo_json, main, printable, table, target_options
 
 
 @main.group()
@@ -83,7 +83,8 @@ def redrive(
     elif dry_run:
         click.echo(f"{len(result.messages)} messages would move (dry run):")
         for m in result.messages:
-            click.echo(f"  {m.message_id[:12]}  {', '.join(m.keys)}  receives={m.receive_count}")
+            keys = printable(", ".join(m.keys))
+            click.echo(f"  {m.message_id[:12]}  {keys}  receives={m.receive_count}")
     else:
         click.echo(
             f"moved {result.moved}, {result.remaining} left in the DLQ"

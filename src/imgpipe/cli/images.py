@@ -15,7 +15,7 @@ from ..catalog import Catalog
 from ..deployment import Deployment
 from ..outcomes import FINAL, Status
 from ..record import ImageRecord, to_document
-from . import deployment, echo_json, main, table, target_options
+from . import deployment, echo_json, main, printable, table, target_options
 from .watch import wait_final
 
 
@@ -128,7 +128,9 @@ def upload(
                 [{"key": k, "etag": e, "bucket": dep.uploads_bucket} for k, e in etags.items()]
             )
         else:
-            click.echo(f"uploaded {len(files)} files to s3://{dep.uploads_bucket}/{prefix}")
+            click.echo(
+                printable(f"uploaded {len(files)} files to s3://{dep.uploads_bucket}/{prefix}")
+            )
         return
     catalog = Catalog(dep.client("dynamodb"), dep.table)
     with (
@@ -178,11 +180,11 @@ def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
     click.echo(table([HEADER, _summary(record)]))
     if record.findings is not None:
         for line in record.findings.text:
-            click.echo(f'  text: "{line.text}" ({line.confidence:.0f}%)')
+            click.echo(printable(f'  text: "{line.text}" ({line.confidence:.0f}%)'))
         if record.findings.faces:
             click.echo(f"  faces: {len(record.findings.faces)}")
     for thumb in record.thumbnails:
-        click.echo(f"  {thumb.name}: {api.url(thumb.key)}")
+        click.echo(printable(f"  {thumb.name}: {api.url(thumb.key)}"))
 
 
 @main.command("ls")
@@ -255,4 +257,4 @@ def get(
             }
         )
     else:
-        click.echo(f"{target} ({thumb.width}x{thumb.height}, {written} bytes)")
+        click.echo(printable(f"{target} ({thumb.width}x{thumb.height}, {written} bytes)"))

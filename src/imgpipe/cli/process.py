@@ -21,7 +21,7 @@ from ..imaging import (
 from ..labels import Labeler, LabelResult
 from ..outcomes import Reason, Status
 from ..processing import process_image
-from . import main
+from . import main, printable
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
@@ -188,8 +188,10 @@ def _echo_process_line(result: FileResult) -> None:
             else []
         )
         click.echo(
-            f"DONE      {result.file}  {meta.format} {meta.width}x{meta.height}"
-            f" -> {sizes}  {result.ms} ms" + (f"  [{', '.join(seen)}]" if seen else "")
+            printable(
+                f"DONE      {result.file}  {meta.format} {meta.width}x{meta.height}"
+                f" -> {sizes}  {result.ms} ms" + (f"  [{', '.join(seen)}]" if seen else "")
+            )
         )
     else:
-        click.echo(f"REJECTED  {result.file}  {result.reason}: {result.detail or ''}")
+        click.echo(printable(f"REJECTED  {result.file}  {result.reason}: {result.detail or ''}"))

@@ -194,8 +194,12 @@ def _start_moto(timeout: float) -> Endpoint:
     port_file = directory / "moto.port"
     port_file.unlink(missing_ok=True)
     log = (directory / "endpoint.log").open("ab")
+    # moto answers every origin's cross-site requests by default: any web page open on this
+    # machine could then create queues or reset the state (/moto-api/reset).
+    env = {**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "imgpipe.local.endpoint", "serve", "--port-file", str(port_file)],
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
