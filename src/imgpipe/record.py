@@ -175,7 +175,9 @@ def to_public(record: ImageRecord) -> JsonObject:
 
 def _bookkeeping(record: ImageRecord) -> JsonObject:
     """What only the catalog stores: never published."""
-    doc: JsonObject = {"notified": record.notified, "revision": record.revision}
+    doc: JsonObject = {"notified": record.notified}
+    if record.revision:  # 0: never written by a revision-aware release (no attribute at all)
+        doc["revision"] = record.revision
     if record.cleanup:
         doc["cleanup"] = list(record.cleanup)
     return doc

@@ -67,3 +67,44 @@ def test_each_role_may_do_its_work_and_nothing_else(local_stack: Deployment, s3:
     redrive = _as_role(local_stack, "RedriveRole")
     _denied(lambda: redrive("s3").get_object(Bucket=local_stack.uploads_bucket, Key=key))
     _denied(lambda: redrive("sqs").purge_queue(QueueUrl=local_stack.dlq_url))
+
+
+def test_the_reconcile_role_can_find_and_fix_and_nothing_more(
+    local_stack: Deployment, s3: Any
+) -> None:
+    """The reconciler, run with the reconcile function's own role: listing, re-queueing,
+    deleting an orphan and marking a record all pass; deleting an upload does not."""
+    from datetime import timedelta
+
+    from imgpipe import derived
+    from imgpipe.catalog import Catalog
+    from imgpipe.outcomes import Status
+    from imgpipe.reconcile import Reconciler
+    from imgpipe.record import ImageRecord
+
+    prefix = "iam-reconcile/"
+    s3.put_object(Bucket=local_stack.uploads_bucket, Key=prefix + "lost.jpg", Body=jpeg_bytes())
+    orphan = derived.thumbnail_key(prefix + "lost.jpg", "s:01", "small", "jpg")
+    s3.put_object(Bucket=local_stack.derived_bucket, Key=orphan, Body=b"x")
+    Catalog(local_stack.client("dynamodb"), local_stack.table).put(
+        ImageRecord(local_stack.uploads_bucket, prefix + "ghost.jpg", "s:01", Status.DONE)
+    )
+    role = _as_role(local_stack, "ReconcileRole")
+    reconciler = Reconciler(
+        role("s3"),
+        Catalog(role("dynamodb"), local_stack.table),
+        local_stack.uploads_bucket,
+        local_stack.derived_bucket,
+        min_age=timedelta(0),
+    )
+    report = reconciler.run(prefix, fix=True)
+    assert {(f.kind, f.fixed) for f in report.findings} == {
+        ("no_source", "marked DELETED"),
+        ("unprocessed", "re-queued (copied onto itself)"),
+        ("orphan", "deleted"),
+    }
+    _denied(
+        lambda: role("s3").delete_object(Bucket=local_stack.uploads_bucket, Key=prefix + "lost.jpg")
+    )
+    _denied(lambda: role("dynamodb").scan(TableName=local_stack.table))
+    _denied(lambda: role("sqs").send_message(QueueUrl=local_stack.queue_url, MessageBody="x"))

@@ -166,3 +166,12 @@ def test_requests(event: dict[str, Any], expected: tuple[bool, str, int]) -> Non
 def test_malformed_requests_are_refused(event: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         parse_request(event, False, 900)
+
+
+def test_a_record_written_before_revisions_existed_can_still_be_replaced(
+    stack: FakeStack,
+) -> None:
+    legacy = ImageRecord("uploads", "old.jpg", "s:01", Status.DONE)  # revision 0
+    stack.catalog.put(legacy)
+    report = reconciler(stack).run(fix=True)
+    assert [(f.kind, f.fixed) for f in report.findings] == [("no_source", "marked DELETED")]
