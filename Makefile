@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-functional test-functional-moto-smoke test-template \
         lint package deploy demo \
-        local-up local-down redrive bench bench-labels bench-coldstart bench-e2e chaos clean \
+        local-up local-down redrive bench bench-labels bench-coldstart bench-api bench-e2e chaos clean \
         browser-deps
 
 help: ## list the targets
@@ -121,6 +121,9 @@ bench-labels: install ## the offline labeler: load time and ms per detector, ins
 
 bench-coldstart: package ## handler import time (python3.12, from the zip) and zip size
 	$(BIN)/python bench/coldstart.py
+
+bench-api: install ## DynamoDB reads per status-API list request, capped vs uncapped
+	$(BIN)/python bench/api_reads.py $(BENCH_ARGS)
 
 bench-e2e: install ## the whole pipeline on the local stack: burst + steady stream vs the bare engine
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
