@@ -34,6 +34,8 @@ def client_config(function_timeout: float | None = None) -> Config:
     per_attempt = max(1.0, function_timeout / 2 / ATTEMPTS)
     return Config(
         retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+        # lanes of a batch x the writes of one image, without waiting for a connection
+        max_pool_connections=50,
         connect_timeout=max(0.5, per_attempt / 4),
         read_timeout=per_attempt * 3 / 4,
     )

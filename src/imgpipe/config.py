@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from . import lanes
 from .derived import RESULT_FORMATS
 from .imaging import DEFAULT_SIZES, Limits, RenderOptions, parse_sizes
 from .labels import BACKENDS, DETECTORS, LabelSettings
@@ -31,6 +32,8 @@ class Settings:
     labels: LabelSettings
     function_timeout: int = 60  # seconds: no invocation of the process function lives longer
     results_documents: tuple[str, ...] = RESULT_FORMATS  # results/<key>/<token>.<fmt> per DONE
+    record_workers: int = 4  # lanes of a batch processed at once (see lanes.py)
+    render_slots: int = 1  # decodes at once: each may reach the decode budget
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -70,6 +73,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     except ValueError as exc:
         raise ConfigError(f"THUMBNAIL_SIZES: {exc}") from None
     quality = _int(env, "JPEG_QUALITY", _RENDER.jpeg_quality)
+    memory = _int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", lanes.DEFAULT_MEMORY_MB)
+    max_decode = _int(env, "MAX_DECODE_BYTES", _RENDER.limits.max_decode_bytes)
     if quality > 95:
         raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
     return Settings(
@@ -83,7 +88,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
                 max_bytes=_int(env, "MAX_BYTES", _RENDER.limits.max_bytes),
                 max_pixels=_int(env, "MAX_PIXELS", _RENDER.limits.max_pixels),
                 max_frames=_int(env, "MAX_FRAMES", _RENDER.limits.max_frames),
-                max_decode_bytes=_int(env, "MAX_DECODE_BYTES", _RENDER.limits.max_decode_bytes),
+                max_decode_bytes=max_decode,
             ),
             jpeg_quality=quality,
             include_gps=_bool(env, "INCLUDE_GPS"),
@@ -92,6 +97,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         labels=_label_settings(env),
         function_timeout=_int(env, "FUNCTION_TIMEOUT", 60),
         results_documents=_results_documents(env),
+        record_workers=_int(env, "RECORD_WORKERS", lanes.record_workers(memory)),
+        render_slots=_int(env, "RENDER_SLOTS", lanes.render_slots(memory, max_decode)),
     )
 
 

@@ -4,6 +4,7 @@ that CloudWatch turns into metrics. Flushed once per invocation by the handler's
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 
 from aws_lambda_powertools import Metrics
@@ -18,7 +19,21 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "imgpipe"))
 
 
+# Records are processed in threads (handlers/process.py): one writer at a time.
+_LOCK = threading.Lock()
+
+
+def count(name: str) -> None:
+    with _LOCK:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
 def record_outcome(record: ImageRecord) -> None:
+    with _LOCK:
+        _record_outcome(record)
+
+
+def _record_outcome(record: ImageRecord) -> None:
     """Done / Rejected / Failed / Deleted counts, rejections by reason, stage timings, bytes."""
     metrics.add_metric(name=record.status.title(), unit=MetricUnit.Count, value=1)
     if record.status is Status.REJECTED:

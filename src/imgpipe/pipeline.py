@@ -8,8 +8,10 @@ processor reports the message for retry.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -79,6 +81,12 @@ class Pipeline:
         # Enough for one record's slowest case to finish or fail, and for the FAILED write.
         self.reserve_ms = max(3000, settings.function_timeout * 1000 // 5)
         self._size_names = tuple(size.name for size in settings.render.sizes)
+        # Records of a batch run in threads (handlers/process.py); decodes are bounded by
+        # memory, writes of one image go out together.
+        self._render_slots = threading.BoundedSemaphore(settings.render_slots)
+        self._io = ThreadPoolExecutor(
+            max_workers=4 * len(self._size_names) + 4, thread_name_prefix="imgpipe-io"
+        )
 
     def handle(
         self,
@@ -102,32 +110,46 @@ class Pipeline:
             raise
 
     def _handle(self, event: S3ObjectEvent, receive_count: int) -> Outcome:
+        if event.is_created and receive_count == 1:
+            # A first delivery of an upload is almost always of a key the catalog does not
+            # hold yet: skip the read and write "only if absent"; if something is there, the
+            # write fails and _write reads it then (one request saved per new image).
+            return self._create(event, receive_count, None)
         stored = self.catalog.get(event.bucket, event.key)
         if not supersedes(stored, event.version):
             return self._skip(event, stored, "duplicate or older delivery")
         if _deletes_another_version(event, stored):
             return self._skip(event, stored, "a non-current version was deleted")
-        base = ImageRecord.of(event, Status.DONE, receive_count)
         if event.is_removed:
-            return self._finish(replace(base, status=Status.DELETED), stored)
+            base = ImageRecord.of(event, Status.DELETED, receive_count)
+            return self._finish(event, base, stored)
+        return self._create(event, receive_count, stored)
+
+    def _create(
+        self, event: S3ObjectEvent, receive_count: int, stored: ImageRecord | None
+    ) -> Outcome:
+        base = ImageRecord.of(event, Status.DONE, receive_count)
         try:
             record = self._process(event, base)
         except Exception as exc:
             decision = decide(exc)
             if decision.action is Action.SKIP:
+                if stored is None:  # not read yet (a first delivery): what does the table say?
+                    stored = self.catalog.get(event.bucket, event.key)
                 return self._skip(event, stored, str(exc))
             if decision.action is not Action.REJECT:
                 raise
             logger.info("rejected", extra={"reason": decision.reason, "detail": str(exc)})
             detail = getattr(exc, "detail", str(exc))
             record = replace(base, status=Status.REJECTED, reason=decision.reason, detail=detail)
-        return self._finish(record, stored)
+        return self._finish(event, record, stored)
 
     def _process(self, event: S3ObjectEvent, base: ImageRecord) -> ImageRecord:
         started = time.perf_counter()
         cfg = self.settings
         data, etag = self.store.fetch(event.bucket, event.key, event.etag, cfg.render.limits)
-        done = process_image(data, cfg.render, self.labeler, bucket=event.bucket, key=event.key)
+        with self._render_slots:
+            done = process_image(data, cfg.render, self.labeler, bucket=event.bucket, key=event.key)
         thumbs = self._put_thumbnails(event, done.rendered.thumbnails)
         return replace(
             base,
@@ -151,28 +173,34 @@ class Pipeline:
         """Write them; if one fails (a key S3 finds too long is a rejection), remove those
         already written, which no record will ever own."""
         bucket = self.settings.derived_bucket
-        refs: list[ThumbnailRef] = []
-        try:
-            for thumb in thumbnails:
-                key = derived.thumbnail_key(event.key, event.version, thumb.name, thumb.extension)
-                self.store.put_thumbnail(bucket, key, thumb)
-                refs.append(
-                    ThumbnailRef(
-                        name=thumb.name,
-                        key=key,
-                        width=thumb.width,
-                        height=thumb.height,
-                        bytes=len(thumb.data),
-                        content_type=thumb.content_type,
-                    )
-                )
-        except Exception:
-            if refs:
+        keyed = [
+            (thumb, derived.thumbnail_key(event.key, event.version, thumb.name, thumb.extension))
+            for thumb in thumbnails
+        ]
+        puts = [self._io.submit(self.store.put_thumbnail, bucket, k, t) for t, k in keyed]
+        wait(puts)
+        failed = [f.exception() for f in puts if f.exception() is not None]
+        if failed:
+            written = [k for (_, k), f in zip(keyed, puts, strict=True) if f.exception() is None]
+            if written:
                 try:
-                    self.store.delete(bucket, (r.key for r in refs))
+                    self.store.delete(bucket, written)
                 except Exception:  # an orphan `imgpipe reconcile` finds; the cause matters more
                     logger.exception("could not remove partial thumbnails")
-            raise
+            error = failed[0]
+            assert error is not None
+            raise error
+        refs = [
+            ThumbnailRef(
+                name=thumb.name,
+                key=key,
+                width=thumb.width,
+                height=thumb.height,
+                bytes=len(thumb.data),
+                content_type=thumb.content_type,
+            )
+            for thumb, key in keyed
+        ]
         return tuple(refs)
 
     def _write(
@@ -190,15 +218,16 @@ class Pipeline:
             stored = self.catalog.get(record.bucket, record.key)
         raise WriteContended(f"{record.key}: the record changed under {_WRITE_ATTEMPTS} writes")
 
-    def _finish(self, record: ImageRecord, stored: ImageRecord | None) -> Outcome:
+    def _finish(
+        self, event: S3ObjectEvent, record: ImageRecord, stored: ImageRecord | None
+    ) -> Outcome:
         written, current = self._write(record, stored)
         if written is None:
             # A newer version (or this one) won a race while we worked. Keys are per version:
             # what this attempt wrote is nobody else's unless the winner is this very version.
             if current is None or current.version != record.version:
                 self.store.delete(self.settings.derived_bucket, derived.owned(record))
-            logger.info("lost to a newer version", extra={"key": record.key})
-            return Outcome(SKIPPED, None)
+            return self._skip(event, current, "lost to a newer version (or a duplicate)")
         self._complete(written)
         record_outcome(written)
         logger.info("final", extra={"status": written.status, "key": written.key})
@@ -220,11 +249,18 @@ class Pipeline:
 
     def _write_results(self, record: ImageRecord) -> None:
         bucket = self.settings.derived_bucket
-        for key in record.results:
-            if key.endswith(".json"):
-                self.store.put_document(bucket, key, to_json(record), "application/json")
-            else:
-                self.store.put_document(bucket, key, to_csv(record), "text/csv; charset=utf-8")
+        puts = [
+            self._io.submit(
+                self.store.put_document, bucket, key, to_json(record), "application/json"
+            )
+            if key.endswith(".json")
+            else self._io.submit(
+                self.store.put_document, bucket, key, to_csv(record), "text/csv; charset=utf-8"
+            )
+            for key in record.results
+        ]
+        for put in puts:
+            put.result()  # the first failure raises: the message is retried
 
     def _notify(self, record: ImageRecord) -> None:
         # A failed publish raises: the message is retried and the pre-check below sends it.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -21,8 +21,9 @@ from ..catalog import Catalog
 from ..config import settings
 from ..events import read_body
 from ..labels import make_labeler
+from ..lanes import lanes
 from ..notify import Notifier
-from ..observability import metrics
+from ..observability import count, metrics
 from ..pipeline import Pipeline
 from ..storage import ObjectStore
 
@@ -42,26 +43,56 @@ def pipeline() -> Pipeline:
     )
 
 
-def record_handler(record: SQSRecord) -> None:
-    """Raise only to have the message retried: a malformed or ignored record is acknowledged
-    (retrying cannot change it), logged and counted."""
+def handle_message(record: SQSRecord) -> None:
+    """One message's events, in order. Raise only to have the message retried: a malformed or
+    ignored record is acknowledged (retrying cannot change it), logged and counted."""
     receive_count = int(record.attributes.approximate_receive_count or 1)
     parsed = read_body(record.body)
-    logger.append_keys(message_id=record.message_id, envelope=parsed.envelope)
+    logger.thread_safe_append_keys(message_id=record.message_id, envelope=parsed.envelope)
     for why in parsed.malformed:
         logger.error("malformed record acknowledged", extra={"why": why})
-        metrics.add_metric(name="Malformed", unit=MetricUnit.Count, value=1)
+        count("Malformed")
     for name in parsed.ignored:
         logger.info("event not acted on", extra={"event_name": name})
-        metrics.add_metric(name="Ignored", unit=MetricUnit.Count, value=1)
+        count("Ignored")
     for event in parsed.events:
-        logger.append_keys(s3_key=event.key)
+        logger.thread_safe_append_keys(s3_key=event.key)
         try:
             pipeline().handle(event, receive_count, _remaining_ms)
         except Exception:
             # The batch processor reports the message for retry; say which and why here.
             logger.exception("transient failure; the message will be retried")
             raise
+
+
+def _keys(record: dict[str, Any]) -> list[str]:
+    body = record.get("body")
+    parsed = read_body(body if isinstance(body, str) else "")
+    return [f"{e.bucket}/{e.key}" for e in parsed.events]
+
+
+def _run_lane(records: list[dict[str, Any]], failures: dict[str, BaseException]) -> None:
+    for raw in records:
+        record = SQSRecord(raw)
+        try:
+            handle_message(record)
+        except Exception as exc:  # noqa: BLE001 - reported per message below
+            failures[record.message_id] = exc
+        finally:
+            logger.thread_safe_clear_keys()
+
+
+def process_concurrently(records: list[dict[str, Any]]) -> dict[str, BaseException]:
+    """Each message's outcome (message id -> the error that must retry it): lanes of messages
+    that share no key run in parallel, each lane in batch order (see lanes.py)."""
+    failures: dict[str, BaseException] = {}
+    groups = lanes([_keys(r) for r in records])
+    workers = min(settings().record_workers, len(groups)) or 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgpipe-lane") as pool:
+        done = [pool.submit(_run_lane, [records[i] for i in lane], failures) for lane in groups]
+        for future in done:
+            future.result()
+    return failures
 
 
 def _remaining_ms() -> int:
@@ -77,6 +108,16 @@ _invocation: dict[str, LambdaContext] = {}
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     _invocation["context"] = context
+    records = event.get("Records")
+    failures = process_concurrently(records if isinstance(records, list) else [])
+
+    # Powertools builds the partial-failure response (and raises when all failed) from the
+    # outcomes the lanes already reached.
+    def replay(record: SQSRecord) -> None:
+        error = failures.get(record.message_id)
+        if error is not None:
+            raise error
+
     return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=event, record_handler=replay, processor=processor, context=context
     )
