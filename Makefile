@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help install test test-unit test-functional test-functional-moto-smoke test-template \
         lint package deploy demo \
-        local-up local-down redrive bench bench-labels bench-coldstart bench-api bench-e2e chaos clean \
+        local-up local-down redrive bench bench-labels bench-coldstart bench-aws bench-cost bench-api bench-e2e chaos clean \
         browser-deps
 
 help: ## list the targets
@@ -121,6 +121,12 @@ bench-labels: install ## the offline labeler: load time and ms per detector, ins
 
 bench-coldstart: package ## handler import time (python3.12, from the zip) and zip size
 	$(BIN)/python bench/coldstart.py
+
+bench-aws: install ## the process handler under a simulated AWS round trip (0, 20 ms): wall, CPU, requests
+	$(BIN)/python bench/aws_latency.py $(BENCH_ARGS)
+
+bench-cost: install ## dollars per million images: the default stage and each option (bench/prices.json)
+	$(BIN)/python bench/cost.py
 
 bench-api: install ## DynamoDB reads per status-API list request, capped vs uncapped
 	$(BIN)/python bench/api_reads.py $(BENCH_ARGS)

@@ -31,7 +31,7 @@ class Settings:
     max_receive_count: int
     labels: LabelSettings
     function_timeout: int = 60  # seconds: no invocation of the process function lives longer
-    results_documents: tuple[str, ...] = RESULT_FORMATS  # results/<key>/<token>.<fmt> per DONE
+    results_documents: tuple[str, ...] = ()  # results/<key>/<token>.<fmt> per DONE image
     record_workers: int = 4  # lanes of a batch processed at once (see lanes.py)
     render_slots: int = 1  # decodes at once: each may reach the decode budget
 
@@ -103,11 +103,9 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
 
 
 def _results_documents(env: Mapping[str, str]) -> tuple[str, ...]:
-    """RESULTS_DOCUMENTS: "json", "json,csv" (the default) or "none"."""
+    """RESULTS_DOCUMENTS: "json", "json,csv" or "none" (the default: see make bench-cost)."""
     raw = env.get("RESULTS_DOCUMENTS", "").strip().lower()
-    if not raw:
-        return RESULT_FORMATS
-    if raw == "none":
+    if not raw or raw == "none":
         return ()
     chosen = [f.strip() for f in raw.split(",") if f.strip()]
     unknown = sorted(set(chosen) - set(RESULT_FORMATS))

@@ -126,5 +126,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStack]:
         monkeypatch.setenv("DERIVED_BUCKET", "derived")
         monkeypatch.setenv("TABLE_NAME", "images")
         monkeypatch.setenv("TOPIC_ARN", topic)
+        # off by default (make bench-cost); the unit tests follow the documents too
+        monkeypatch.setenv("RESULTS_DOCUMENTS", "json,csv")
         _reset_caches()
         yield FakeStack("uploads", "derived", "images", topic, s3, ddb, sqs)

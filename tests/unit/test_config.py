@@ -48,3 +48,24 @@ def test_label_settings_from_env() -> None:
 def test_bad_label_settings(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load({**BASE, **env})
+
+
+def test_results_documents_default_off_and_refuse_unknown_formats() -> None:
+    from imgpipe.config import ConfigError, load
+
+    base = {"UPLOADS_BUCKET": "u", "DERIVED_BUCKET": "d", "TABLE_NAME": "t"}
+    assert load(base).results_documents == ()
+    assert load({**base, "RESULTS_DOCUMENTS": "csv, json"}).results_documents == ("json", "csv")
+    with pytest.raises(ConfigError, match="RESULTS_DOCUMENTS"):
+        load({**base, "RESULTS_DOCUMENTS": "xml"})
+
+
+def test_lanes_and_render_slots_follow_memory() -> None:
+    from imgpipe.config import load
+
+    base = {"UPLOADS_BUCKET": "u", "DERIVED_BUCKET": "d", "TABLE_NAME": "t"}
+    small = load({**base, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"})
+    big = load({**base, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "4096"})
+    assert (small.record_workers, small.render_slots) == (4, 1)
+    assert (big.record_workers, big.render_slots) == (8, 6)
+    assert load({**base, "RENDER_SLOTS": "2"}).render_slots == 2

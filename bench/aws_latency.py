@@ -1,0 +1,222 @@
+"""`make bench-aws`: the process handler under an AWS-like round trip, before anyone deploys.
+
+The handler runs in-process on moto with a batch of 10 photos of 8-12 MP (made from corpus
+photos as bench/thumbs.py does), labels off, results documents off. A botocore hook adds a
+simulated round trip to every AWS request (0 and 20 ms: same-region S3/DynamoDB/SNS) and
+measures the CPU moto itself spends answering, so that it can be taken out. The same batch runs
+with one lane (records one after another: the previous release's shape) and with this release's
+lanes, in the same run.
+
+Prints per image: engine ms (bare render, median), handler wall ms, handler CPU ms (moto
+excluded), moto CPU ms, requests; and the ratios the targets are about: wall at 20 ms / wall
+at 0 ms (target <= 1.5), handler CPU / engine (target <= 1.3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+for name, value in {
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "UPLOADS_BUCKET": "uploads",
+    "DERIVED_BUCKET": "derived",
+    "TABLE_NAME": "images",
+    "LABELER": "none",
+    "RESULTS_DOCUMENTS": "none",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "ERROR",
+    "FUNCTION_TIMEOUT": "60",
+}.items():
+    os.environ.setdefault(name, value)
+
+import boto3  # noqa: E402 - after the environment above
+from moto import mock_aws  # noqa: E402 - after the environment above
+from moto.core.botocore_stubber import BotocoreStubber  # noqa: E402 - after the environment above
+from tests.conftest import CORPUS, Events  # noqa: E402 - after the environment above
+
+from imgpipe import aws, config  # noqa: E402 - after the environment above
+from imgpipe.handlers import process  # noqa: E402 - after the environment above
+from imgpipe.imaging import parse_sizes, render  # noqa: E402 - after the environment above
+from imgpipe.imaging.types import DEFAULT_SIZES, Limits  # noqa: E402 - after the environment above
+from imgpipe.lanes import record_workers  # noqa: E402 - after the environment above
+from thumbs import make_photo  # noqa: E402 - bench/ is on the path
+
+BATCH = 10
+
+
+class Context:
+    function_name = "bench-process"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-process"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+class Network:
+    """A round trip per AWS call, and the CPU moto spends answering each (its request handler
+    timed with the calling thread's CPU clock: the handler's own work, botocore's included,
+    stays on the handler's side)."""
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+        self.calls: Counter[str] = Counter()
+        self.emulator_cpu = 0.0
+        self._lock = threading.Lock()
+
+    def before(self, event_name: str, **_: Any) -> None:
+        with self._lock:
+            self.calls[event_name.split(".", 1)[1]] += 1
+        if self.delay:
+            time.sleep(self.delay)
+
+    def time_moto(self) -> None:
+        answer = BotocoreStubber.__call__
+        network = self
+
+        def timed(self: BotocoreStubber, event_name: str, request: Any, **kw: Any) -> Any:
+            started = time.thread_time()
+            try:
+                return answer(self, event_name, request, **kw)
+            finally:
+                spent = time.thread_time() - started
+                with network._lock:
+                    network.emulator_cpu += spent
+
+        BotocoreStubber.__call__ = timed  # type: ignore[method-assign]
+
+
+@dataclass
+class Run:
+    wall_ms: float
+    cpu_ms: float
+    emulator_ms: float
+    requests: float
+    by_operation: Counter[str]
+
+
+def setup(network: Network) -> None:
+    session = aws.session()
+    session.events.register("before-call", network.before)
+    network.time_moto()
+    s3 = boto3.client("s3")
+    for bucket in ("uploads", "derived"):
+        s3.create_bucket(Bucket=bucket)
+    boto3.client("dynamodb").create_table(
+        TableName="images",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "bucket", "AttributeType": "S"},
+            {"AttributeName": "key", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "bucket", "KeyType": "HASH"},
+            {"AttributeName": "key", "KeyType": "RANGE"},
+        ],
+    )
+    os.environ["TOPIC_ARN"] = boto3.client("sns").create_topic(Name="events")["TopicArn"]
+
+
+def batch(photos: list[bytes], prefix: str) -> dict[str, Any]:
+    s3, events = boto3.client("s3"), Events()
+    records = []
+    for i, body in enumerate(photos):
+        key = f"{prefix}/{i:02d}.jpg"
+        etag = s3.put_object(Bucket="uploads", Key=key, Body=body)["ETag"].strip('"')
+        records.append(events.upload_record(f"{prefix}-{i}", key, etag=etag, sequencer="0A"))
+    return {"Records": records}
+
+
+def run(network: Network, photos: list[bytes], prefix: str, workers: int, delay: float) -> Run:
+    os.environ["RECORD_WORKERS"] = str(workers)
+    config.settings.cache_clear()
+    process.pipeline.cache_clear()
+    event = batch(photos, prefix)
+    network.delay, network.calls, network.emulator_cpu = delay, Counter(), 0.0
+    wall, cpu = time.perf_counter(), time.process_time()
+    response = process.handler(event, Context())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert response == {"batchItemFailures": []}, response
+    n = len(photos)
+    return Run(
+        wall_ms=wall * 1000 / n,
+        cpu_ms=(cpu - network.emulator_cpu) * 1000 / n,
+        emulator_ms=network.emulator_cpu * 1000 / n,
+        requests=sum(network.calls.values()) / n,
+        by_operation=network.calls,
+    )
+
+
+def engine_ms(photos: list[bytes]) -> float:
+    sizes, limits = parse_sizes(DEFAULT_SIZES), Limits()
+    times = []
+    for body in photos:
+        started = time.process_time()
+        render(body, sizes, limits)
+        times.append((time.process_time() - started) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--delays", default="0,20", help="simulated round trips, ms")
+    args = parser.parse_args()
+    delays = [float(d) / 1000 for d in args.delays.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = sorted(CORPUS.glob("*.jpg"))[:BATCH]
+        paths = [make_photo(8 + i % 5, Path(tmp), source) for i, source in enumerate(sources)]
+        photos = [p.read_bytes() for p in paths]
+    print(f"{len(photos)} photos of 8-12 MP, labels off, results documents off")
+    engine = engine_ms(photos)
+    network = Network()
+    table: dict[tuple[str, float], Run] = {}
+    with mock_aws():
+        aws.reset()
+        setup(network)
+        run(network, photos[:2], "warm", 1, 0.0)  # imports, clients, caches
+        lanes = record_workers(Context.memory_limit_in_mb)
+        for delay in delays:
+            for label, workers in (("one lane (before)", 1), (f"{lanes} lanes (now)", lanes)):
+                tag = f"{label}-{delay}".replace(" ", "-").replace("(", "").replace(")", "")
+                table[(label, delay)] = run(network, photos, tag, workers, delay)
+    print(f"engine (bare render, CPU) ms/image: {engine:.0f}\n")
+    print(f"{'handler':<20}{'round trip':>11}{'wall ms':>9}{'CPU ms':>8}{'moto ms':>9}{'req':>6}")
+    for (label, delay), r in table.items():
+        print(
+            f"{label:<20}{delay * 1000:>9.0f}ms{r.wall_ms:>9.0f}{r.cpu_ms:>8.0f}"
+            f"{r.emulator_ms:>9.0f}{r.requests:>6.1f}"
+        )
+    print()
+    hi = max(delays)
+    for label in dict.fromkeys(lbl for lbl, _ in table):
+        slow, fast = table[(label, hi)], table[(label, 0.0)]
+        print(
+            f"{label}: wall at {hi * 1000:.0f} ms / wall at 0 ms = "
+            f"{slow.wall_ms / fast.wall_ms:.2f}"
+            f"  (target <= 1.5); handler CPU / engine = {fast.cpu_ms / engine:.2f}"
+            f"  (target <= 1.3)"
+        )
+    now = table[(f"{lanes} lanes (now)", 0.0)]
+    ops = ", ".join(f"{op} {n / BATCH:.0f}" for op, n in sorted(now.by_operation.items()))
+    print(f"requests per DONE image: {now.requests:.1f} ({ops})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

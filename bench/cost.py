@@ -1,0 +1,160 @@
+"""`make bench-cost`: dollars per million images, for the default stage and for each option that
+changes it, from the requests counted and the durations measured here (bench/aws_latency.py's
+run: the handler in-process on moto, a 20 ms round trip per request, a batch of 10 photos of
+8-12 MP) and the list prices in bench/prices.json (their date and source are in the file).
+
+Modelled, and said so: Lambda bills the invocation's wall time at the configured memory; CPU
+scales with memory (1,769 MB buys one vCPU), so the CPU part of the measured time stretches
+below that and does not shrink above it (one image's decode is single-threaded). DynamoDB
+writes cost one unit per KB of the item. Each image adds the S3 notification to SQS and its
+share of the mapping's receive and delete calls (one of each per batch of 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from moto import mock_aws
+from tests.conftest import CORPUS
+
+import aws_latency
+from imgpipe import aws
+from imgpipe.catalog import to_item
+from imgpipe.lanes import record_workers
+from imgpipe.outcomes import Status
+from imgpipe.record import ImageRecord
+from thumbs import make_photo
+
+PRICES = json.loads((Path(__file__).with_name("prices.json")).read_text())
+MILLION = 1_000_000
+VCPU_MB = 1769
+THUMBNAIL_KB = 90  # three sizes of a phone photo (bench/thumbs.py), stored per month
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    memory_mb: int = 1024
+    detectors: tuple[str, ...] = ("labels", "text")
+    results: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Measured:
+    wall_ms: float  # per image, in a batch, at 20 ms per request
+    cpu_ms: float
+    requests: dict[str, float]  # per image, by "service.Operation"
+    item_kb: float
+
+
+def measure() -> Measured:
+    network = aws_latency.Network()
+    with tempfile.TemporaryDirectory() as tmp:
+        sources = sorted(CORPUS.glob("*.jpg"))[: aws_latency.BATCH]
+        photos = [
+            make_photo(8 + i % 5, Path(tmp), src).read_bytes() for i, src in enumerate(sources)
+        ]
+    with mock_aws():
+        aws.reset()
+        aws_latency.setup(network)
+        aws_latency.run(network, photos[:2], "warm", 1, 0.0)
+        lanes = record_workers(1024)
+        run = aws_latency.run(network, photos, "cost", lanes, 0.020)
+        per_image = {op: n / len(photos) for op, n in run.by_operation.items()}
+        item = _sample_item_kb()
+    return Measured(run.wall_ms, run.cpu_ms, per_image, item)
+
+
+def _sample_item_kb() -> float:
+    """The size DynamoDB bills a DONE record at (with labels and text)."""
+    from imgpipe.catalog import Catalog
+
+    ddb = aws.dynamodb()
+    items = ddb.scan(TableName="images", Limit=1)["Items"]
+    if not items:
+        return 2.0
+    record: ImageRecord = Catalog(ddb, "images").get(
+        items[0]["bucket"]["S"], items[0]["key"]["S"]
+    ) or ImageRecord("b", "k", "v", Status.DONE)
+    size = len(json.dumps(to_item(record)).encode())
+    return size / 1024 + 1.0  # plus a few labels and lines of text with boxes
+
+
+def costs(stage: Stage, m: Measured) -> dict[str, float]:
+    """Dollars per million images, by line."""
+    p = PRICES
+    cpu_stretch = max(1.0, VCPU_MB / stage.memory_mb) / max(1.0, VCPU_MB / 1024)
+    wall_s = (m.wall_ms - m.cpu_ms + m.cpu_ms * cpu_stretch) / 1000
+    gb_s = stage.memory_mb / 1024 * wall_s
+    puts = m.requests.get("s3.PutObject", 0) + len(stage.results)
+    writes = m.requests.get("dynamodb.PutItem", 0) + m.requests.get("dynamodb.UpdateItem", 0)
+    lines = {
+        "Lambda compute": gb_s * p["lambda_gb_second"],
+        "Lambda requests": p["lambda_request"] / aws_latency.BATCH,
+        "S3 requests": puts * p["s3_put"] + m.requests.get("s3.GetObject", 0) * p["s3_get"],
+        "DynamoDB": writes * math.ceil(m.item_kb) * p["dynamodb_write_unit"]
+        + m.requests.get("dynamodb.GetItem", 0) * p["dynamodb_read_unit"],
+        "SNS": m.requests.get("sns.Publish", 0) * p["sns_publish"],
+        "SQS": (1 + 2 / aws_latency.BATCH) * p["sqs_request"],
+        "Rekognition": len(stage.detectors) * p["rekognition_image"],
+        "CloudWatch Logs": 2 / 1024 / 1024 * p["logs_gb"],  # about 2 KB of JSON log lines
+    }
+    return {k: v * MILLION for k, v in lines.items()}
+
+
+def options(default: Stage) -> Iterable[Stage]:
+    yield default
+    yield replace(default, name="detectors: none (labeler none)", detectors=())
+    yield replace(default, name="detectors: labels", detectors=("labels",))
+    yield replace(
+        default,
+        name="detectors: all four",
+        detectors=("labels", "text", "faces", "moderation"),
+    )
+    yield replace(default, name="results documents: json", results=("json",))
+    yield replace(default, name="results documents: json,csv", results=("json", "csv"))
+    for memory in (512, 1769, 2048):
+        yield replace(default, name=f"memory {memory} MB", memory_mb=memory)
+
+
+def main() -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n")[0]).parse_args()
+    m = measure()
+    default = Stage("default (recommended)")
+    print(
+        f"measured per image at 20 ms/request: wall {m.wall_ms:.0f} ms, CPU {m.cpu_ms:.0f} ms, "
+        f"{sum(m.requests.values()):.1f} requests "
+        f"({', '.join(f'{op} {n:.1f}' for op, n in sorted(m.requests.items()))}), "
+        f"record ~{m.item_kb:.1f} KB; "
+        f"prices of {PRICES['_recorded']} (bench/prices.json)\n"
+    )
+    base = costs(default, m)
+    names = list(base)
+    print(f"{'stage':<32}{'$/M images':>11}  " + "  ".join(f"{n}" for n in names))
+    for stage in options(default):
+        c = costs(stage, m)
+        total = sum(c.values())
+        cells = "  ".join(f"{c[n]:>{len(n)}.2f}" for n in names)
+        print(f"{stage.name:<32}{total:>11.2f}  {cells}")
+    stored = THUMBNAIL_KB / 1024 / 1024 * PRICES["s3_gb_month"] * MILLION
+    print(f"\nplus storage: about ${stored:.0f} per million images per month for the thumbnails")
+    print(
+        f"default: {default.memory_mb} MB, detectors {','.join(default.detectors)}, "
+        f"results documents {','.join(default.results) or 'none'}: "
+        f"${sum(base.values()):.2f} per million images"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
