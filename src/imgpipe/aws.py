@@ -36,6 +36,9 @@ def client_config(function_timeout: float | None = None) -> Config:
         retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
         # lanes of a batch x the writes of one image, without waiting for a connection
         max_pool_connections=50,
+        # The service validates every request anyway; botocore's client-side pass over our own
+        # code-built parameters cost ~11 ms of CPU per image (make bench-aws, profiled).
+        parameter_validation=False,
         connect_timeout=max(0.5, per_attempt / 4),
         read_timeout=per_attempt * 3 / 4,
     )
