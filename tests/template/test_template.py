@@ -187,6 +187,7 @@ SHIPPED = {
     "labels/local.py",
     "labels/rekognition.py",
     "labels/types.py",
+    "lanes.py",
     "notify.py",
     "observability.py",
     "outcomes.py",
