@@ -23,6 +23,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 import boto3
 from moto import mock_aws
+from tests.harness.tables import create_images_table
 
 from imgpipe import api as api_module
 from imgpipe import catalog as catalog_module
@@ -41,18 +42,7 @@ REQUESTS: dict[str, dict[str, str]] = {
 
 def seed(records: int, rare_every: int) -> tuple[Any, Any]:
     ddb = boto3.client("dynamodb")
-    ddb.create_table(
-        TableName="images",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "bucket", "AttributeType": "S"},
-            {"AttributeName": "key", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "bucket", "KeyType": "HASH"},
-            {"AttributeName": "key", "KeyType": "RANGE"},
-        ],
-    )
+    create_images_table(ddb)
     catalog = Catalog(ddb, "images")
     for i in range(records):
         status = Status.REJECTED if i % rare_every == rare_every - 1 else Status.DONE

@@ -48,6 +48,8 @@ import boto3  # noqa: E402 - after the environment above
 from moto import mock_aws  # noqa: E402 - after the environment above
 from moto.core.botocore_stubber import BotocoreStubber  # noqa: E402 - after the environment above
 from tests.conftest import CORPUS, Events  # noqa: E402 - after the environment above
+from tests.harness.tables import create_images_table  # noqa: E402 - after the environment above
+from tests.unit.conftest import LambdaContext  # noqa: E402 - after the environment above
 
 from imgpipe import aws, config  # noqa: E402 - after the environment above
 from imgpipe.handlers import process  # noqa: E402 - after the environment above
@@ -58,16 +60,6 @@ from imgpipe.observability import metrics  # noqa: E402 - after the environment 
 from thumbs import make_photo  # noqa: E402 - bench/ is on the path
 
 BATCH = 10
-
-
-class Context:
-    function_name = "bench-process"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-process"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 class Network:
@@ -119,18 +111,7 @@ def setup(network: Network) -> None:
     s3 = boto3.client("s3")
     for bucket in ("uploads", "derived"):
         s3.create_bucket(Bucket=bucket)
-    boto3.client("dynamodb").create_table(
-        TableName="images",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": "bucket", "AttributeType": "S"},
-            {"AttributeName": "key", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "bucket", "KeyType": "HASH"},
-            {"AttributeName": "key", "KeyType": "RANGE"},
-        ],
-    )
+    create_images_table(boto3.client("dynamodb"))
     os.environ["TOPIC_ARN"] = boto3.client("sns").create_topic(Name="events")["TopicArn"]
 
 
@@ -151,7 +132,7 @@ def run(network: Network, photos: list[bytes], prefix: str, workers: int, delay:
     event = batch(photos, prefix)
     network.delay, network.calls, network.emulator_cpu = delay, Counter(), 0.0
     wall, cpu = time.perf_counter(), time.process_time()
-    response = process.handler(event, Context())
+    response = process.handler(event, LambdaContext())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     assert response == {"batchItemFailures": []}, response
     metrics.clear_metrics()  # EMF lines are not what this prints
@@ -209,7 +190,7 @@ def main() -> int:
         aws.reset()
         setup(network)
         run(network, photos[:2], "warm", 1, 0.0)  # imports, clients, caches
-        lanes = record_workers(Context.memory_limit_in_mb)
+        lanes = record_workers(LambdaContext.memory_limit_in_mb)
         for delay in delays:
             for label, workers in (("one lane (before)", 1), (f"{lanes} lanes (now)", lanes)):
                 tag = f"{label}-{delay}".replace(" ", "-").replace("(", "").replace(")", "")

@@ -14,6 +14,7 @@ from moto import mock_aws
 from imgpipe import aws, config
 from imgpipe.catalog import Catalog
 from imgpipe.handlers import process, status
+from tests.harness.tables import create_images_table
 
 REGION = "us-east-1"
 
@@ -109,18 +110,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStack]:
         sqs = boto3.client("sqs", region_name=REGION)
         for bucket in ("uploads", "derived"):
             s3.create_bucket(Bucket=bucket)
-        ddb.create_table(
-            TableName="images",
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "bucket", "AttributeType": "S"},
-                {"AttributeName": "key", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "bucket", "KeyType": "HASH"},
-                {"AttributeName": "key", "KeyType": "RANGE"},
-            ],
-        )
+        create_images_table(ddb)
         topic = sns.create_topic(Name="events")["TopicArn"]
         monkeypatch.setenv("UPLOADS_BUCKET", "uploads")
         monkeypatch.setenv("DERIVED_BUCKET", "derived")
