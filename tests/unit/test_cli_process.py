@@ -70,3 +70,21 @@ def test_python_dash_m_runs_the_same_command() -> None:
         check=False,
     )
     assert out.returncode == 0 and "--fault-rate" in out.stdout
+
+
+def test_processing_local_files_never_loads_the_aws_sdk(corpus: Path, tmp_path: Path) -> None:
+    """A whole `imgpipe process` run, start-up included, is what users time: boto3 alone is
+    ~200 ms of it, and nothing there talks to AWS."""
+    import subprocess
+    import sys
+
+    photo = sorted(corpus.glob("*.jpg"))[0]
+    code = (
+        "import sys; from imgpipe.cli import main\n"
+        f"main(['process', {str(photo)!r}, '--labels', 'none', '--out', {str(tmp_path)!r}],"
+        " standalone_mode=False)\n"
+        "sdk = ('boto3', 'botocore', 'aws_lambda_powertools')\n"
+        "print(sorted(m for m in sdk if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -169,10 +170,14 @@ def _process_labeler(name: str) -> Labeler:
             name = "local"
         except LocalModelsMissing:
             name = "none"
-    try:
-        import boto3
 
-        return make_labeler(LabelSettings(backend=name), lambda: boto3.client("rekognition"))
+    def rekognition() -> Any:
+        import boto3  # only when Rekognition is asked for: ~200 ms of every run otherwise
+
+        return boto3.client("rekognition")
+
+    try:
+        return make_labeler(LabelSettings(backend=name), rekognition)
     except Exception as exc:  # noqa: BLE001 - one line that says what to do
         raise click.ClickException(str(exc)) from None
 
