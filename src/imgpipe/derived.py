@@ -68,10 +68,11 @@ def owned(record: ImageRecord | None) -> frozenset[str]:
 
 def successor(new: ImageRecord, stored: ImageRecord | None) -> ImageRecord:
     """``new`` as it replaces ``stored``: one revision on, and responsible for removing what
-    ``stored`` owned or still had to remove, except what ``new`` owns itself."""
+    ``stored`` owned or still had to remove (and what ``new`` already listed), except what
+    ``new`` owns itself."""
     if stored is None:
-        return replace(new, revision=1, cleanup=())
-    leftover = owned(stored) | frozenset(stored.cleanup)
+        return replace(new, revision=1, cleanup=tuple(sorted(frozenset(new.cleanup) - owned(new))))
+    leftover = owned(stored) | frozenset(stored.cleanup) | frozenset(new.cleanup)
     if stored.status is Status.DONE and not stored.results:
         leftover |= legacy_results_keys(stored.key)
     return replace(new, revision=stored.revision + 1, cleanup=tuple(sorted(leftover - owned(new))))

@@ -24,6 +24,7 @@ from .errors import (
     Action,
     DeadlineNear,
     NotificationPending,
+    SourceChanged,
     WriteContended,
     decide,
     describe,
@@ -136,12 +137,23 @@ class Pipeline:
             if decision.action is Action.SKIP:
                 if stored is None:  # not read yet (a first delivery): what does the table say?
                     stored = self.catalog.get(event.bucket, event.key)
-                return self._skip(event, stored, str(exc))
+                dead = isinstance(exc, SourceChanged)
+                return self._skip(event, stored, str(exc), dead=dead)
             if decision.action is not Action.REJECT:
                 raise
             logger.info("rejected", extra={"reason": decision.reason, "detail": str(exc)})
             detail = getattr(exc, "detail", str(exc))
-            record = replace(base, status=Status.REJECTED, reason=decision.reason, detail=detail)
+            # An earlier attempt at this version may have written thumbnails before it failed
+            # (a FAILED record, then a redrive that finds the file gone): a final REJECTED
+            # version owns none, so its record takes them to clean (S3 deletes are free).
+            leftovers = derived.would_own(event.key, event.version, self._size_names)
+            record = replace(
+                base,
+                status=Status.REJECTED,
+                reason=decision.reason,
+                detail=detail,
+                cleanup=tuple(sorted(leftovers)),
+            )
         return self._finish(event, record, stored)
 
     def _process(self, event: S3ObjectEvent, base: ImageRecord) -> ImageRecord:
@@ -277,14 +289,19 @@ class Pipeline:
             except Exception:  # noqa: BLE001
                 logger.warning("could not mark notified", extra={"attempt": attempt + 1})
 
-    def _skip(self, event: S3ObjectEvent, stored: ImageRecord | None, why: str) -> Outcome:
+    def _skip(
+        self, event: S3ObjectEvent, stored: ImageRecord | None, why: str, *, dead: bool = False
+    ) -> Outcome:
         """Nothing new to write; but finish what the stored record left undone, and remove
-        what an attempt at an older version may have written before it crashed or lost."""
+        what an earlier attempt at this event's version may have written before it crashed,
+        failed or lost, when that version can no longer win: it is older than the record, or
+        ``dead`` (its bytes are gone from the bucket, so no delivery of it can render again)."""
         if stored is not None:
             self._clean(stored)
-            if event.is_created and event.version < stored.version:
-                would = derived.would_own(event.key, event.version, self._size_names)
-                self.store.delete(self.settings.derived_bucket, would - derived.owned(stored))
+        older = stored is not None and event.version < stored.version
+        if event.is_created and (older or dead):
+            would = derived.would_own(event.key, event.version, self._size_names)
+            self.store.delete(self.settings.derived_bucket, would - derived.owned(stored))
         if stored is not None and stored.version == event.version and not stored.notified:
             # Same version already final, but not yet announced. Either its writer died or
             # failed to publish (then finish it now, once), or another delivery of the same

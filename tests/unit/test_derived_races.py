@@ -299,3 +299,52 @@ def test_results_documents_are_written_only_as_configured(
     docs = stack.derived_keys("results/")
     assert sorted(k.rsplit(".", 1)[1] for k in docs) == formats
     assert list(record.results) == sorted(record.results, key=lambda k: k.endswith(".csv"))
+
+
+def test_a_failed_versions_thumbnails_go_once_its_bytes_are_gone(
+    stack: FakeStack, events: Events, run: Callable[..., object]
+) -> None:
+    """v1 writes its thumbnails, then its catalog writes fail on every receive: FAILED, to
+    the DLQ. The photo is replaced; the redriven v1 finds other bytes (IfMatch fails): v1 can
+    never be rendered again, so what it wrote goes (found by `make test`'s chaos run)."""
+    v1 = stack.upload("a.jpg", jpeg_bytes((300, 200)))
+
+    def done_write_fails(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Item", {}).get("status", {}).get("S") == "DONE":
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}}, "PutItem")
+
+    aws.dynamodb().meta.events.register("before-parameter-build.dynamodb.PutItem", done_write_fails)
+    retried(run, events.upload_record("m1", "a.jpg", 3, etag=v1, sequencer="0A"))
+    failed = stack.catalog.get("uploads", "a.jpg")
+    assert failed is not None and failed.status is Status.FAILED
+    assert stack.derived_keys("thumbnails/")  # written by v1, owned by no record
+    aws.dynamodb().meta.events.unregister(
+        "before-parameter-build.dynamodb.PutItem", done_write_fails
+    )
+    v2 = stack.upload("a.jpg", jpeg_bytes((900, 600)))
+    run(events.upload_record("m1", "a.jpg", 1, etag=v1, sequencer="0A"))  # the redrive
+    assert stack.derived_keys("thumbnails/") == []
+    run(events.upload_record("m2", "a.jpg", etag=v2, sequencer="0B"))
+    record = assert_converged(stack, "a.jpg")
+    assert record.status is Status.DONE and record.etag == v2
+
+
+def test_a_rejected_version_takes_an_earlier_attempts_thumbnails_to_clean(
+    stack: FakeStack, events: Events, run: Callable[..., object]
+) -> None:
+    """v1's attempt wrote thumbnails and died; its retry finds the object deleted (REJECTED
+    missing): nothing owns those thumbnails but the REJECTED record's cleanup."""
+    v1 = stack.upload("a.jpg", jpeg_bytes())
+
+    def crash(params: dict[str, Any], **_: Any) -> None:
+        raise RuntimeError("the execution environment died")
+
+    aws.dynamodb().meta.events.register("before-parameter-build.dynamodb.PutItem", crash)
+    retried(run, events.upload_record("m1", "a.jpg", etag=v1, sequencer="0A"))
+    aws.dynamodb().meta.events.unregister("before-parameter-build.dynamodb.PutItem", crash)
+    assert stack.derived_keys("thumbnails/")
+    stack.s3.delete_object(Bucket="uploads", Key="a.jpg")
+    run(events.upload_record("m1", "a.jpg", 2, etag=v1, sequencer="0A"))
+    record = assert_converged(stack, "a.jpg")
+    assert (record.status, record.reason) == (Status.REJECTED, Reason.MISSING)
+    assert stack.derived_keys() == []
