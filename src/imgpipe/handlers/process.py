@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from .. import aws
 from ..catalog import Catalog
 from ..config import settings
-from ..events import read_body
+from ..events import ParsedBody, read_body
 from ..labels import make_labeler
 from ..lanes import lanes
 from ..notify import Notifier
@@ -43,11 +43,11 @@ def pipeline() -> Pipeline:
     )
 
 
-def handle_message(record: SQSRecord) -> None:
-    """One message's events, in order. Raise only to have the message retried: a malformed or
-    ignored record is acknowledged (retrying cannot change it), logged and counted."""
+def handle_message(record: SQSRecord, parsed: ParsedBody) -> None:
+    """One message's events (``parsed``: its body, read once), in order. Raise only to have
+    the message retried: a malformed or ignored record is acknowledged (retrying cannot change
+    it), logged and counted."""
     receive_count = int(record.attributes.approximate_receive_count or 1)
-    parsed = read_body(record.body)
     logger.thread_safe_append_keys(message_id=record.message_id, envelope=parsed.envelope)
     for why in parsed.malformed:
         logger.error("malformed record acknowledged", extra={"why": why})
@@ -65,17 +65,18 @@ def handle_message(record: SQSRecord) -> None:
             raise
 
 
-def _keys(record: dict[str, Any]) -> list[str]:
+def _parse(record: dict[str, Any]) -> ParsedBody:
     body = record.get("body")
-    parsed = read_body(body if isinstance(body, str) else "")
-    return [f"{e.bucket}/{e.key}" for e in parsed.events]
+    return read_body(body if isinstance(body, str) else "")
 
 
-def _run_lane(records: list[dict[str, Any]], failures: dict[str, BaseException]) -> None:
-    for raw in records:
+def _run_lane(
+    messages: list[tuple[dict[str, Any], ParsedBody]], failures: dict[str, BaseException]
+) -> None:
+    for raw, parsed in messages:
         record = SQSRecord(raw)
         try:
-            handle_message(record)
+            handle_message(record, parsed)
         except Exception as exc:  # noqa: BLE001 - reported per message below
             failures[record.message_id] = exc
         finally:
@@ -86,10 +87,14 @@ def process_concurrently(records: list[dict[str, Any]]) -> dict[str, BaseExcepti
     """Each message's outcome (message id -> the error that must retry it): lanes of messages
     that share no key run in parallel, each lane in batch order (see lanes.py)."""
     failures: dict[str, BaseException] = {}
-    groups = lanes([_keys(r) for r in records])
+    parsed = [_parse(r) for r in records]
+    groups = lanes([[f"{e.bucket}/{e.key}" for e in p.events] for p in parsed])
     workers = min(settings().record_workers, len(groups)) or 1
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imgpipe-lane") as pool:
-        done = [pool.submit(_run_lane, [records[i] for i in lane], failures) for lane in groups]
+        done = [
+            pool.submit(_run_lane, [(records[i], parsed[i]) for i in lane], failures)
+            for lane in groups
+        ]
         for future in done:
             future.result()
     return failures
