@@ -204,16 +204,19 @@ class Catalog:
             raise
         return True
 
-    def _update_if_revision(self, record: ImageRecord, update: str) -> bool:
+    def _update_if_revision(
+        self,
+        record: ImageRecord,
+        update: str,
+        values: dict[str, AttributeValueTypeDef] | None = None,
+    ) -> bool:
         names = {"#r": "revision"}
-        values: dict[str, AttributeValueTypeDef] = {}
+        values = dict(values or {})
         if record.revision:
             condition = "#r = :r"
             values[":r"] = {"N": str(record.revision)}
         else:
             condition = "attribute_not_exists(#r)"
-        if ":t" in update:
-            values[":t"] = {"BOOL": True}
         request: UpdateItemInputTypeDef = {
             "TableName": self._table,
             "Key": self._key(record.bucket, record.key),
@@ -233,7 +236,7 @@ class Catalog:
 
     def mark_notified(self, record: ImageRecord) -> bool:
         """Record that ``record``'s outcome went out; False if it is no longer the stored one."""
-        return self._update_if_revision(record, "SET notified = :t")
+        return self._update_if_revision(record, "SET notified = :t", {":t": {"BOOL": True}})
 
     def clear_cleanup(self, record: ImageRecord) -> bool:
         """Forget ``record``'s pending deletions once they are done (if it is still stored)."""

@@ -113,19 +113,11 @@ def to_document(record: ImageRecord, *, internal: bool = False) -> JsonObject:
         value = getattr(record, name)
         if value is not None and value != "":
             doc[name] = unstructure(value)
-    if record.image is not None:
-        image = unstructure(record.image)
-        assert isinstance(image, dict)
-        doc.update(image)
+    _add_image(doc, record)
     doc["thumbnails"] = unstructure(record.thumbnails)
     if record.results:
         doc["results"] = list(record.results)
-    if record.findings is not None:
-        findings = unstructure(record.findings)
-        assert isinstance(findings, dict)
-        for name in _FINDINGS:
-            doc[name] = findings.get(name, [])
-        doc["labeler"] = {k: findings[k] for k in _LABELER if k in findings}
+    _add_findings(doc, record, _LABELER)
     for name in ("ms", "thumbnail_ms"):
         value = getattr(record, name)
         if value is not None:
@@ -150,10 +142,7 @@ def to_public(record: ImageRecord) -> JsonObject:
             doc[name] = unstructure(value)
     if record.reason is not None:
         doc["message"] = REASON_TEXT[record.reason]
-    if record.image is not None:
-        image = unstructure(record.image)
-        assert isinstance(image, dict)
-        doc.update(image)
+    _add_image(doc, record)
     doc["thumbnails"] = [
         {
             "name": t.name,
@@ -164,13 +153,26 @@ def to_public(record: ImageRecord) -> JsonObject:
         }
         for t in record.thumbnails
     ]
+    _add_findings(doc, record, ("backend",))
+    return doc
+
+
+def _add_image(doc: JsonObject, record: ImageRecord) -> None:
+    """The image's fields, flat in the document."""
+    if record.image is not None:
+        image = unstructure(record.image)
+        assert isinstance(image, dict)
+        doc.update(image)
+
+
+def _add_findings(doc: JsonObject, record: ImageRecord, labeler: tuple[str, ...]) -> None:
+    """labels, text, faces, moderation, and ``labeler`` with the named fields of the result."""
     if record.findings is not None:
         findings = unstructure(record.findings)
         assert isinstance(findings, dict)
         for name in _FINDINGS:
             doc[name] = findings.get(name, [])
-        doc["labeler"] = {"backend": record.findings.backend}
-    return doc
+        doc["labeler"] = {k: findings[k] for k in labeler if k in findings}
 
 
 def _bookkeeping(record: ImageRecord) -> JsonObject:
