@@ -9,13 +9,19 @@ lanes, in the same run.
 
 Prints per image: engine ms (bare render, median), handler wall ms, handler CPU ms (moto
 excluded), moto CPU ms, requests; and the ratios the targets are about: wall at 20 ms / wall
-at 0 ms (target <= 1.5), handler CPU / engine (target <= 1.3).
+at 0 ms (target <= 1.5), handler CPU / engine (target <= 1.3). Then a profile of one batch
+(one lane, no delay) that says where the CPU per image goes, by area: the engine (imgpipe's
+imaging + Pillow), the AWS SDK (request building, signing, parsing), Powertools, the rest of
+imgpipe, the standard library, and moto (the emulator: on AWS that work is not on the
+function's CPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -146,6 +152,76 @@ def run(network: Network, photos: list[bytes], prefix: str, workers: int, delay:
     )
 
 
+AREAS = (  # first match wins: a path fragment of the function's file -> area
+    ("/moto/", "moto (emulator)"),
+    ("/werkzeug/", "moto (emulator)"),
+    ("/responses/", "moto (emulator)"),
+    ("/imgpipe/imaging/", "engine"),
+    ("/PIL/", "engine"),
+    ("/botocore/", "AWS SDK"),
+    ("/boto3/", "AWS SDK"),
+    ("/s3transfer/", "AWS SDK"),
+    ("/urllib3/", "AWS SDK"),
+    ("/aws_lambda_powertools/", "Powertools"),
+    ("/imgpipe/", "imgpipe (rest)"),
+)
+
+
+def area_of(filename: str) -> str:
+    return next((area for fragment, area in AREAS if fragment in filename), "stdlib + other")
+
+
+def attribute(stats: Any, func: tuple[str, int, str], seen: frozenset[Any]) -> Counter[str]:
+    """Which areas a function's own time belongs to: its own area, or when it is a C function
+    or the standard library (json, urllib, email headers, copy...) the areas of its callers,
+    in proportion to the time each caller's calls took, up to the first caller with an area."""
+    area = area_of(func[0]) if func[0] != "~" else "stdlib + other"
+    callers = stats[func][4]
+    if area != "stdlib + other" or not callers or func in seen:
+        return Counter({area: 1.0})
+    total = sum(timing[3] for timing in callers.values()) or 1.0
+    shares: Counter[str] = Counter()
+    for caller, timing in callers.items():
+        for caller_area, share in attribute(stats, caller, seen | {func}).items():
+            shares[caller_area] += share * timing[3] / total
+    return shares
+
+
+def profile(network: Network, photos: list[bytes]) -> dict[str, float]:
+    """Own (not cumulative) CPU per image by area, from cProfile over one batch in one lane,
+    every thread profiled with its own CPU clock (the lane and the upload threads included).
+    Under the profiler everything is slower; the shares are what this is for."""
+    os.environ["RECORD_WORKERS"] = "1"
+    config.settings.cache_clear()
+    process.pipeline.cache_clear()  # a new pipeline: its upload threads start profiled
+    event = batch(photos, "profile")
+    network.delay = 0.0
+    profilers: list[cProfile.Profile] = []
+
+    def start(*_: Any) -> None:  # the first event in each new thread: profile it from there
+        profiler = cProfile.Profile(time.thread_time)
+        profilers.append(profiler)
+        profiler.enable()
+
+    threading.setprofile(start)
+    start()
+    try:
+        process.handler(event, LambdaContext())
+    finally:
+        threading.setprofile(None)
+        profilers[0].disable()
+    metrics.clear_metrics()
+    spent: Counter[str] = Counter()
+    for profiler in profilers:
+        stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        for func, (_cc, _nc, own, _cum, _callers) in stats.items():
+            if "SimpleQueue" in func[2] or "lock" in func[2]:
+                continue  # idle threads waiting for work: a wait still pending is timed wrong
+            for area, share in attribute(stats, func, frozenset()).items():
+                spent[area] += own * share * 1000 / len(photos)
+    return dict(spent.most_common())
+
+
 def engine_ms(photos: list[bytes], repeat: int) -> float:
     """The bare render's CPU per image: the median over the photos of each one's median time
     (the same statistic as the handler's figures)."""
@@ -198,6 +274,7 @@ def main() -> int:
                     run(network, photos, f"{tag}-{i}", workers, delay) for i in range(args.repeat)
                 ]
                 table[(label, delay)] = median_run(runs)
+        areas = profile(network, photos)
     print(f"engine (bare render, CPU) ms/image: {engine:.0f}; medians of {args.repeat} runs\n")
     print(f"{'handler':<20}{'round trip':>11}{'wall ms':>9}{'CPU ms':>8}{'moto ms':>9}{'req':>6}")
     for (label, delay), r in table.items():
@@ -218,6 +295,17 @@ def main() -> int:
     now = table[(f"{lanes} lanes (now)", 0.0)]
     ops = ", ".join(f"{op} {n / BATCH:.0f}" for op, n in sorted(now.by_operation.items()))
     print(f"requests per DONE image: {now.requests:.1f} ({ops})")
+    total = sum(areas.values())
+    print("\nwhere one batch's CPU goes (cProfile, one lane, ms/image; profiled, so slower;")
+    print("the standard library's and C functions' time counted for the area that called them):")
+    for area, ms in areas.items():
+        print(f"  {area:<18}{ms:>7.1f}  {ms / total:>4.0%}")
+    own = total - areas.get("moto (emulator)", 0.0)
+    engine_share = areas.get("engine", 0.0)
+    print(
+        f"  handler without the emulator: {own:.1f} ms,"
+        f" of which the engine {engine_share / own:.0%}"
+    )
     return 0
 
 

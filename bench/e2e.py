@@ -12,8 +12,9 @@ this measures the pipeline around the thumbnail engine), one execution environme
 
 Prints, side by side: throughput (images/s), upload -> final-status latency p50/p95/max, the
 ratio of the burst's throughput to the bare engine's on the same cores (target >= 0.8), the
-burst's drain time against 100 x engine time / cores (target <= 1.25), and the CPU the emulator
-server itself used (on MiniStack the Lambda workers are its children and are not counted).
+burst's drain time against 100 x engine time / cores (target <= 1.25), and where the CPU went:
+the emulator's server (its own process) apart from the processes that run the handler (on
+MiniStack its Lambda workers, with moto the local runner's), per image and against the engine.
 """
 
 from __future__ import annotations
@@ -79,6 +80,38 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def descendants(root: int) -> list[int]:
+    """Every process below ``root`` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def workers_cpu(ep: endpoint.Endpoint) -> dict[int, float]:
+    """CPU seconds of each process that runs the handler: on MiniStack the emulator's children
+    (its Lambda workers); with moto the local runner's, which are this process's children
+    (the moto server excluded)."""
+    emulator = {ep.pid, *descendants(ep.pid)} if ep.kind != "ministack" else {ep.pid}
+    pids = [p for p in descendants(os.getpid()) + descendants(ep.pid) if p not in emulator]
+    spent = {}
+    for pid in pids:
+        try:
+            spent[pid] = cpu_seconds(pid)
+        except OSError:
+            continue
+    return spent
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -121,6 +154,7 @@ class Measured:
     steady: list[str] = field(default_factory=list)
     drain: float = 0.0  # seconds from the first burst upload to its last final status
     emulator_cpu: float = 0.0  # CPU seconds the emulator's server spent during the burst
+    workers_cpu: float = 0.0  # CPU seconds the processes running the handler spent in it
     burst_latency: list[float] = field(default_factory=list)
     steady_latency: list[float] = field(default_factory=list)
     lost: int = 0
@@ -143,7 +177,7 @@ def measure(ep: endpoint.Endpoint, photos: list[bytes], args: argparse.Namespace
             put(key, photos[0])
         watcher.wait(warm, 120)
         out.burst = [f"burst/{i:03d}.jpg" for i in range(args.burst)]
-        emulator_before = cpu_seconds(ep.pid)
+        emulator_before, workers_before = cpu_seconds(ep.pid), workers_cpu(ep)
         started = time.time()
         with ThreadPoolExecutor(8) as pool:
             for i, key in enumerate(out.burst):
@@ -151,6 +185,10 @@ def measure(ep: endpoint.Endpoint, photos: list[bytes], args: argparse.Namespace
         watcher.wait(out.burst, 600)
         out.drain = max(watcher.final.get(k, started) for k in out.burst) - started
         out.emulator_cpu = cpu_seconds(ep.pid) - emulator_before
+        # workers that started during the burst count from zero; any that exited are missed
+        out.workers_cpu = sum(
+            spent - workers_before.get(pid, 0.0) for pid, spent in workers_cpu(ep).items()
+        )
         t0 = time.monotonic()
         while time.monotonic() - t0 < args.seconds:
             key = f"steady/{len(out.steady):03d}.jpg"
@@ -195,6 +233,18 @@ def report(results: list[Measured], engine: float, args: argparse.Namespace) -> 
         (
             "emulator server CPU, share of the burst",
             *(f"{m.emulator_cpu / (m.drain * cores):.0%}" for m in results),
+        ),
+        (
+            "emulator server CPU ms per image",
+            *(f"{m.emulator_cpu * 1000 / args.burst:.0f}" for m in results),
+        ),
+        (
+            "handler processes' CPU ms per image",
+            *(f"{m.workers_cpu * 1000 / args.burst:.0f}" for m in results),
+        ),
+        (
+            "  / bare engine (emulator excluded)",
+            *(f"{m.workers_cpu * 1000 / args.burst / engine:.2f}" for m in results),
         ),
         (
             "throughput / bare engine (target >= 0.8)",

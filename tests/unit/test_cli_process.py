@@ -51,6 +51,53 @@ def test_process_folder_human_output(corpus: Path, tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*/s.jpg"))) == 18
 
 
+def test_files_run_at_once_print_in_the_order_named_with_the_same_thumbnails(
+    corpus: Path, tmp_path: Path
+) -> None:
+    # the same name from two folders, a REJECTED file among them, and the file named twice
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "Landscape_1.jpg").write_bytes((corpus / "Portrait_3.jpg").read_bytes())
+    (twin / "zero.jpg").write_bytes(b"")
+    named = [
+        corpus / "Landscape_1.jpg",
+        twin,
+        corpus / "Portrait_8.jpg",
+        corpus / "Landscape_1.jpg",
+    ]
+    runs = {}
+    for jobs in ("1", "4"):
+        out = tmp_path / f"out{jobs}"
+        result = CliRunner().invoke(
+            main,
+            [
+                *("process", *map(str, named), "--out", str(out), "--json"),
+                *("--labels", "none", "--sizes", "s=64", "--jobs", jobs),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in result.output.splitlines()]
+        runs[jobs] = lines
+        files = [line["file"] for line in lines]
+        assert files == [
+            str(corpus / "Landscape_1.jpg"),
+            str(twin / "Landscape_1.jpg"),
+            str(twin / "zero.jpg"),
+            str(corpus / "Portrait_8.jpg"),
+            str(corpus / "Landscape_1.jpg"),
+        ]
+        assert [line["status"] for line in lines] == ["DONE", "DONE", "REJECTED", "DONE", "DONE"]
+        paths = [t["path"] for line in lines for t in line["thumbnails"]]
+        assert len(set(paths)) == 4  # nobody's thumbnail overwrote another's
+        with Image.open(lines[1]["thumbnails"][0]["path"]) as im:
+            assert im.height > im.width  # the portrait under the landscape's name kept its own
+    strip = [
+        [{k: v for k, v in line.items() if k not in ("ms", "thumbnails")} for line in run]
+        for run in runs.values()
+    ]
+    assert strip[0] == strip[1]
+
+
 def test_usage_errors_exit_non_zero(tmp_path: Path) -> None:
     runner = CliRunner()
     assert runner.invoke(main, ["process", str(tmp_path / "missing.jpg")]).exit_code == 2

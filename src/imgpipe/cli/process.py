@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,12 @@ _DEFAULTS = RenderOptions()  # the service's own defaults, not restated here
     show_default=True,
     help="auto: the offline models when installed (imgpipe[local-ml]), else none",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="files processed at once  [default: the CPUs this process may use]",
+)
 def process(
     paths: tuple[Path, ...],
     out: Path,
@@ -80,6 +88,7 @@ def process(
     max_bytes: int,
     max_pixels: int,
     labeler_name: str,
+    jobs: int | None,
 ) -> None:
     """Run the thumbnail engine offline on local files or folders (no AWS needed).
 
@@ -95,33 +104,65 @@ def process(
         include_gps=gps,
     )
     labeler = _process_labeler(labeler_name)
+    files = _expand(paths)
+    folders = _output_folders(files, out)
+
+    def handle(file: Path, folder: Path) -> FileResult:
+        return _process_file(file, folder, options, labeler)
+
+    # Pillow releases the GIL while it decodes, resizes and encodes, so threads use every core;
+    # results are printed in the order the files were named, each as soon as it and those
+    # before it are done.
+    workers = jobs or _usable_cpus()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="process") as pool:
+        for result in (
+            pool.map(handle, files, folders) if workers > 1 else map(handle, files, folders)
+        ):
+            if as_json:
+                doc = unstructure(result)
+                assert isinstance(doc, dict)
+                doc.setdefault("reason", None)  # always present: null when DONE
+                click.echo(json.dumps(doc, ensure_ascii=False))
+            else:
+                _echo_process_line(result)
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _output_folders(files: list[Path], out: Path) -> list[Path]:
+    """OUT/<file name>, decided before any work starts so that concurrent files never share one:
+    a name met again (same file name from two folders) gets a leading "_" per earlier use."""
+    folders: list[Path] = []
     used: set[str] = set()
-    for file in _expand(paths):
-        started = time.perf_counter()
-        try:
-            done = process_image(file.read_bytes(), options, labeler, key=str(file))
-        except ImageRejected as exc:
-            result = FileResult(str(file), Status.REJECTED, reason=exc.reason, detail=exc.detail)
-        else:
-            name = file.name
-            while name in used:  # same file name from two folders
-                name = f"_{name}"
-            used.add(name)
-            result = FileResult(
-                str(file),
-                Status.DONE,
-                metadata=done.rendered.info,
-                thumbnails=_write(done.rendered.thumbnails, out / name),
-                labels=done.findings,
-            )
-        result = replace(result, ms=round((time.perf_counter() - started) * 1000, 1))
-        if as_json:
-            doc = unstructure(result)
-            assert isinstance(doc, dict)
-            doc.setdefault("reason", None)  # always present: null when DONE
-            click.echo(json.dumps(doc, ensure_ascii=False))
-        else:
-            _echo_process_line(result)
+    for file in files:
+        name = file.name
+        while name in used:
+            name = f"_{name}"
+        used.add(name)
+        folders.append(out / name)
+    return folders
+
+
+def _process_file(file: Path, folder: Path, options: RenderOptions, labeler: Labeler) -> FileResult:
+    started = time.perf_counter()
+    try:
+        done = process_image(file.read_bytes(), options, labeler, key=str(file))
+    except ImageRejected as exc:
+        result = FileResult(str(file), Status.REJECTED, reason=exc.reason, detail=exc.detail)
+    else:
+        result = FileResult(
+            str(file),
+            Status.DONE,
+            metadata=done.rendered.info,
+            thumbnails=_write(done.rendered.thumbnails, folder),
+            labels=done.findings,
+        )
+    return replace(result, ms=round((time.perf_counter() - started) * 1000, 1))
 
 
 @dataclass(frozen=True, slots=True)
