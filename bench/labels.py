@@ -1,9 +1,10 @@
-"""`make bench-labels`: what the offline labeler costs.
+"""`make bench-labels`: what the offline labeler costs, and how good its labels are.
 
 On a 2 MP corpus photo (Landscape_1.jpg, 1800x1200), as the pipeline runs it: on the 1024 px
 thumbnail. Prints, per detector, the import + model-load time in a fresh interpreter (median of
 3 processes) and the per-image milliseconds (median of --runs, one thread), then the disk size of
-what `pip install 'imgpipe[local-ml]'` adds.
+what `pip install 'imgpipe[local-ml]'` adds. Then the evaluation on a labelled set of everyday
+photos, before and now, and the calibration of the floors (bench/label_eval.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from PIL import Image
 
 from imgpipe.imaging import Limits, parse_sizes, render
 from imgpipe.labels import local
+from label_eval import evaluate
 
 PHOTO = Path(__file__).resolve().parents[2] / "shared/corpus/exif-orientation/Landscape_1.jpg"
 DETECTORS: dict[str, Callable[[Image.Image], object]] = {
@@ -129,6 +131,7 @@ def main() -> int:
         print(f"{name:30s}{load_ms(MODEL_KEYS[name]):16.0f}{ms:16.1f}")
     print(f"{'all four':30s}{'':16s}{total:16.1f}")
     print(f"\npip install 'imgpipe[local-ml]' adds {install_mb():.0f} MB on disk")
+    evaluate()
     print(f"bench wall time {time.monotonic() - wall:.0f}s")
     return 0
 

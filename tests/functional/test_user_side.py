@@ -18,7 +18,7 @@ from imgpipe.catalog import Catalog
 from imgpipe.cli.signing import signed_get
 from imgpipe.deployment import Deployment
 from imgpipe.local.api_server import ApiServer
-from tests.conftest import ROOT, Events, jpeg_bytes
+from tests.conftest import ROOT, Events, jpeg_bytes, jpeg_of, skimage_photo
 from tests.functional.conftest import wait_for
 from tests.harness.backends import processing
 from tests.harness.cli import imgpipe
@@ -124,6 +124,7 @@ def test_cli_upload_wait_status_ls_get(
     folder.mkdir()
     shutil.copy(corpus / "Landscape_5.jpg", folder / "sea view.jpg")
     (folder / "notes.jpg").write_text("not a photo")
+    (folder / "cat.jpg").write_bytes(jpeg_of(skimage_photo("chelsea.png")))
     # upload a folder and wait: the table, and a non-zero exit only for FAILED
     out = imgpipe("upload", str(folder), "--prefix", prefix, "--wait", "--json")
     results = {r["key"]: r for r in json.loads(out.stdout)}
@@ -137,6 +138,13 @@ def test_cli_upload_wait_status_ls_get(
     assert "DONE" in human.stdout and "1800x1200" in human.stdout and "large: http" in human.stdout
     listed = json.loads(imgpipe("ls", "--prefix", prefix, "--status", "rejected", "--json").stdout)
     assert [i["key"] for i in listed["items"]] == [f"{prefix}notes.jpg"]
+    # labels by name or by parent, any case: the offline labeler's broad names
+    animals = json.loads(imgpipe("ls", "--prefix", prefix, "--label", "ANIMAL", "--json").stdout)
+    assert [i["key"] for i in animals["items"]] == [f"{prefix}cat.jpg"]
+    cat = next(x for x in animals["items"][0]["labels"] if x["name"] == "Cat")
+    assert {"Animal", "Pet"} <= set(cat["parents"])
+    assert "Cat" in imgpipe("ls", "--prefix", prefix, "--label", "pet").stdout  # top labels
+    assert "no images labelled 'dog'" in imgpipe("ls", "--prefix", prefix, "--label", "dog").stdout
     target = tmp_path / "medium.jpg"
     got = json.loads(
         imgpipe(

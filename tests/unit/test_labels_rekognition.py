@@ -11,8 +11,11 @@ import pytest
 from botocore.stub import Stubber
 
 from imgpipe.labels import LabelRequest, LabelSettings
+from imgpipe.labels.local import LocalLabeler
 from imgpipe.labels.rekognition import RekognitionLabeler
-from tests.conftest import ROOT
+from imgpipe.outcomes import Status
+from imgpipe.record import ImageRecord, to_document, to_public
+from tests.conftest import ROOT, jpeg_of, skimage_photo
 
 RESPONSES: dict[str, Any] = json.loads((ROOT / "tests/events/rekognition.json").read_text())
 S3_IMAGE = {"S3Object": {"Bucket": "uploads", "Name": "trip/moon walk.jpg"}}
@@ -67,6 +70,7 @@ def test_jpeg_in_s3_is_read_by_rekognition_itself(client: tuple[Any, Stubber]) -
         ("Flag", 88.0),
     ]
     assert result.labels[0].boxes[0].width == 0.31
+    assert [x.parents for x in result.labels] == [(), ("Person",), ("Symbol",)]
     assert [(t.text, t.confidence) for t in result.text] == [("OPEN 24 HOURS", 98.7)]
     assert [f.confidence for f in result.faces] == [99.99] and result.faces[0].box.left == 0.34
     assert result.moderation == ()  # 52.1 is under the floor
@@ -125,3 +129,31 @@ def test_throttling_is_transient_and_bad_images_are_recorded(client: tuple[Any, 
     )
     result = labeler.detect(_request())
     assert result.errors == {"labels": "InvalidImageFormatException"} and result.labels == ()
+
+
+def test_a_record_looks_the_same_whichever_backend_made_it(client: tuple[Any, Stubber]) -> None:
+    """Rekognition's recorded answer and the offline labeler's on a real photo: the same
+    fields in the stored document and in the public one, parents included."""
+    rekognition, stubber = client
+    _expect_all(stubber, S3_IMAGE)
+    remote = RekognitionLabeler(rekognition, LabelSettings(backend="rekognition")).detect(
+        _request()
+    )
+    photo = jpeg_of(skimage_photo("chelsea.png"))
+    offline = LocalLabeler(LabelSettings(backend="local")).detect(
+        LabelRequest("uploads", "cat.jpg", len(photo), "JPEG", photo)
+    )
+    cat = next(x for x in offline.labels if x.name == "Cat")
+    assert {"Animal", "Pet", "Mammal"} <= set(cat.parents)
+
+    def shapes(findings: Any) -> list[set[str]]:
+        record = ImageRecord("uploads", "k", "etag", Status.DONE, findings=findings)
+        found = []
+        for doc in (to_document(record), to_public(record)):
+            labels = doc["labels"]
+            assert isinstance(labels, list) and labels
+            found.append(set().union(*(set(x) for x in labels if isinstance(x, dict))))
+            assert all(isinstance(x["parents"], list) for x in labels if isinstance(x, dict))
+        return found
+
+    assert shapes(remote) == shapes(offline) == [{"name", "confidence", "boxes", "parents"}] * 2

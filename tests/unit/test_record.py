@@ -109,6 +109,7 @@ def test_document_shape_of_a_done_record_is_pinned(done: ImageRecord) -> None:
                 "name": "Person",
                 "confidence": 97.5,
                 "boxes": [{"left": 0.1, "top": 0.2, "width": 0.3, "height": 0.4}],
+                "parents": [],
             }
         ],
         "text": [{"text": "OPEN", "confidence": 99.0}],
@@ -178,6 +179,7 @@ def test_public_shape_is_pinned_and_exposes_nothing_internal(done: ImageRecord) 
                 "name": "Person",
                 "confidence": 97.5,
                 "boxes": [{"left": 0.1, "top": 0.2, "width": 0.3, "height": 0.4}],
+                "parents": [],
             }
         ],
         "text": [{"text": "OPEN", "confidence": 99.0}],

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import click
 
-from ..api import StatusApi
+from ..api import Page, StatusApi
 from ..catalog import Catalog
 from ..deployment import Deployment
 from ..outcomes import FINAL, Status
@@ -187,15 +189,23 @@ def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
         click.echo(printable(f"  {thumb.name}: {api.url(thumb.key)}"))
 
 
+LABEL_SEARCH_PAGES = 20  # pages read per `ls --label` call before it hands back a cursor
+
+
 @main.command("ls")
 @click.option("--status", "status_filter", type=click.Choice(sorted(FINAL), case_sensitive=False))
 @click.option("--prefix", default="")
+@click.option(
+    "--label",
+    help="only images with this label or a label under it (any case): dog, animal, text",
+)
 @click.option("--limit", type=click.IntRange(1, 100), default=25, show_default=True)
 @click.option("--cursor", help="continue from a previous page")
 @target_options
 def list_images(
     status_filter: str | None,
     prefix: str,
+    label: str | None,
     limit: int,
     cursor: str | None,
     stage: str,
@@ -210,18 +220,49 @@ def list_images(
         query["cursor"] = cursor
     api = StatusApi.of(deployment(stage, endpoint))
     try:
-        page = api.page(query)
+        records, next_cursor = _labelled(api, query, label, limit) if label else _one(api, query)
     except ValueError as exc:  # BadRequest: a cursor from elsewhere
         raise click.ClickException(str(exc)) from None
     if as_json:
-        echo_json({"items": [api.public(r) for r in page.records], "cursor": page.cursor})
+        echo_json({"items": [api.public(r) for r in records], "cursor": next_cursor})
         return
-    if not page.records:
-        click.echo("no images")
-        return
-    click.echo(table([HEADER, *(_summary(r) for r in page.records)]))
-    if page.cursor:
-        click.echo(f"more: imgpipe ls --cursor {page.cursor}")
+    if not records:
+        click.echo(f"no images labelled {label!r}" if label else "no images")
+    else:
+        click.echo(table([HEADER, *(_summary(r) for r in records)]))
+    if next_cursor:
+        again = f" --label {shlex.quote(label)}" if label else ""
+        click.echo(printable(f"more: imgpipe ls{again} --cursor {next_cursor}"))
+
+
+def _one(api: StatusApi, query: dict[str, str]) -> tuple[list[ImageRecord], str | None]:
+    page = api.page(query)
+    return list(page.records), page.cursor
+
+
+class Pager(Protocol):
+    def page(self, query: Mapping[str, str]) -> Page: ...
+
+
+def _labelled(
+    api: Pager, query: dict[str, str], label: str, limit: int
+) -> tuple[list[ImageRecord], str | None]:
+    """Whole pages until ``limit`` images match or LABEL_SEARCH_PAGES were read (the catalog
+    has no index by label: a rare label may need several calls, each continuing from the
+    cursor it prints)."""
+    found: list[ImageRecord] = []
+    cursor = query.get("cursor")
+    for _ in range(LABEL_SEARCH_PAGES):
+        page = api.page({**query, "limit": "100", **({"cursor": cursor} if cursor else {})})
+        found += [r for r in page.records if _has_label(r, label)]
+        cursor = page.cursor
+        if not cursor or len(found) >= limit:
+            break
+    return found, cursor
+
+
+def _has_label(record: ImageRecord, wanted: str) -> bool:
+    return record.findings is not None and any(x.matches(wanted) for x in record.findings.labels)
 
 
 @main.command()

