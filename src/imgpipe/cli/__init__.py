@@ -107,7 +107,11 @@ def deployment(stage: str, endpoint: str | None) -> Deployment:
         else local_endpoint.current()
     )
     if ep is None:
-        raise DeploymentError("no local stack is running: run `make deploy STAGE=local` first")
+        raise DeploymentError(
+            f"no local stack is running (looked in {local_endpoint.where_looked()}): run"
+            " `make deploy STAGE=local` in the imgpipe checkout first, or point"
+            f" {local_endpoint.STATE_DIR_ENV} at the state directory of the one you started"
+        )
     try:
         return discover(ep, "local")
     except StackNotDeployed as exc:

@@ -22,6 +22,9 @@ from .watch import wait_final
 
 
 def _files(paths: tuple[Path, ...], prefix: str) -> list[tuple[Path, str]]:
+    """(file, key) for every file named or under a folder named: a folder's files keep their
+    path below it. Two different files that would get the same key (``README`` in ``a/`` and
+    in ``b/``) stop the upload before anything is sent: the second would replace the first."""
     found: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
@@ -29,7 +32,25 @@ def _files(paths: tuple[Path, ...], prefix: str) -> list[tuple[Path, str]]:
                 found.append((file, prefix + file.relative_to(path).as_posix()))
         else:
             found.append((path, prefix + path.name))
-    return found
+    by_key: dict[str, list[Path]] = {}
+    unique: list[tuple[Path, str]] = []
+    for file, key in found:
+        same = by_key.setdefault(key, [])
+        if any(f.resolve() == file.resolve() for f in same):
+            continue  # the same file named twice is uploaded once
+        same.append(file)
+        unique.append((file, key))
+    clashes = {key: files for key, files in by_key.items() if len(files) > 1}
+    if clashes:
+        lines = [f"  {key}: {', '.join(str(f) for f in files)}" for key, files in clashes.items()]
+        raise click.ClickException(
+            printable(
+                f"{len(clashes)} key(s) would be written by more than one file; nothing uploaded"
+                " (upload the folders one at a time with --prefix, or rename):\n"
+                + "\n".join(lines)
+            )
+        )
+    return unique
 
 
 def runner_pid_file() -> Path:
@@ -114,8 +135,8 @@ def upload(
     """Upload files or folders (multipart above 8 MB), optionally waiting for the results.
 
     Exits 1 if any upload FAILED or had no final status within --timeout."""
+    files = _files(paths, prefix)  # clashing keys stop here, before any stack is needed
     dep = deployment(stage, endpoint)
-    files = _files(paths, prefix)
     s3 = dep.client("s3")
     etags: dict[str, str] = {}
     total = sum(path.stat().st_size for path, _ in files)

@@ -11,8 +11,9 @@ embedded backend started as a background process on a free loopback port:
   CloudFormation only; ``local/runner.py`` plays the event source mapping and ``local/wire.py``
   applies what its CloudFormation ignores.
 
-What was chosen is kept in the state directory (``.imgpipe/local.json``) so that every command
-(deploy, CLI, tests) uses the same endpoint.
+What was chosen is kept in the user's state directory (``local.json`` in the platform's one,
+e.g. ``~/.local/state/imgpipe`` on Linux; ``IMGPIPE_STATE_DIR`` overrides) so that every
+command (deploy, CLI, tests) uses the same endpoint, from whatever folder it runs in.
 """
 
 from __future__ import annotations
@@ -53,7 +54,23 @@ class Endpoint:
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get(STATE_DIR_ENV, ".imgpipe")).resolve()
+    """Where the local stack's state lives: $IMGPIPE_STATE_DIR, else the platform's per-user
+    state directory (XDG_STATE_HOME on Linux), so that `imgpipe` finds the stack from any
+    folder, not only from the checkout it was deployed from."""
+    explicit = os.environ.get(STATE_DIR_ENV, "").strip()
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("imgpipe", appauthor=False))
+
+
+def where_looked() -> str:
+    """For errors: where `current()` looked for a running stack."""
+    places = [str(_state_file())]
+    if os.environ.get("LOCALSTACK_ENDPOINT", "").strip():
+        places.insert(0, f"LOCALSTACK_ENDPOINT={os.environ['LOCALSTACK_ENDPOINT']}")
+    return " and ".join(places)
 
 
 def _state_file() -> Path:
