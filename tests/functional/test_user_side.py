@@ -134,13 +134,21 @@ def test_cli_upload_wait_status_ls_get(
         "not_an_image",
     )
     assert "uploading" in out.stderr and "processing" in out.stderr  # the progress bars
+    # the human form says what was found in each photo, as the seed CLI did
+    shown = imgpipe("upload", str(folder / "cat.jpg"), "--prefix", f"{prefix}again/", "--wait")
+    assert f"{prefix}again/cat.jpg:" in shown.stdout
+    assert "labels: " in shown.stdout and "Cat " in shown.stdout
+    # `open` prints the presigned URL where there is no display, and it serves the thumbnail
+    url = imgpipe("open", f"{prefix}sea view.jpg", "--size", "medium").stdout.strip()
+    with urllib.request.urlopen(url) as response:
+        assert response.read()[:3] == b"\xff\xd8\xff"
     human = imgpipe("status", f"{prefix}sea view.jpg")
     assert "DONE" in human.stdout and "1800x1200" in human.stdout and "large: http" in human.stdout
     listed = json.loads(imgpipe("ls", "--prefix", prefix, "--status", "rejected", "--json").stdout)
     assert [i["key"] for i in listed["items"]] == [f"{prefix}notes.jpg"]
     # labels by name or by parent, any case: the offline labeler's broad names
     animals = json.loads(imgpipe("ls", "--prefix", prefix, "--label", "ANIMAL", "--json").stdout)
-    assert [i["key"] for i in animals["items"]] == [f"{prefix}cat.jpg"]
+    assert [i["key"] for i in animals["items"]] == [f"{prefix}again/cat.jpg", f"{prefix}cat.jpg"]
     cat = next(x for x in animals["items"][0]["labels"] if x["name"] == "Cat")
     assert {"Animal", "Pet"} <= set(cat["parents"])
     assert "Cat" in imgpipe("ls", "--prefix", prefix, "--label", "pet").stdout  # top labels

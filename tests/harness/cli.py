@@ -16,7 +16,11 @@ def imgpipe(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "COLUMNS": "200"},
+        # no display: `imgpipe open` prints its URL instead of starting a browser
+        env={
+            **{k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}},
+            "COLUMNS": "200",
+        },
     )
     if check:
         assert out.returncode == 0, out.stdout + out.stderr

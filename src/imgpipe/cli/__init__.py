@@ -23,6 +23,7 @@ COMMANDS = {
     "status": "images",
     "ls": "images",
     "get": "images",
+    "open": "images",
     "dlq": "dlq",
     "redrive": "dlq",
     "reconcile": "reconcile",

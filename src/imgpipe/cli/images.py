@@ -46,8 +46,7 @@ def _files(paths: tuple[Path, ...], prefix: str) -> list[tuple[Path, str]]:
         raise click.ClickException(
             printable(
                 f"{len(clashes)} key(s) would be written by more than one file; nothing uploaded"
-                " (upload the folders one at a time with --prefix, or rename):\n"
-                + "\n".join(lines)
+                " (upload the folders one at a time with --prefix, or rename):\n" + "\n".join(lines)
             )
         )
     return unique
@@ -183,6 +182,12 @@ def upload(
                 _summary(record) if record else (key, "PENDING (timed out)", "-", "-", "-", "-")
             )
         click.echo(table(rows))
+        for key in etags:  # what was found in each, as `imgpipe status` shows it
+            found = _findings_lines(records[key]) if key in records else []
+            if found:
+                click.echo(printable(f"{key}:"))
+                for line in found:
+                    click.echo(printable(f"  {line}"))
     failed = [k for k, r in records.items() if r.status is Status.FAILED]
     if failed or len(records) < len(files):
         raise SystemExit(1)
@@ -201,13 +206,57 @@ def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
         echo_json(api.public(record))
         return
     click.echo(table([HEADER, _summary(record)]))
-    if record.findings is not None:
-        for line in record.findings.text:
-            click.echo(printable(f'  text: "{line.text}" ({line.confidence:.0f}%)'))
-        if record.findings.faces:
-            click.echo(f"  faces: {len(record.findings.faces)}")
+    for line in _findings_lines(record):
+        click.echo(printable(f"  {line}"))
     for thumb in record.thumbnails:
         click.echo(printable(f"  {thumb.name}: {api.url(thumb.key)}"))
+
+
+def _findings_lines(record: ImageRecord) -> list[str]:
+    """Labels (with confidence), each text line, the face count: what the labeler found."""
+    found = record.findings
+    if found is None:
+        return []
+    lines = []
+    if found.labels:
+        lines.append("labels: " + ", ".join(f"{x.name} {x.confidence:.0f}%" for x in found.labels))
+    lines += [f'text: "{line.text}" ({line.confidence:.0f}%)' for line in found.text]
+    if found.faces:
+        lines.append(f"faces: {len(found.faces)}")
+    return lines
+
+
+@main.command("open")
+@click.argument("key")
+@click.option("--size", default="large", show_default=True, help="thumbnail name")
+@click.option("--print", "print_only", is_flag=True, help="print the URL, do not open it")
+@target_options
+def open_thumbnail(
+    key: str, size: str, print_only: bool, stage: str, endpoint: str | None, as_json: bool
+) -> None:
+    """Open a thumbnail in the browser (a presigned URL, valid 15 minutes); where there is no
+    display (SSH, CI) the URL is printed instead."""
+    api = StatusApi.of(deployment(stage, endpoint))
+    record = api.record(key)
+    if record is None:
+        raise click.ClickException(f"no image with key {key!r}: see `imgpipe ls`")
+    thumbs = {t.name: t for t in record.thumbnails}
+    if size not in thumbs:
+        have = ", ".join(thumbs) or f"none: the upload is {record.status}"
+        raise click.ClickException(f"no {size!r} thumbnail for {key!r} ({have})")
+    url = api.url(thumbs[size].key)
+    if as_json:
+        echo_json({"key": key, "size": size, "url": url})
+    elif print_only or not _has_display() or click.launch(url) != 0:
+        click.echo(printable(url))
+    else:
+        click.echo(printable(f"opened {key} ({size}) in the browser"), err=True)
+
+
+def _has_display() -> bool:
+    if sys.platform in {"darwin", "win32"}:
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 LABEL_SEARCH_PAGES = 20  # pages read per `ls --label` call before it hands back a cursor

@@ -89,9 +89,7 @@ class Taxonomy:
             score = float(kept[indices].sum())
             if score >= floors.classes and name not in found:
                 parents = dict.fromkeys(p for i in indices for p in self.class_parents[i])
-                found[name] = Label(
-                    name, confidence(score, floors.classes), parents=tuple(parents)
-                )
+                found[name] = Label(name, confidence(score, floors.classes), parents=tuple(parents))
         return sorted(found.values(), key=lambda label: (-label.confidence, label.name))
 
 
