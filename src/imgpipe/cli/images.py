@@ -175,22 +175,27 @@ def upload(
             ]
         )
     else:
-        rows: list[tuple[str, ...]] = [HEADER]
-        for key in etags:
-            record = records.get(key)
-            rows.append(
-                _summary(record) if record else (key, "PENDING (timed out)", "-", "-", "-", "-")
-            )
-        click.echo(table(rows))
-        for key in etags:  # what was found in each, as `imgpipe status` shows it
-            found = _findings_lines(records[key]) if key in records else []
-            if found:
-                click.echo(printable(f"{key}:"))
-                for line in found:
-                    click.echo(printable(f"  {line}"))
+        _echo_results(records, list(etags))
     failed = [k for k, r in records.items() if r.status is Status.FAILED]
     if failed or len(records) < len(files):
         raise SystemExit(1)
+
+
+def _echo_results(records: Mapping[str, ImageRecord], keys: list[str]) -> None:
+    """The table, then what was found in each photo, as `imgpipe status` shows it."""
+    rows: list[tuple[str, ...]] = [HEADER]
+    for key in keys:
+        record = records.get(key)
+        rows.append(
+            _summary(record) if record else (key, "PENDING (timed out)", "-", "-", "-", "-")
+        )
+    click.echo(table(rows))
+    for key in keys:
+        found = _findings_lines(records[key]) if key in records else []
+        if found:
+            click.echo(printable(f"{key}:"))
+            for line in found:
+                click.echo(printable(f"  {line}"))
 
 
 @main.command()
