@@ -23,10 +23,13 @@ export SLS_NOTIFICATIONS_MODE := off
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 OFFLINE_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-offline} AWS_SECRET_ACCESS_KEY=$${AWS_SECRET_ACCESS_KEY:-offline}
 PYTEST_ARGS ?=
+# make package also packages these (build/options): every option that changes the template
+OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@example.com \
+                 --param=alarmEmail=oncall@example.com --param=uploadsFanOut=true
 
 .PHONY: help install test test-unit test-functional test-functional-moto-smoke test-template \
         lint package deploy demo \
-        local-up local-down redrive bench bench-labels bench-coldstart bench-aws bench-cost bench-api bench-e2e chaos clean \
+        remove local-up local-down redrive bench bench-labels bench-coldstart bench-aws bench-cost bench-api bench-e2e chaos clean \
         browser-deps
 
 help: ## list the targets
@@ -77,6 +80,9 @@ package: install ## serverless package (stage dev, offline) + cfn-lint + templat
 	$(OFFLINE_AWS) $(SLS) package --stage dev --package build/dev
 	@# W3005 is in the HTTP API route Serverless generates (a redundant DependsOn), not ours.
 	$(BIN)/cfn-lint --ignore-checks W3005 -- build/dev/cloudformation-template-update-stack.json
+	@# The options that change the template's shape, all on, linted and tested too.
+	$(OFFLINE_AWS) $(SLS) package --stage dev --package build/options $(OPTIONS_PARAMS)
+	$(BIN)/cfn-lint --ignore-checks W3005 -- build/options/cloudformation-template-update-stack.json
 	$(BIN)/pytest tests/template -q $(PYTEST_ARGS)
 	@ls -l build/dev/imgpipe.zip | awk '{printf "lambda zip: %.1f MB\n", $$5/1048576}'
 
@@ -86,6 +92,9 @@ ifeq ($(STAGE),local)
 else
 	$(SLS) deploy --stage $(STAGE)
 endif
+
+remove: install ## empty STAGE's buckets (versions, markers, multipart debris) and delete its stack; YES=1 skips the question
+	$(BIN)/imgpipe remove --stage $(STAGE) $(if $(YES),--yes)
 
 demo: install ## the walk-through: local stack, upload the corpus photos, print the results
 	$(BIN)/imgpipe demo

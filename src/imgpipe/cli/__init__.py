@@ -27,6 +27,7 @@ COMMANDS = {
     "dlq": "dlq",
     "redrive": "dlq",
     "reconcile": "reconcile",
+    "remove": "remove",
     "gallery": "gallery",
     "process": "process",
     "local": "local",

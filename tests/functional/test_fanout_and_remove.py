@@ -1,0 +1,155 @@
+"""A second stack on its own MiniStack, deployed with `uploadsFanOut: true`: uploads go
+S3 -> SNS -> the images queue (and to any other subscriber), are processed as usual, and then
+`imgpipe remove` empties its buckets (versions, delete markers, multipart debris) and deletes it.
+
+Its own endpoint, so that removing it cannot disturb the session's stack. MiniStack only: it
+delivers S3 notifications to SNS and SNS to SQS, and checks the topic and queue policies that
+admit each hop, as AWS does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote_plus
+
+import pytest
+from botocore.exceptions import ClientError
+
+from imgpipe.catalog import Catalog
+from imgpipe.deployment import Deployment
+from imgpipe.local import endpoint
+from imgpipe.local.deploy import deploy
+from imgpipe.local.stack import discover
+from imgpipe.outcomes import Status
+from tests.functional.conftest import wait_for
+from tests.harness.cli import IMGPIPE, imgpipe
+from tests.harness.wait import poll
+
+pytestmark = [pytest.mark.functional, pytest.mark.ministack_only]
+
+
+@pytest.fixture(scope="module")
+def fanout(local_stack: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    saved = os.environ.get(endpoint.STATE_DIR_ENV)
+    os.environ[endpoint.STATE_DIR_ENV] = str(tmp_path_factory.mktemp("fanout-state"))
+    try:
+        ep = endpoint.up(say=print)
+        try:
+            deploy(
+                ep,
+                quiet=True,
+                params={"uploadsFanOut": "true", "processTimeout": "12", "visibilityTimeout": "72"},
+            )
+            yield discover(ep)
+        finally:
+            endpoint.down()
+    finally:
+        if saved is None:
+            os.environ.pop(endpoint.STATE_DIR_ENV, None)
+        else:
+            os.environ[endpoint.STATE_DIR_ENV] = saved
+
+
+def _topic_arn(stack: Deployment) -> str:
+    outputs = stack.client("cloudformation").describe_stacks(StackName=stack.name)["Stacks"][0]
+    found = {o["OutputKey"]: o["OutputValue"] for o in outputs["Outputs"]}
+    return str(found["UploadsTopicArn"])
+
+
+def _second_subscriber(stack: Deployment, topic: str) -> str:
+    """Another team's queue on the same uploads: its policy admits exactly the topic."""
+    sqs = stack.client("sqs")
+    url = sqs.create_queue(QueueName="another-team")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
+            }
+        ],
+    }
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    stack.client("sns").subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return str(url)
+
+
+def _keys_in(stack: Deployment, url: str, want: int) -> list[str]:
+    sqs, keys = stack.client("sqs"), list[str]()
+
+    def receive() -> list[str]:
+        for message in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            body = json.loads(message["Body"])
+            keys.extend(r["s3"]["object"]["key"] for r in body.get("Records", []))
+        return keys
+
+    return poll(receive, lambda got: len(got) >= want, 30, what="the second subscriber's events")
+
+
+def test_fan_out_feeds_the_pipeline_and_another_subscriber_then_remove_empties_and_deletes(
+    fanout: Deployment, corpus: Path
+) -> None:
+    stack = fanout
+    topic = _topic_arn(stack)
+    other = _second_subscriber(stack, topic)
+    s3 = stack.client("s3")
+    # the bucket notifies the topic, not the queue
+    notifications = s3.get_bucket_notification_configuration(Bucket=stack.uploads_bucket)
+    assert [c["TopicArn"] for c in notifications["TopicConfigurations"]] == [topic, topic]
+    assert not notifications.get("QueueConfigurations")
+    s3.put_object(
+        Bucket=stack.uploads_bucket, Key="fan/photo one.jpg", Body=(corpus / "Landscape_3.jpg").read_bytes()
+    )
+    s3.put_object(Bucket=stack.uploads_bucket, Key="fan/notes.jpg", Body=b"not a photo")
+    records = wait_for(
+        Catalog(stack.client("dynamodb"), stack.table), stack, ["fan/photo one.jpg", "fan/notes.jpg"]
+    )
+    assert records["fan/photo one.jpg"].status is Status.DONE
+    assert records["fan/notes.jpg"].status is Status.REJECTED
+    # the same S3 events, raw (keys URL-encoded, as S3 sends them)
+    events = sorted(unquote_plus(k) for k in _keys_in(stack, other, 2))
+    assert events == ["fan/notes.jpg", "fan/photo one.jpg"]
+
+    # debris CloudFormation would refuse to delete a bucket for
+    s3.put_bucket_versioning(
+        Bucket=stack.derived_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    for body in (b"one", b"two"):
+        s3.put_object(Bucket=stack.derived_bucket, Key="debris/versioned", Body=body)
+    s3.delete_object(Bucket=stack.derived_bucket, Key="debris/versioned")  # a delete marker
+    s3.create_multipart_upload(Bucket=stack.uploads_bucket, Key="debris/half-uploaded.jpg")
+
+    env = {**os.environ, "COLUMNS": "200"}
+    refused = subprocess.run(
+        [IMGPIPE, "remove", "--stage", "local"], input="n\n", capture_output=True, text=True, env=env
+    )
+    assert refused.returncode == 1 and "Aborted" in refused.stderr + refused.stdout
+    assert "1 incomplete multipart uploads" in refused.stdout
+    assert s3.head_bucket(Bucket=stack.derived_bucket)  # nothing deleted
+
+    removed = imgpipe("remove", "--stage", "local", "--yes")
+    out = removed.stdout
+    assert "1 delete markers" in out and "1 incomplete multipart uploads" in out
+    assert f"removed stack {stack.name}" in out
+    for bucket in (stack.uploads_bucket, stack.derived_bucket):
+        with pytest.raises(ClientError):
+            s3.head_bucket(Bucket=bucket)
+    try:
+        stacks = stack.client("cloudformation").describe_stacks(StackName=stack.name)["Stacks"]
+        state = stacks[0]["StackStatus"]  # AWS keeps a DELETE_COMPLETE tombstone a while
+    except ClientError:
+        state = "gone"
+    assert state in {"gone", "DELETE_COMPLETE"}

@@ -1,0 +1,134 @@
+"""The stage options that change the template's shape, each checked off (build/dev, the
+defaults) and on (build/options: `make package` packages it with OPTIONS_PARAMS)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.template.conftest import PACKAGE
+
+OPTIONS = PACKAGE.parent / "options"
+
+
+@pytest.fixture(scope="module")
+def options() -> dict[str, Any]:
+    path = OPTIONS / "cloudformation-template-update-stack.json"
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `make package` first")
+    doc: dict[str, Any] = json.loads(path.read_text())
+    return doc
+
+
+def _mapping(resources: dict[str, Any]) -> dict[str, Any]:
+    [esm] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    return esm
+
+
+# -- email alerts ---------------------------------------------------------------------------
+
+
+def test_outcome_email_gets_only_rejected_and_failed(template: dict[str, Any]) -> None:
+    sub = template["Resources"]["NotifyEmailSubscription"]
+    assert sub["Condition"] == "HasNotifyEmail"
+    props = sub["Properties"]
+    assert (props["Protocol"], props["Endpoint"]) == ("email", {"Ref": "NotifyEmail"})
+    assert props["TopicArn"] == {"Ref": "EventsTopic"}
+    # the filter reads the attribute notify.py sets on every message
+    assert props["FilterPolicyScope"] == "MessageAttributes"
+    assert props["FilterPolicy"] == {"status": ["REJECTED", "FAILED"]}
+    assert template["Conditions"]["HasNotifyEmail"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "NotifyEmail"}, ""]}]
+    }
+
+
+def test_alarm_email_defaults_to_the_outcome_address(template: dict[str, Any]) -> None:
+    sub = template["Resources"]["AlarmEmailSubscription"]
+    assert sub["Condition"] == "EmailAlarms"
+    assert sub["Properties"]["TopicArn"] == {"Ref": "AlarmsTopic"}
+    assert sub["Properties"]["Endpoint"] == {
+        "Fn::If": ["HasAlarmEmail", {"Ref": "AlarmEmail"}, {"Ref": "NotifyEmail"}]
+    }
+    assert template["Conditions"]["EmailAlarms"] == {
+        "Fn::Or": [{"Condition": "HasAlarmEmail"}, {"Condition": "HasNotifyEmail"}]
+    }
+
+
+def test_email_addresses_are_parameters_checked_at_deploy(
+    template: dict[str, Any], options: dict[str, Any]
+) -> None:
+    for name in ("NotifyEmail", "AlarmEmail"):
+        assert template["Parameters"][name]["Default"] == ""  # off unless a stage sets one
+        assert template["Parameters"][name]["AllowedPattern"].startswith("^$|")
+    assert options["Parameters"]["NotifyEmail"]["Default"] == "ops@example.com"
+    assert options["Parameters"]["AlarmEmail"]["Default"] == "oncall@example.com"
+
+
+# -- provisioned concurrency ------------------------------------------------------------------
+
+
+def test_no_provisioned_concurrency_by_default(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    assert not [r for r in resources.values() if r["Type"] == "AWS::Lambda::Alias"]
+    assert _mapping(resources)["Properties"]["FunctionName"] == {
+        "Fn::GetAtt": ["ProcessLambdaFunction", "Arn"]
+    }
+
+
+def test_provisioned_concurrency_puts_the_queue_on_a_warm_alias(options: dict[str, Any]) -> None:
+    resources = options["Resources"]
+    [(logical, alias)] = [(k, r) for k, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"]
+    props = alias["Properties"]
+    assert props["FunctionName"] == {"Ref": "ProcessLambdaFunction"}
+    assert props["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
+    esm = _mapping(resources)
+    # the mapping invokes the alias: unqualified, it would never use the warm environments
+    assert esm["Properties"]["FunctionName"] == {
+        "Fn::Join": [":", [{"Fn::GetAtt": ["ProcessLambdaFunction", "Arn"]}, props["Name"]]]
+    }
+    assert logical in esm["DependsOn"]
+    function = resources["ProcessLambdaFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] >= 2  # room for the provisioned ones
+
+
+# -- fan-out --------------------------------------------------------------------------------
+
+
+def test_no_fan_out_by_default(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    assert "UploadsTopic" not in resources and "UploadsTopicArn" not in template["Outputs"]
+    notification = resources["UploadsBucket"]["Properties"]["NotificationConfiguration"]
+    assert set(notification) == {"QueueConfigurations"}
+
+
+def test_fan_out_routes_uploads_through_a_topic_the_queue_subscribes_to(
+    options: dict[str, Any],
+) -> None:
+    resources = options["Resources"]
+    uploads = resources["UploadsBucket"]
+    notification = uploads["Properties"]["NotificationConfiguration"]
+    assert set(notification) == {"TopicConfigurations"}
+    assert {(c["Event"], c["Topic"]["Ref"]) for c in notification["TopicConfigurations"]} == {
+        ("s3:ObjectCreated:*", "UploadsTopic"),
+        ("s3:ObjectRemoved:*", "UploadsTopic"),
+    }
+    assert {"ImagesQueuePolicy", "UploadsTopicPolicy"} <= set(uploads["DependsOn"])
+    sub = resources["ImagesQueueSubscription"]["Properties"]
+    assert sub["Protocol"] == "sqs" and sub["RawMessageDelivery"] is True
+    assert sub["Endpoint"] == {"Fn::GetAtt": ["ImagesQueue", "Arn"]}
+    assert sub["TopicArn"] == {"Ref": "UploadsTopic"}
+    assert options["Outputs"]["UploadsTopicArn"]["Value"] == {"Ref": "UploadsTopic"}
+
+
+def test_fan_out_policies_admit_exactly_one_sender_each(options: dict[str, Any]) -> None:
+    resources = options["Resources"]
+    [queue] = resources["ImagesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert queue["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert queue["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "UploadsTopic"}}}
+    [topic] = resources["UploadsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert topic["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert topic["Action"] == "sns:Publish"
+    assert topic["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert "aws:SourceArn" in topic["Condition"]["ArnEquals"]
