@@ -32,7 +32,9 @@ pytestmark = [pytest.mark.functional, pytest.mark.ministack_only]
 
 
 @pytest.fixture(scope="module")
-def fanout(local_stack: Deployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def fanout(
+    local_stack: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
     saved = os.environ.get(endpoint.STATE_DIR_ENV)
     os.environ[endpoint.STATE_DIR_ENV] = str(tmp_path_factory.mktemp("fanout-state"))
     try:
@@ -111,11 +113,15 @@ def test_fan_out_feeds_the_pipeline_and_another_subscriber_then_remove_empties_a
     assert [c["TopicArn"] for c in notifications["TopicConfigurations"]] == [topic, topic]
     assert not notifications.get("QueueConfigurations")
     s3.put_object(
-        Bucket=stack.uploads_bucket, Key="fan/photo one.jpg", Body=(corpus / "Landscape_3.jpg").read_bytes()
+        Bucket=stack.uploads_bucket,
+        Key="fan/photo one.jpg",
+        Body=(corpus / "Landscape_3.jpg").read_bytes(),
     )
     s3.put_object(Bucket=stack.uploads_bucket, Key="fan/notes.jpg", Body=b"not a photo")
     records = wait_for(
-        Catalog(stack.client("dynamodb"), stack.table), stack, ["fan/photo one.jpg", "fan/notes.jpg"]
+        Catalog(stack.client("dynamodb"), stack.table),
+        stack,
+        ["fan/photo one.jpg", "fan/notes.jpg"],
     )
     assert records["fan/photo one.jpg"].status is Status.DONE
     assert records["fan/notes.jpg"].status is Status.REJECTED
@@ -134,7 +140,11 @@ def test_fan_out_feeds_the_pipeline_and_another_subscriber_then_remove_empties_a
 
     env = {**os.environ, "COLUMNS": "200"}
     refused = subprocess.run(
-        [IMGPIPE, "remove", "--stage", "local"], input="n\n", capture_output=True, text=True, env=env
+        [IMGPIPE, "remove", "--stage", "local"],
+        input="n\n",
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert refused.returncode == 1 and "Aborted" in refused.stderr + refused.stdout
     assert "1 incomplete multipart uploads" in refused.stdout

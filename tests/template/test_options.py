@@ -23,7 +23,10 @@ def options() -> dict[str, Any]:
 
 
 def _mapping(resources: dict[str, Any]) -> dict[str, Any]:
-    [esm] = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    found: list[dict[str, Any]] = [
+        r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+    ]
+    [esm] = found
     return esm
 
 

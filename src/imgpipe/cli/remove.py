@@ -146,7 +146,9 @@ def remove(stage: str, endpoint: str | None, yes: bool) -> None:
             # A batch still in flight when the buckets were emptied wrote after it: again.
             for role, bucket in buckets.items():
                 if _exists(s3, bucket):
-                    click.echo(printable(f"emptied {role} bucket {bucket} again: {empty(s3, bucket)}"))
+                    click.echo(
+                        printable(f"emptied {role} bucket {bucket} again: {empty(s3, bucket)}")
+                    )
     click.echo(printable(f"removed stack {dep.name}"))
 
 
