@@ -25,7 +25,8 @@ OFFLINE_AWS := AWS_ACCESS_KEY_ID=$${AWS_ACCESS_KEY_ID:-offline} AWS_SECRET_ACCES
 PYTEST_ARGS ?=
 # make package also packages these (build/options): every option that changes the template
 OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@example.com \
-                 --param=alarmEmail=oncall@example.com --param=uploadsFanOut=true
+                 --param=alarmEmail=oncall@example.com --param=uploadsFanOut=true \
+                 --param=watermark=image:watermarks/logo.png --param=watermarkSizes=large
 
 .PHONY: help install test test-unit test-functional test-functional-moto-smoke test-template \
         lint package deploy demo \

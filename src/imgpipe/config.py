@@ -9,7 +9,14 @@ from functools import lru_cache
 
 from . import lanes
 from .derived import RESULT_FORMATS
-from .imaging import DEFAULT_SIZES, Limits, RenderOptions, parse_sizes
+from .imaging import (
+    DEFAULT_SIZES,
+    Limits,
+    RenderOptions,
+    Watermark,
+    WatermarkError,
+    parse_sizes,
+)
 from .labels import BACKENDS, DETECTORS, LabelSettings
 
 # The one source of defaults: the engine's own (RenderOptions, Limits, LabelSettings).
@@ -34,6 +41,9 @@ class Settings:
     results_documents: tuple[str, ...] = ()  # results/<key>/<token>.<fmt> per DONE image
     record_workers: int = 4  # lanes of a batch processed at once (see lanes.py)
     render_slots: int = 1  # decodes at once: each may reach the decode budget
+    # WATERMARK=image:<key>: the mark is this object of the derived bucket, read at start-up
+    # into render.watermark (handlers/process.py); text marks are in render.watermark already.
+    watermark_image_key: str = ""
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -77,6 +87,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     max_decode = _int(env, "MAX_DECODE_BYTES", _RENDER.limits.max_decode_bytes)
     if quality > 95:
         raise ConfigError(f"JPEG_QUALITY must be at most 95, got {quality}")
+    marked = {n.strip() for n in env.get("WATERMARK_SIZES", "").split(",") if n.strip()}
+    if marked - {spec.name for spec in sizes}:
+        unknown = ", ".join(sorted(marked - {spec.name for spec in sizes}))
+        raise ConfigError(f"WATERMARK_SIZES: no thumbnail size named {unknown}")
     return Settings(
         uploads_bucket=_required(env, "UPLOADS_BUCKET"),
         derived_bucket=_required(env, "DERIVED_BUCKET"),
@@ -92,6 +106,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             ),
             jpeg_quality=quality,
             include_gps=_bool(env, "INCLUDE_GPS"),
+            watermark=_watermark(env, image=b"") if _watermark_text(env) else None,
         ),
         max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3),
         labels=_label_settings(env),
@@ -99,7 +114,62 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         results_documents=_results_documents(env),
         record_workers=_int(env, "RECORD_WORKERS", lanes.record_workers(memory)),
         render_slots=_int(env, "RENDER_SLOTS", lanes.render_slots(memory, max_decode)),
+        watermark_image_key=_watermark_key(env),
     )
+
+
+WATERMARK_PREFIX = "watermarks/"  # the one place in the derived bucket the function reads
+
+
+def _watermark_text(env: Mapping[str, str]) -> str:
+    kind, _, value = env.get("WATERMARK", "").strip().partition(":")
+    return value if kind == "text" else ""
+
+
+def _watermark_key(env: Mapping[str, str]) -> str:
+    """WATERMARK: "" (none), "text:<text>" or "image:watermarks/<name>" (derived bucket)."""
+    raw = env.get("WATERMARK", "").strip()
+    kind, _, value = raw.partition(":")
+    if not raw or (kind == "text" and value):
+        return ""
+    if (
+        kind == "image"
+        and value.startswith(WATERMARK_PREFIX)
+        and len(value) > len(WATERMARK_PREFIX)
+    ):
+        _watermark(env, image=b"\0")  # the other settings are checked now, not at first use
+        return value
+    raise ConfigError(
+        f"WATERMARK must be empty, text:<text> or image:{WATERMARK_PREFIX}<name>, got {raw!r}"
+    )
+
+
+def _watermark(env: Mapping[str, str], *, image: bytes) -> Watermark:
+    """The mark's settings; ``image``: its bytes when it is an image (else the text is used)."""
+    raw_opacity = env.get("WATERMARK_OPACITY", "0.5").strip() or "0.5"
+    try:
+        opacity = float(raw_opacity)
+    except ValueError:
+        raise ConfigError(f"WATERMARK_OPACITY must be a number, got {raw_opacity!r}") from None
+    sizes = env.get("WATERMARK_SIZES", "").strip()
+    try:
+        return Watermark(
+            text="" if image else _watermark_text(env),
+            image=image,
+            position=env.get("WATERMARK_POSITION", "").strip() or "bottom-right",
+            opacity=opacity,
+            min_size=_int(env, "WATERMARK_MIN_SIZE", 256),
+            sizes=frozenset(n.strip() for n in sizes.split(",") if n.strip()),
+        )
+    except WatermarkError as exc:
+        raise ConfigError(f"WATERMARK: {exc}") from None
+
+
+def watermark_from_image(env: Mapping[str, str], image: bytes) -> Watermark:
+    """The image watermark, once its bytes are read (handlers/process.py)."""
+    if not image:
+        raise ConfigError("WATERMARK: the watermark image is empty")
+    return _watermark(env, image=image)
 
 
 def _results_documents(env: Mapping[str, str]) -> tuple[str, ...]:

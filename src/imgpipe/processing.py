@@ -33,6 +33,7 @@ def process_image(
         options.limits,
         jpeg_quality=options.jpeg_quality,
         include_gps=options.include_gps,
+        watermark=options.watermark,
     )
     render_ms = (time.perf_counter() - started) * 1000
     request = LabelRequest(bucket, key, len(data), rendered.info.format, label_input(rendered).data)

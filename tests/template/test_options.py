@@ -135,3 +135,39 @@ def test_fan_out_policies_admit_exactly_one_sender_each(options: dict[str, Any])
     assert topic["Action"] == "sns:Publish"
     assert topic["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
     assert "aws:SourceArn" in topic["Condition"]["ArnEquals"]
+
+
+# -- watermarks -----------------------------------------------------------------------------
+
+
+def _process_env(template: dict[str, Any]) -> dict[str, Any]:
+    env: dict[str, Any] = template["Resources"]["ProcessLambdaFunction"]["Properties"][
+        "Environment"
+    ]["Variables"]
+    return env
+
+
+def test_watermark_off_by_default_and_set_by_its_parameters(
+    template: dict[str, Any], options: dict[str, Any]
+) -> None:
+    env = _process_env(template)
+    assert env["WATERMARK"] == ""  # none
+    assert (env["WATERMARK_POSITION"], env["WATERMARK_MIN_SIZE"]) == ("bottom-right", "256")
+    on = _process_env(options)
+    assert (on["WATERMARK"], on["WATERMARK_SIZES"]) == ("image:watermarks/logo.png", "large")
+
+
+def test_the_function_reads_only_the_watermarks_prefix_of_the_derived_bucket(
+    template: dict[str, Any],
+) -> None:
+    statements = template["Resources"]["ProcessRole"]["Properties"]["Policies"][0][
+        "PolicyDocument"
+    ]["Statement"]
+    derived_reads = [
+        st["Resource"]["Fn::Sub"]
+        for st in statements
+        if isinstance(st, dict)
+        and st.get("Action") == ["s3:GetObject"]
+        and "derived" in str(st["Resource"])
+    ]
+    assert len(derived_reads) == 1 and derived_reads[0].endswith("-derived/watermarks/*")

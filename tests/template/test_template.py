@@ -180,6 +180,7 @@ SHIPPED = {
     "imaging/formats.py",
     "imaging/metadata.py",
     "imaging/types.py",
+    "imaging/watermark.py",
     "labels/__init__.py",
     "labels/base.py",
     "labels/effnet.py",

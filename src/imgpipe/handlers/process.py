@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -15,11 +17,14 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from .. import aws
 from ..catalog import Catalog
-from ..config import settings
+from ..config import ConfigError, Settings, settings, watermark_from_image
+from ..errors import error_code
 from ..events import ParsedBody, read_body
+from ..imaging.types import MAX_MARK_BYTES
 from ..labels import make_labeler
 from ..lanes import lanes
 from ..notify import Notifier
@@ -33,7 +38,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 @lru_cache(maxsize=1)
 def pipeline() -> Pipeline:
-    cfg = settings()
+    cfg = with_watermark_image(settings(), aws.s3())
     return Pipeline(
         cfg,
         ObjectStore(aws.s3()),
@@ -41,6 +46,28 @@ def pipeline() -> Pipeline:
         Notifier(aws.sns(), cfg.topic_arn),
         make_labeler(cfg.labels, aws.rekognition),
     )
+
+
+def with_watermark_image(cfg: Settings, s3: Any) -> Settings:
+    """An image watermark is read once, at start-up, from the derived bucket's watermarks/
+    prefix (the one place there the function may read): a missing or unreadable one fails
+    the start, with its key, rather than every image."""
+    key = cfg.watermark_image_key
+    if not key:
+        return cfg
+    try:
+        answer = s3.get_object(Bucket=cfg.derived_bucket, Key=key)
+        if int(answer.get("ContentLength", 0)) > MAX_MARK_BYTES:
+            raise ConfigError(
+                f"WATERMARK: s3://{cfg.derived_bucket}/{key} is over {MAX_MARK_BYTES} bytes"
+            )
+        data = answer["Body"].read(MAX_MARK_BYTES + 1)
+    except ClientError as exc:
+        raise ConfigError(
+            f"WATERMARK: cannot read s3://{cfg.derived_bucket}/{key} ({error_code(exc)})"
+        ) from None
+    mark = watermark_from_image(os.environ, data)
+    return replace(cfg, render=replace(cfg.render, watermark=mark))
 
 
 def handle_message(record: SQSRecord, parsed: ParsedBody) -> None:

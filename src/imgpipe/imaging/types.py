@@ -107,6 +107,38 @@ def check_size(size: int, limits: Limits) -> None:
 
 DEFAULT_SIZES = "small=128,medium=512,large=1024"
 
+WATERMARK_POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
+MAX_MARK_BYTES = 2 * 1024 * 1024
+
+
+class WatermarkError(RuntimeError):
+    """The watermark cannot be applied (its image is unreadable, its settings invalid)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    text: str = ""
+    image: bytes = b""  # an image file (PNG with alpha, usually); exactly one of text/image
+    position: str = "bottom-right"
+    opacity: float = 0.5
+    min_size: int = 256  # sizes (longest side) below this get none: unreadable when tiny
+    sizes: frozenset[str] = field(default_factory=frozenset)  # names; empty: all >= min_size
+
+    def __post_init__(self) -> None:
+        if bool(self.text) == bool(self.image):
+            raise WatermarkError("a watermark is a text or an image, exactly one")
+        if self.position not in WATERMARK_POSITIONS:
+            raise WatermarkError(
+                f"position {self.position!r}: one of {', '.join(WATERMARK_POSITIONS)}"
+            )
+        if not 0 < self.opacity <= 1:
+            raise WatermarkError(f"opacity {self.opacity}: above 0, at most 1")
+        if len(self.image) > MAX_MARK_BYTES:
+            raise WatermarkError(f"the watermark image is over {MAX_MARK_BYTES} bytes")
+
+    def applies_to(self, name: str, size: int) -> bool:
+        return size >= self.min_size and (not self.sizes or name in self.sizes)
+
 
 @dataclass(frozen=True, slots=True)
 class RenderOptions:
@@ -116,3 +148,4 @@ class RenderOptions:
     limits: Limits = Limits()
     jpeg_quality: int = 85
     include_gps: bool = False  # GPS is personal data: off unless asked for
+    watermark: Watermark | None = None
