@@ -153,7 +153,28 @@ def main() -> int:
         f"results documents {','.join(default.results) or 'none'}: "
         f"${sum(base.values()):.2f} per million images"
     )
+    provisioned(default, m)
     return 0
+
+
+def provisioned(default: Stage, m: Measured) -> None:
+    """provisionedConcurrency: a fixed monthly charge per warm environment, whether used or
+    not; the duration of what runs on them is billed at the lower provisioned rate."""
+    gb = default.memory_mb / 1024
+    month_s = 730 * 3600
+    per_env = gb * month_s * PRICES["lambda_provisioned_gb_second"]
+    saved = (
+        (PRICES["lambda_gb_second"] - PRICES["lambda_provisioned_duration_gb_second"])
+        * gb
+        * m.wall_ms
+        / 1000
+        * MILLION
+    )
+    print(
+        f"provisionedConcurrency: ${per_env:.2f} per warm environment per month at"
+        f" {default.memory_mb} MB (1: ${per_env:.0f}, 5: ${5 * per_env:.0f}); what runs on them"
+        f" is billed ${saved:.2f} per million images less"
+    )
 
 
 if __name__ == "__main__":
