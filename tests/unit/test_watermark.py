@@ -93,7 +93,7 @@ def test_opacity_scales_the_change() -> None:
     def strength(opacity: float) -> float:
         marked = thumbs(PHOTO, Watermark(image=logo(), opacity=opacity, position="center"))
         diff = ImageChops.difference(plain, marked["large"]).convert("L")
-        low, high = diff.getextrema()
+        _low, high = diff.getextrema()
         assert isinstance(high, int)
         return float(high)
 
@@ -145,5 +145,5 @@ def test_an_image_mark_is_read_once_from_the_derived_buckets_prefix(
     assert loaded.render.watermark.image == logo()
     assert loaded.render.watermark.position == "top-right"
     missing = config.load({**ENV, "WATERMARK": "image:watermarks/gone.png"})
-    with pytest.raises(config.ConfigError, match="watermarks/gone.png"):
+    with pytest.raises(config.ConfigError, match=r"watermarks/gone\.png"):
         with_watermark_image(missing, s3)
