@@ -25,6 +25,7 @@ from imgpipe.local.deploy import deploy
 from imgpipe.local.stack import discover
 from imgpipe.outcomes import Status
 from tests.functional.conftest import wait_for
+from tests.harness.chaos import subscribe_inbox
 from tests.harness.cli import IMGPIPE, imgpipe
 from tests.harness.wait import poll
 
@@ -61,32 +62,6 @@ def _topic_arn(stack: Deployment) -> str:
     return str(found["UploadsTopicArn"])
 
 
-def _second_subscriber(stack: Deployment, topic: str) -> str:
-    """Another team's queue on the same uploads: its policy admits exactly the topic."""
-    sqs = stack.client("sqs")
-    url = sqs.create_queue(QueueName="another-team")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
-            }
-        ],
-    }
-    sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-    stack.client("sns").subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
-    )
-    return str(url)
-
-
 def _keys_in(stack: Deployment, url: str, want: int) -> list[str]:
     sqs, keys = stack.client("sqs"), list[str]()
 
@@ -106,7 +81,8 @@ def test_fan_out_feeds_the_pipeline_and_another_subscriber_then_remove_empties_a
 ) -> None:
     stack = fanout
     topic = _topic_arn(stack)
-    other = _second_subscriber(stack, topic)
+    # another team's queue on the same uploads: its policy admits exactly the topic
+    other = subscribe_inbox(stack, "another-team", topic=topic, raw=True)
     s3 = stack.client("s3")
     # the bucket notifies the topic, not the queue
     notifications = s3.get_bucket_notification_configuration(Bucket=stack.uploads_bucket)

@@ -173,9 +173,17 @@ class Reconciliation:
         )
 
 
-def subscribe_inbox(stack: Stack, name: str, filter_policy: dict[str, Any] | None = None) -> str:
-    """A queue subscribed to the topic, to count what was announced. As on AWS, the queue's
-    policy must let the topic send to it (MiniStack enforces that)."""
+def subscribe_inbox(
+    stack: Stack,
+    name: str,
+    filter_policy: dict[str, Any] | None = None,
+    *,
+    topic: str | None = None,
+    raw: bool = False,
+) -> str:
+    """A queue subscribed to ``topic`` (default: the events topic), to see what was sent. As on
+    AWS, the queue's policy must let the topic send to it (MiniStack enforces that)."""
+    topic = topic or stack.topic_arn
     sqs, sns = stack.client("sqs"), stack.client("sns")
     url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -189,13 +197,15 @@ def subscribe_inbox(stack: Stack, name: str, filter_policy: dict[str, Any] | Non
                 "Principal": {"Service": "sns.amazonaws.com"},
                 "Action": "sqs:SendMessage",
                 "Resource": arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": stack.topic_arn}},
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic}},
             }
         ],
     }
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
     attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
-    sns.subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
+    if raw:
+        attributes["RawMessageDelivery"] = "true"
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn, Attributes=attributes)
     return url
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,13 +13,18 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "build" / "dev"
 
 
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
-    path = PACKAGE / "cloudformation-template-update-stack.json"
+def packaged(folder: Path) -> dict[str, Any]:
+    """The CloudFormation template `make package` wrote into ``folder``."""
+    path = folder / "cloudformation-template-update-stack.json"
     if not path.exists():
         pytest.fail(f"{path} is missing: run `make package` first")
     doc: dict[str, Any] = json.loads(path.read_text())
     return doc
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return packaged(PACKAGE)
 
 
 @pytest.fixture(scope="module")

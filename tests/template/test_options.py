@@ -3,23 +3,18 @@ defaults) and on (build/options: `make package` packages it with OPTIONS_PARAMS)
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from tests.template.conftest import PACKAGE
+from tests.template.conftest import PACKAGE, packaged
 
 OPTIONS = PACKAGE.parent / "options"
 
 
 @pytest.fixture(scope="module")
 def options() -> dict[str, Any]:
-    path = OPTIONS / "cloudformation-template-update-stack.json"
-    if not path.exists():
-        pytest.fail(f"{path} is missing: run `make package` first")
-    doc: dict[str, Any] = json.loads(path.read_text())
-    return doc
+    return packaged(OPTIONS)
 
 
 def _mapping(resources: dict[str, Any]) -> dict[str, Any]:

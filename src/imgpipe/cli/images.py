@@ -16,7 +16,7 @@ from ..api import Page, StatusApi
 from ..catalog import Catalog
 from ..deployment import Deployment
 from ..outcomes import FINAL, Status
-from ..record import ImageRecord, to_document
+from ..record import ImageRecord, ThumbnailRef, to_document
 from . import deployment, echo_json, main, printable, table, target_options
 from .watch import wait_final
 
@@ -242,20 +242,24 @@ def open_thumbnail(
     """Open a thumbnail in the browser (a presigned URL, valid 15 minutes); where there is no
     display (SSH, CI) the URL is printed instead."""
     api = StatusApi.of(deployment(stage, endpoint))
-    record = api.record(key)
-    if record is None:
-        raise click.ClickException(f"no image with key {key!r}: see `imgpipe ls`")
-    thumbs = {t.name: t for t in record.thumbnails}
-    if size not in thumbs:
-        have = ", ".join(thumbs) or f"none: the upload is {record.status}"
-        raise click.ClickException(f"no {size!r} thumbnail for {key!r} ({have})")
-    url = api.url(thumbs[size].key)
+    url = api.url(_thumbnail(api.record(key), key, size).key)
     if as_json:
         echo_json({"key": key, "size": size, "url": url})
     elif print_only or not _has_display() or click.launch(url) != 0:
         click.echo(printable(url))
     else:
         click.echo(printable(f"opened {key} ({size}) in the browser"), err=True)
+
+
+def _thumbnail(record: ImageRecord | None, key: str, size: str) -> ThumbnailRef:
+    """The ``size`` thumbnail of ``key``'s record, or an error that says what there is."""
+    if record is None:
+        raise click.ClickException(f"no image with key {key!r}: see `imgpipe ls`")
+    thumbs = {t.name: t for t in record.thumbnails}
+    if size not in thumbs:
+        have = ", ".join(thumbs) or f"none: the upload is {record.status}"
+        raise click.ClickException(f"no {size!r} thumbnail for {key!r} ({have})")
+    return thumbs[size]
 
 
 def _has_display() -> bool:
@@ -351,13 +355,7 @@ def get(
     """Download one thumbnail of an upload."""
     dep = deployment(stage, endpoint)
     record = Catalog(dep.client("dynamodb"), dep.table).get(dep.uploads_bucket, key)
-    if record is None:
-        raise click.ClickException(f"no image with key {key!r}: see `imgpipe ls`")
-    thumbs = {t.name: t for t in record.thumbnails}
-    if size not in thumbs:
-        have = ", ".join(thumbs) or f"none: the upload is {record.status}"
-        raise click.ClickException(f"no {size!r} thumbnail for {key!r} ({have})")
-    thumb = thumbs[size]
+    thumb = _thumbnail(record, key, size)
     target = output or Path(f"{Path(key).stem}-{size}.{thumb.key.rsplit('.', 1)[-1]}")
     dep.client("s3").download_file(dep.derived_bucket, thumb.key, str(target))
     written = target.stat().st_size
