@@ -76,7 +76,7 @@ def empty(s3: Any, bucket: str) -> Contents:
             raise click.ClickException(
                 printable(
                     f"{bucket}: {len(answer['Errors'])} objects could not be deleted"
-                    f" ({first.get('Code')}: {first.get('Key')}); nothing else was removed"
+                    f" ({first.get('Code')}: {first.get('Key')}); the stack was not deleted"
                 )
             )
         for kind, _ in batch:
