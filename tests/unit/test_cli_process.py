@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, ImageChops
 
 from imgpipe.cli import main
 
@@ -135,3 +135,24 @@ def test_processing_local_files_never_loads_the_aws_sdk(corpus: Path, tmp_path: 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_watermark_can_be_previewed_locally(corpus: Path, tmp_path: Path) -> None:
+    photo = str(corpus / "Landscape_1.jpg")
+    common = ["process", photo, "--labels", "none", "--json", "--sizes", "m=512"]
+    plain = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "plain")])
+    marked = CliRunner().invoke(
+        main,
+        [*common, "--out", str(tmp_path / "marked"), "--watermark", "text:© Preview"]
+        + ["--watermark-position", "top-left", "--watermark-opacity", "1"],
+    )
+    assert plain.exit_code == marked.exit_code == 0, marked.output
+    paths = [json.loads(r.output)["thumbnails"][0]["path"] for r in (plain, marked)]
+    with Image.open(paths[0]) as a, Image.open(paths[1]) as b:
+        diff = ImageChops.difference(a.convert("L"), b.convert("L")).point(
+            lambda v: 255 if v > 40 else 0
+        )
+        box = diff.getbbox()
+        assert box is not None and box[2] < a.width / 2 and box[3] < a.height / 2
+    bad = CliRunner().invoke(main, [*common, "--watermark", str(tmp_path / "missing.png")])
+    assert bad.exit_code == 2 and "--watermark" in bad.output

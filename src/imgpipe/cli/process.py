@@ -19,8 +19,11 @@ from ..imaging import (
     ImageRejected,
     RenderOptions,
     Thumbnail,
+    Watermark,
+    WatermarkError,
     parse_sizes,
 )
+from ..imaging.types import WATERMARK_POSITIONS
 from ..labels import Labeler, LabelResult
 from ..outcomes import Reason, Status
 from ..processing import process_image
@@ -78,6 +81,23 @@ _DEFAULTS = RenderOptions()  # the service's own defaults, not restated here
     default=None,
     help="files processed at once  [default: the CPUs this process may use]",
 )
+@click.option(
+    "--watermark",
+    metavar="text:TEXT|IMAGE",
+    help="preview the service's watermark: text:© Example, or an image file (PNG with alpha)",
+)
+@click.option(
+    "--watermark-position",
+    type=click.Choice(WATERMARK_POSITIONS),
+    default="bottom-right",
+    show_default=True,
+)
+@click.option(
+    "--watermark-opacity",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.5,
+    show_default=True,
+)
 def process(
     paths: tuple[Path, ...],
     out: Path,
@@ -89,6 +109,9 @@ def process(
     max_pixels: int,
     labeler_name: str,
     jobs: int | None,
+    watermark: str | None,
+    watermark_position: str,
+    watermark_opacity: float,
 ) -> None:
     """Run the thumbnail engine offline on local files or folders (no AWS needed).
 
@@ -102,6 +125,7 @@ def process(
         limits=replace(_DEFAULTS.limits, max_bytes=max_bytes, max_pixels=max_pixels),
         jpeg_quality=quality,
         include_gps=gps,
+        watermark=_watermark(watermark, watermark_position, watermark_opacity),
     )
     labeler = _process_labeler(labeler_name)
     files = _expand(paths)
@@ -125,6 +149,18 @@ def process(
                 click.echo(json.dumps(doc, ensure_ascii=False))
             else:
                 _echo_process_line(result)
+
+
+def _watermark(spec: str | None, position: str, opacity: float) -> Watermark | None:
+    """--watermark as the service reads WATERMARK, with a local file instead of an S3 key."""
+    if not spec:
+        return None
+    text = spec.removeprefix("text:") if spec.startswith("text:") else ""
+    try:
+        image = b"" if text else Path(spec).read_bytes()
+        return Watermark(text=text, image=image, position=position, opacity=opacity)
+    except (OSError, WatermarkError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--watermark") from None
 
 
 def _usable_cpus() -> int:
