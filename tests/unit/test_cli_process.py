@@ -143,8 +143,11 @@ def test_a_watermark_can_be_previewed_locally(corpus: Path, tmp_path: Path) -> N
     plain = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "plain")])
     marked = CliRunner().invoke(
         main,
-        [*common, "--out", str(tmp_path / "marked"), "--watermark", "text:© Preview"]
-        + ["--watermark-position", "top-left", "--watermark-opacity", "1"],
+        [
+            *common,
+            *("--out", str(tmp_path / "marked"), "--watermark", "text:© Preview"),
+            *("--watermark-position", "top-left", "--watermark-opacity", "1"),
+        ],
     )
     assert plain.exit_code == marked.exit_code == 0, marked.output
     paths = [json.loads(r.output)["thumbnails"][0]["path"] for r in (plain, marked)]

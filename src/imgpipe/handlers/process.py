@@ -114,6 +114,9 @@ def process_concurrently(records: list[dict[str, Any]]) -> dict[str, BaseExcepti
     """Each message's outcome (message id -> the error that must retry it): lanes of messages
     that share no key run in parallel, each lane in batch order (see lanes.py)."""
     failures: dict[str, BaseException] = {}
+    # Built here, in the invocation's thread, before any lane: models, clients and the
+    # watermark load once (the lanes would otherwise race to build it, each in its own thread).
+    pipeline()
     parsed = [_parse(r) for r in records]
     groups = lanes([[f"{e.bucket}/{e.key}" for e in p.events] for p in parsed])
     workers = min(settings().record_workers, len(groups)) or 1

@@ -197,9 +197,9 @@ class LocalLabeler:
     def __init__(self, settings: LabelSettings) -> None:
         check_installed()
         self._settings = settings
-        # Load now, in the thread that builds the pipeline (Lambda's init phase), not in the
-        # first lane thread that needs a model: native libraries initialise once, up front,
-        # and a batch's deadline never pays for it.
+        # Load now, in the thread that builds the pipeline (the invocation's, before its lanes
+        # start: handlers/process.py), not in whichever lane first needs a model: native
+        # libraries initialise once, up front, in one thread.
         wanted = set(settings.detectors)
         if "labels" in wanted:
             wanted |= {"faces", "text"}  # Person and Text labels come from them
