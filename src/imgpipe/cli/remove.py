@@ -159,12 +159,20 @@ def _stop_intake(dep: Deployment) -> int:
     stopped = 0
     try:
         mappings = lam.list_event_source_mappings(FunctionName=f"{dep.name}-process")
-    except ClientError:
-        return 0  # no such function (a half-deployed stack): nothing to stop
+    except ClientError as exc:  # no such function (half-deployed), or not allowed to look
+        click.echo(f"queue triggers not stopped ({exc.response['Error']['Code']})", err=True)
+        return 0
     for mapping in mappings.get("EventSourceMappings", []):
-        if mapping.get("State") not in {"Disabled", "Disabling"}:
+        if mapping.get("State") in {"Disabled", "Disabling"}:
+            continue
+        try:
             lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
-            stopped += 1
+        except ClientError as exc:  # not allowed: go on; the delete is retried once anyway
+            click.echo(
+                f"could not stop a queue trigger ({exc.response['Error']['Code']})", err=True
+            )
+            continue
+        stopped += 1
     return stopped
 
 
