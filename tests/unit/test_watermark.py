@@ -12,6 +12,8 @@ from PIL import Image, ImageChops
 from imgpipe import config
 from imgpipe.handlers.process import with_watermark_image
 from imgpipe.imaging import Limits, Watermark, WatermarkError, parse_sizes, render
+from imgpipe.imaging.types import MAX_MARK_BYTES
+from imgpipe.storage import ObjectStore
 from tests.conftest import jpeg_bytes
 
 SPECS = parse_sizes("small=128,medium=512,large=1024")
@@ -140,10 +142,27 @@ def test_an_image_mark_is_read_once_from_the_derived_buckets_prefix(
     s3.put_object(Bucket="derived", Key="watermarks/logo.png", Body=logo())
     monkeypatch.setenv("WATERMARK_POSITION", "top-right")
     cfg = config.load({**ENV, "WATERMARK": "image:watermarks/logo.png"})
-    loaded = with_watermark_image(cfg, s3)
+    loaded = with_watermark_image(cfg, ObjectStore(s3))
     assert loaded.render.watermark is not None
     assert loaded.render.watermark.image == logo()
     assert loaded.render.watermark.position == "top-right"
     missing = config.load({**ENV, "WATERMARK": "image:watermarks/gone.png"})
     with pytest.raises(config.ConfigError, match=r"watermarks/gone\.png"):
-        with_watermark_image(missing, s3)
+        with_watermark_image(missing, ObjectStore(s3))
+    # the worst objects under that key fail the start, not every upload after it
+    for name, body in {
+        "empty.png": b"",
+        "huge.png": b"\0" * (MAX_MARK_BYTES + 1),  # refused by its size, body not read
+        "junk.png": b"not an image",
+        "bomb.png": _bomb(),  # 20000 x 20000 declared in a few hundred bytes
+    }.items():
+        s3.put_object(Bucket="derived", Key=f"watermarks/{name}", Body=body)
+        cfg = config.load({**ENV, "WATERMARK": f"image:watermarks/{name}"})
+        with pytest.raises(config.ConfigError, match=f"watermarks/{name}"):
+            with_watermark_image(cfg, ObjectStore(s3))
+
+
+def _bomb() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buf, "PNG")
+    return buf.getvalue()

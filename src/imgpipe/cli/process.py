@@ -155,12 +155,16 @@ def _watermark(spec: str | None, position: str, opacity: float) -> Watermark | N
     """--watermark as the service reads WATERMARK, with a local file instead of an S3 key."""
     if not spec:
         return None
+    from ..imaging.watermark import check
+
     text = spec.removeprefix("text:") if spec.startswith("text:") else ""
     try:
         image = b"" if text else Path(spec).read_bytes()
-        return Watermark(text=text, image=image, position=position, opacity=opacity)
+        mark = Watermark(text=text, image=image, position=position, opacity=opacity)
+        check(mark)
     except (OSError, WatermarkError) as exc:
         raise click.BadParameter(str(exc), param_hint="--watermark") from None
+    return mark
 
 
 def _usable_cpus() -> int:

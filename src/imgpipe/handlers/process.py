@@ -22,9 +22,9 @@ from botocore.exceptions import ClientError
 from .. import aws
 from ..catalog import Catalog
 from ..config import ConfigError, Settings, settings, watermark_from_image
-from ..errors import error_code
+from ..errors import PipelineError, describe
 from ..events import ParsedBody, read_body
-from ..imaging.types import MAX_MARK_BYTES
+from ..imaging.types import MAX_MARK_BYTES, ImageRejected, Limits, WatermarkError
 from ..labels import make_labeler
 from ..lanes import lanes
 from ..notify import Notifier
@@ -38,35 +38,37 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 @lru_cache(maxsize=1)
 def pipeline() -> Pipeline:
-    cfg = with_watermark_image(settings(), aws.s3())
+    store = ObjectStore(aws.s3())
+    cfg = with_watermark_image(settings(), store)
     return Pipeline(
         cfg,
-        ObjectStore(aws.s3()),
+        store,
         Catalog(aws.dynamodb(), cfg.table_name),
         Notifier(aws.sns(), cfg.topic_arn),
         make_labeler(cfg.labels, aws.rekognition),
     )
 
 
-def with_watermark_image(cfg: Settings, s3: Any) -> Settings:
+def with_watermark_image(cfg: Settings, store: ObjectStore) -> Settings:
     """An image watermark is read once, at start-up, from the derived bucket's watermarks/
-    prefix (the one place there the function may read): a missing or unreadable one fails
-    the start, with its key, rather than every image."""
+    prefix (the one place there the function may read), refused by size before its body is
+    read: a missing, empty or oversized one fails the start, with its key, not every image."""
     key = cfg.watermark_image_key
     if not key:
         return cfg
     try:
-        answer = s3.get_object(Bucket=cfg.derived_bucket, Key=key)
-        if int(answer.get("ContentLength", 0)) > MAX_MARK_BYTES:
-            raise ConfigError(
-                f"WATERMARK: s3://{cfg.derived_bucket}/{key} is over {MAX_MARK_BYTES} bytes"
-            )
-        data = answer["Body"].read(MAX_MARK_BYTES + 1)
-    except ClientError as exc:
+        data, _ = store.fetch(cfg.derived_bucket, key, "", Limits(max_bytes=MAX_MARK_BYTES))
+    except (ClientError, PipelineError, ImageRejected) as exc:
         raise ConfigError(
-            f"WATERMARK: cannot read s3://{cfg.derived_bucket}/{key} ({error_code(exc)})"
+            f"WATERMARK: cannot use s3://{cfg.derived_bucket}/{key} ({describe(exc)})"
         ) from None
     mark = watermark_from_image(os.environ, data)
+    from ..imaging.watermark import check  # Pillow: only when a watermark is configured
+
+    try:
+        check(mark)
+    except WatermarkError as exc:
+        raise ConfigError(f"WATERMARK: s3://{cfg.derived_bucket}/{key}: {exc}") from None
     return replace(cfg, render=replace(cfg.render, watermark=mark))
 
 

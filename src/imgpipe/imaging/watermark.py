@@ -22,6 +22,13 @@ MARGIN = 0.03  # of the shorter side
 MAX_MARK_PIXELS = 4096 * 4096
 
 
+def check(mark: Watermark) -> None:
+    """Decode an image mark now (cached for apply): an unreadable or oversized one is found at
+    start-up, not on the first upload. Raises WatermarkError."""
+    if mark.image:
+        _decoded(mark.image)
+
+
 def apply(im: Image.Image, mark: Watermark) -> Image.Image:
     """``im`` with the mark composited on, in ``im``'s mode."""
     try:
