@@ -91,6 +91,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
     if marked - {spec.name for spec in sizes}:
         unknown = ", ".join(sorted(marked - {spec.name for spec in sizes}))
         raise ConfigError(f"WATERMARK_SIZES: no thumbnail size named {unknown}")
+    text_mark, image_key = _watermark(env)
     return Settings(
         uploads_bucket=_required(env, "UPLOADS_BUCKET"),
         derived_bucket=_required(env, "DERIVED_BUCKET"),
@@ -106,7 +107,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             ),
             jpeg_quality=quality,
             include_gps=_bool(env, "INCLUDE_GPS"),
-            watermark=_watermark(env, image=b"") if _watermark_text(env) else None,
+            watermark=text_mark,
         ),
         max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3),
         labels=_label_settings(env),
@@ -114,38 +115,32 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         results_documents=_results_documents(env),
         record_workers=_int(env, "RECORD_WORKERS", lanes.record_workers(memory)),
         render_slots=_int(env, "RENDER_SLOTS", lanes.render_slots(memory, max_decode)),
-        watermark_image_key=_watermark_key(env),
+        watermark_image_key=image_key,
     )
 
 
 WATERMARK_PREFIX = "watermarks/"  # the one place in the derived bucket the function reads
 
 
-def _watermark_text(env: Mapping[str, str]) -> str:
-    kind, _, value = env.get("WATERMARK", "").strip().partition(":")
-    return value if kind == "text" else ""
-
-
-def _watermark_key(env: Mapping[str, str]) -> str:
-    """WATERMARK: "" (none), "text:<text>" or "image:watermarks/<name>" (derived bucket)."""
+def _watermark(env: Mapping[str, str]) -> tuple[Watermark | None, str]:
+    """WATERMARK: "" (none), "text:<text>" (the mark, ready) or "image:watermarks/<name>" (the
+    key in the derived bucket, read at start-up; its other settings are checked now)."""
     raw = env.get("WATERMARK", "").strip()
     kind, _, value = raw.partition(":")
-    if not raw or (kind == "text" and value):
-        return ""
-    if (
-        kind == "image"
-        and value.startswith(WATERMARK_PREFIX)
-        and len(value) > len(WATERMARK_PREFIX)
-    ):
-        _watermark(env, image=b"\0")  # the other settings are checked now, not at first use
-        return value
+    if not raw:
+        return None, ""
+    if kind == "text" and value:
+        return _mark(env, text=value), ""
+    if kind == "image" and value.startswith(WATERMARK_PREFIX) and value != WATERMARK_PREFIX:
+        _mark(env, image=b"\0")
+        return None, value
     raise ConfigError(
         f"WATERMARK must be empty, text:<text> or image:{WATERMARK_PREFIX}<name>, got {raw!r}"
     )
 
 
-def _watermark(env: Mapping[str, str], *, image: bytes) -> Watermark:
-    """The mark's settings; ``image``: its bytes when it is an image (else the text is used)."""
+def _mark(env: Mapping[str, str], *, text: str = "", image: bytes = b"") -> Watermark:
+    """The mark with the WATERMARK_* settings of ``env``."""
     raw_opacity = env.get("WATERMARK_OPACITY", "0.5").strip() or "0.5"
     try:
         opacity = float(raw_opacity)
@@ -154,7 +149,7 @@ def _watermark(env: Mapping[str, str], *, image: bytes) -> Watermark:
     sizes = env.get("WATERMARK_SIZES", "").strip()
     try:
         return Watermark(
-            text="" if image else _watermark_text(env),
+            text=text,
             image=image,
             position=env.get("WATERMARK_POSITION", "").strip() or "bottom-right",
             opacity=opacity,
@@ -167,9 +162,7 @@ def _watermark(env: Mapping[str, str], *, image: bytes) -> Watermark:
 
 def watermark_from_image(env: Mapping[str, str], image: bytes) -> Watermark:
     """The image watermark, once its bytes are read (handlers/process.py)."""
-    if not image:
-        raise ConfigError("WATERMARK: the watermark image is empty")
-    return _watermark(env, image=image)
+    return _mark(env, image=image)
 
 
 def _results_documents(env: Mapping[str, str]) -> tuple[str, ...]:
