@@ -102,6 +102,16 @@ def test_opacity_scales_the_change() -> None:
     assert strength(0.25) < strength(0.5) < strength(1.0)
 
 
+def test_a_long_line_is_set_smaller_to_fit_and_an_endless_one_refused() -> None:
+    plain = thumbs(PHOTO, None)["large"]
+    line = "© Example Photography Ltd, all rights reserved " * 4  # ~190 characters
+    box = changed(plain, thumbs(PHOTO, Watermark(text=line, opacity=1))["large"])
+    assert box is not None and box[2] - box[0] <= plain.width * 0.9 + 2
+    for text in ("x" * 201, "two\nlines"):
+        with pytest.raises(WatermarkError, match="one line"):
+            Watermark(text=text)
+
+
 def test_a_broken_mark_is_the_configurations_fault_not_the_uploads() -> None:
     with pytest.raises(WatermarkError, match="cannot be read"):
         render(PHOTO, SPECS, Limits(), watermark=Watermark(image=b"not an image"))

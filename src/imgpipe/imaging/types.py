@@ -109,6 +109,7 @@ DEFAULT_SIZES = "small=128,medium=512,large=1024"
 
 WATERMARK_POSITIONS = ("top-left", "top-right", "bottom-left", "bottom-right", "center")
 MAX_MARK_BYTES = 2 * 1024 * 1024
+MAX_MARK_TEXT = 200  # characters: one line, set to fit the thumbnail
 
 
 class WatermarkError(RuntimeError):
@@ -133,6 +134,8 @@ class Watermark:
             )
         if not 0 < self.opacity <= 1:
             raise WatermarkError(f"opacity {self.opacity}: above 0, at most 1")
+        if len(self.text) > MAX_MARK_TEXT or "\n" in self.text:
+            raise WatermarkError(f"the watermark text is one line of at most {MAX_MARK_TEXT}")
         if len(self.image) > MAX_MARK_BYTES:
             raise WatermarkError(f"the watermark image is over {MAX_MARK_BYTES} bytes")
 

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .types import Watermark, WatermarkError
 
 TEXT_HEIGHT = 0.06  # of the thumbnail's shorter side
+MAX_TEXT_WIDTH = 0.9  # of the thumbnail's width
 IMAGE_WIDTH = 0.25  # of the thumbnail's width, at most the mark's own
 MARGIN = 0.03  # of the shorter side
 MAX_MARK_PIXELS = 4096 * 4096
@@ -47,6 +48,10 @@ def apply(im: Image.Image, mark: Watermark) -> Image.Image:
 def _text(size: tuple[int, int], mark: Watermark) -> Image.Image:
     height = max(10, round(min(size) * TEXT_HEIGHT))
     font = ImageFont.load_default(size=height)
+    width = font.getlength(mark.text)
+    if width > size[0] * MAX_TEXT_WIDTH:  # a long line is set smaller, never wider than this
+        height = max(6, int(height * size[0] * MAX_TEXT_WIDTH / width))
+        font = ImageFont.load_default(size=height)
     stroke = max(1, height // 12)
     probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
     box = probe.textbbox((0, 0), mark.text, font=font, stroke_width=stroke)
