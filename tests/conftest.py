@@ -131,3 +131,30 @@ def jpeg_of(im: Image.Image, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def varied_photos(corpus: Path) -> dict[str, bytes]:
+    """Photos with faces, text, animals, objects and scenes, as 1024 px JPEGs (the size the
+    labeler sees): what a concurrency test needs to hit every detector."""
+    images = {name: skimage_photo(name) for name in SKIMAGE_VARIED}
+    images["sign"] = sign_photo()
+    for name in ("Portrait_1.jpg", "Landscape_1.jpg", "Portrait_5.jpg"):
+        with Image.open(corpus / name) as opened:
+            images[name] = opened.convert("RGB")
+    out = {}
+    for name, im in images.items():
+        im.thumbnail((1024, 1024))
+        out[name] = jpeg_of(im)
+    return out
+
+
+SKIMAGE_VARIED = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "camera.png",
+    "page.png",
+    "text.png",
+    "motorcycle_left.png",
+)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 from PIL import Image, ImageChops
 
 from imgpipe.cli import main
+from tests.conftest import varied_photos
 
 
 def test_process_writes_thumbnails_and_reports_json(corpus: Path, tmp_path: Path) -> None:
@@ -107,9 +111,6 @@ def test_usage_errors_exit_non_zero(tmp_path: Path) -> None:
 
 def test_python_dash_m_runs_the_same_command() -> None:
     """bench/chaos.py starts runners as `python -m imgpipe.cli local run`."""
-    import subprocess
-    import sys
-
     out = subprocess.run(
         [sys.executable, "-m", "imgpipe.cli", "local", "run", "--help"],
         capture_output=True,
@@ -122,9 +123,6 @@ def test_python_dash_m_runs_the_same_command() -> None:
 def test_processing_local_files_never_loads_the_aws_sdk(corpus: Path, tmp_path: Path) -> None:
     """A whole `imgpipe process` run, start-up included, is what users time: boto3 alone is
     ~200 ms of it, and nothing there talks to AWS."""
-    import subprocess
-    import sys
-
     photo = sorted(corpus.glob("*.jpg"))[0]
     code = (
         "import sys; from imgpipe.cli import main\n"
@@ -159,3 +157,43 @@ def test_a_watermark_can_be_previewed_locally(corpus: Path, tmp_path: Path) -> N
         assert box is not None and box[2] < a.width / 2 and box[3] < a.height / 2
     bad = CliRunner().invoke(main, [*common, "--watermark", str(tmp_path / "missing.png")])
     assert bad.exit_code == 2 and "--watermark" in bad.output
+
+
+def _without_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if k != "ms"}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+def test_four_jobs_label_like_one(corpus: Path, tmp_path: Path) -> None:
+    """The offline labeler from four threads at once: each run in its own process, since
+    sharing a native model between threads used to abort it (exit 134) or invent faces."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, data in varied_photos(corpus).items():
+        (photos / f"{Path(name).stem}.jpg").write_bytes(data)
+    answers = {}
+    for jobs in ("1", "4"):
+        run = subprocess.run(
+            [
+                *(sys.executable, "-m", "imgpipe.cli", "process", str(photos)),
+                *("--labels", "local", "--json", "--sizes", "s=64,l=1024"),
+                *("--jobs", jobs, "--out", str(tmp_path / f"out{jobs}")),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        lines = [json.loads(line) for line in run.stdout.splitlines()]
+        for line in lines:
+            for thumb in line["thumbnails"]:
+                thumb.pop("path")  # each run writes to its own folder
+        answers[jobs] = _without_times(lines)
+    assert len(answers["1"]) == len(list(photos.iterdir()))
+    # every native detector had work: faces (dlib) and text (RapidOCR) were found
+    assert any(line["labels"]["faces"] for line in answers["1"])
+    assert any(line["labels"]["text"] for line in answers["1"])
+    assert answers["4"] == answers["1"]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from imgpipe.labels import LabelRequest, LabelSettings, make_labeler
+from imgpipe.labels import LabelRequest, LabelResult, LabelSettings, local, make_labeler
 from imgpipe.labels.local import LocalLabeler
-from tests.conftest import jpeg_of, sign_photo, skimage_photo
+from imgpipe.labels.pool import usable_cpus
+from tests.conftest import jpeg_of, sign_photo, skimage_photo, varied_photos
 
 SETTINGS = LabelSettings(backend="local")
 
@@ -81,3 +85,35 @@ def test_none_backend_imports_no_model() -> None:
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match="unknown labeler"):
         make_labeler(LabelSettings(backend="magic"))
+
+
+def test_eight_threads_give_the_answers_one_thread_gives(corpus: Path) -> None:
+    # Before models were lent one caller at a time this aborted the process (free(): corrupted
+    # unsorted chunks) or returned a portrait with 139 faces.
+    photos = varied_photos(corpus)
+    labeler = LocalLabeler(SETTINGS)
+
+    def answer(name: str) -> LabelResult:
+        return replace(labeler.detect(_request(photos[name])), ms=0.0)
+
+    alone = {name: answer(name) for name in photos}
+    assert any(a.faces for a in alone.values()) and any(a.text for a in alone.values())
+    names = list(photos) * 3
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(answer, names))
+    assert together == [alone[name] for name in names]
+    # the native models were really used side by side, never beyond one instance per CPU
+    assert min(2, usable_cpus()) <= local.pools_built()["text"] <= usable_cpus()
+
+
+def test_a_found_face_drops_labels_that_contradict_it() -> None:
+    from imgpipe.labels import Box, Face, Label
+
+    weapon = Label("Weapon", 87.0)
+    rifle = Label("Assault Rifle", 96.0, parents=("Weapon",))
+    clothing = Label("Clothing", 89.0)
+    face = Face(box=Box(0.4, 0.1, 0.2, 0.2), confidence=99.0)
+    kept = local._with_detections((weapon, rifle, clothing), (face,), ())
+    assert [x.name for x in kept] == ["Clothing", "Person"]
+    # without a face nothing contradicts them
+    assert local._with_detections((weapon, rifle, clothing), (), ()) == (weapon, rifle, clothing)

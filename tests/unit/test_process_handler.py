@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from imgpipe import derived
+from imgpipe import config, derived
 from imgpipe.handlers import process
 from imgpipe.outcomes import Reason, Status
-from tests.conftest import Events, jpeg_bytes, load_event
+from tests.conftest import Events, jpeg_bytes, load_event, varied_photos
 from tests.unit.conftest import FakeStack, LambdaContext
 
 
@@ -167,3 +169,39 @@ def test_no_record_is_started_without_time_to_finish_it(
     assert (stored.status if stored else None) == recorded
     if stored is not None:
         assert stored.reason is Reason.TRANSIENT and "DeadlineNear" in stored.detail
+
+
+def test_four_lanes_label_like_one(
+    stack: FakeStack,
+    events: Events,
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    corpus: Path,
+) -> None:
+    """The local labeler (the local stage's, and the container image's on AWS) in the
+    batch's lanes: each record's findings equal what one lane finds."""
+    monkeypatch.setenv("LABELER", "local")
+    photos = varied_photos(corpus)
+    findings = {}
+    for workers in ("1", "4"):
+        monkeypatch.setenv("RECORD_WORKERS", workers)
+        config.settings.cache_clear()
+        process.pipeline.cache_clear()
+        records = [
+            events.upload_record(
+                f"m{i}", f"w{workers}/{name}", etag=stack.upload(f"w{workers}/{name}", data)
+            )
+            for i, (name, data) in enumerate(photos.items())
+        ]
+        assert process.handler(events.sqs_event(*records), lambda_context) == {
+            "batchItemFailures": []
+        }
+        found = {}
+        for name in photos:
+            record = stack.catalog.get("uploads", f"w{workers}/{name}")
+            assert record is not None and record.status is Status.DONE and record.findings
+            found[name] = replace(record.findings, ms=0.0)
+        findings[workers] = found
+    assert any(f.faces for f in findings["1"].values())
+    assert any(f.text for f in findings["1"].values())
+    assert findings["4"] == findings["1"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from ..imaging import (
 )
 from ..imaging.types import WATERMARK_POSITIONS
 from ..labels import Labeler, LabelResult
+from ..labels.pool import usable_cpus
 from ..outcomes import Reason, Status
 from ..processing import process_image
 from . import main, printable
@@ -137,7 +137,7 @@ def process(
     # Pillow releases the GIL while it decodes, resizes and encodes, so threads use every core;
     # results are printed in the order the files were named, each as soon as it and those
     # before it are done.
-    workers = jobs or _usable_cpus()
+    workers = jobs or usable_cpus()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="process") as pool:
         for result in (
             pool.map(handle, files, folders) if workers > 1 else map(handle, files, folders)
@@ -165,13 +165,6 @@ def _watermark(spec: str | None, position: str, opacity: float) -> Watermark | N
     except (OSError, WatermarkError) as exc:
         raise click.BadParameter(str(exc), param_hint="--watermark") from None
     return mark
-
-
-def _usable_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _output_folders(files: list[Path], out: Path) -> list[Path]:

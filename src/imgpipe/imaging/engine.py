@@ -12,9 +12,9 @@ Speed and memory come from doing the expensive steps at the smallest possible si
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from collections.abc import Sequence
-from functools import cache
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
@@ -206,9 +206,16 @@ def _extrema(im: Image.Image) -> tuple[float, float]:
     return float(low), float(high)
 
 
-@cache
+_per_thread = threading.local()
+
+
 def _srgb() -> ImageCms.ImageCmsProfile:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    """One sRGB profile per thread: LittleCMS reads a profile's tags lazily while it builds a
+    transform, so a profile handle must not be used by two threads at once."""
+    profile: ImageCms.ImageCmsProfile | None = getattr(_per_thread, "srgb", None)
+    if profile is None:
+        profile = _per_thread.srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return profile
 
 
 def _to_srgb(im: Image.Image, icc: bytes | None, has_alpha: bool) -> Image.Image:
