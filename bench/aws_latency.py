@@ -57,7 +57,7 @@ from tests.conftest import CORPUS, Events  # noqa: E402 - after the environment 
 from tests.harness.tables import create_images_table  # noqa: E402 - after the environment above
 from tests.unit.conftest import LambdaContext  # noqa: E402 - after the environment above
 
-from imgpipe import aws, config  # noqa: E402 - after the environment above
+from imgpipe import aws, bootstrap, config  # noqa: E402 - after the environment above
 from imgpipe.handlers import process  # noqa: E402 - after the environment above
 from imgpipe.imaging import parse_sizes, render  # noqa: E402 - after the environment above
 from imgpipe.imaging.types import DEFAULT_SIZES, Limits  # noqa: E402 - after the environment above
@@ -133,8 +133,8 @@ def batch(photos: list[bytes], prefix: str) -> dict[str, Any]:
 
 def run(network: Network, photos: list[bytes], prefix: str, workers: int, delay: float) -> Run:
     os.environ["RECORD_WORKERS"] = str(workers)
-    config.settings.cache_clear()
-    process.pipeline.cache_clear()
+    config.clear_caches()
+    bootstrap.pipeline.cache_clear()  # the clients stay: the simulated network hooks them
     event = batch(photos, prefix)
     network.delay, network.calls, network.emulator_cpu = delay, Counter(), 0.0
     wall, cpu = time.perf_counter(), time.process_time()
@@ -192,8 +192,8 @@ def profile(network: Network, photos: list[bytes]) -> dict[str, float]:
     every thread profiled with its own CPU clock (the lane and the upload threads included).
     Under the profiler everything is slower; the shares are what this is for."""
     os.environ["RECORD_WORKERS"] = "1"
-    config.settings.cache_clear()
-    process.pipeline.cache_clear()  # a new pipeline: its upload threads start profiled
+    config.clear_caches()
+    bootstrap.pipeline.cache_clear()  # a new pipeline: its upload threads start profiled
     event = batch(photos, "profile")
     network.delay = 0.0
     profilers: list[cProfile.Profile] = []

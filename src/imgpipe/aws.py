@@ -6,12 +6,13 @@ LocalStack or the embedded moto server without a branch here.
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+from . import config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -29,8 +30,7 @@ def client_config(function_timeout: float | None = None) -> Config:
     (``FUNCTION_TIMEOUT``): a dependency that never answers surfaces as a transient failure
     the handler can record, not as a Lambda timeout that loses the whole batch."""
     if function_timeout is None:
-        raw = os.environ.get("FUNCTION_TIMEOUT", "").strip()
-        function_timeout = float(raw) if raw.isdigit() else 60.0
+        function_timeout = config.function_timeout()
     per_attempt = max(1.0, function_timeout / 2 / ATTEMPTS)
     return Config(
         retries={"mode": "standard", "total_max_attempts": ATTEMPTS},

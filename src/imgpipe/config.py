@@ -1,4 +1,14 @@
-"""Settings from environment variables: one frozen dataclass, validated once per process."""
+"""Settings from environment variables: one frozen dataclass per function, each validated once
+per process with the same helpers, each reading only what its function needs.
+
+- ``ProcessSettings``: the process function (buckets, table, topic, thumbnails, labels...);
+- ``StatusSettings``: the HTTP API (table, buckets for presigning, the auth mode);
+- ``RedriveSettings``: the redrive function (the two queues, the strategy);
+- ``ReconcileSettings``: the reconcile function (table, buckets, its defaults);
+- ``function_timeout()``: what every function's AWS clients size their timeouts by.
+
+No handler and no other module reads ``os.environ`` for these: a malformed value is a
+``ConfigError`` at start-up, with the variable's name, never a silent default."""
 
 from __future__ import annotations
 
@@ -29,7 +39,7 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class ProcessSettings:
     uploads_bucket: str
     derived_bucket: str
     table_name: str
@@ -46,16 +56,16 @@ class Settings:
     watermark_image_key: str = ""
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
+    if not raw.isascii() or not raw.lstrip("-").isdigit():
+        raise ConfigError(f"{name} must be an integer, got {raw!r}")
+    value = int(raw)
+    if value < minimum:
+        limit = "positive" if minimum == 1 else f"at least {minimum}"
+        raise ConfigError(f"{name} must be {limit}, got {value}")
     return value
 
 
@@ -75,9 +85,85 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def load(env: Mapping[str, str] | None = None) -> Settings:
-    """Build settings from ``env`` (default: the process environment)."""
-    env = os.environ if env is None else env
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first is the default), in any case."""
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+DEFAULT_TIMEOUT = 60  # seconds, as serverless.yml's provider timeout
+API_AUTH_MODES = ("iam", "jwt", "none")  # the first is the default
+REDRIVE_STRATEGIES = ("auto", "manual")
+
+
+def function_timeout(env: Mapping[str, str] | None = None) -> int:
+    """FUNCTION_TIMEOUT: the function's own timeout, which its AWS clients fit their retries in."""
+    return _int(_env(env), "FUNCTION_TIMEOUT", DEFAULT_TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSettings:
+    table_name: str
+    uploads_bucket: str
+    derived_bucket: str  # thumbnails are presigned from it
+    api_auth: str  # the identity API Gateway's authorizer must have put in the request
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StatusSettings:
+        env = _env(env)
+        return cls(
+            table_name=_required(env, "TABLE_NAME"),
+            uploads_bucket=_required(env, "UPLOADS_BUCKET"),
+            derived_bucket=_required(env, "DERIVED_BUCKET"),
+            api_auth=_choice(env, "API_AUTH", API_AUTH_MODES),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveSettings:
+    images_queue_url: str
+    dlq_url: str
+    use_move_task: bool  # REDRIVE_STRATEGY=auto: SQS's server-side move where it exists
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RedriveSettings:
+        env = _env(env)
+        return cls(
+            images_queue_url=_required(env, "IMAGES_QUEUE_URL"),
+            dlq_url=_required(env, "DLQ_URL"),
+            use_move_task=_choice(env, "REDRIVE_STRATEGY", REDRIVE_STRATEGIES) == "auto",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    table_name: str
+    uploads_bucket: str
+    derived_bucket: str
+    fix: bool  # what a scheduled run does when the payload does not say
+    min_age: int  # seconds: younger objects may still be on their way through the queue
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcileSettings:
+        env = _env(env)
+        return cls(
+            table_name=_required(env, "TABLE_NAME"),
+            uploads_bucket=_required(env, "UPLOADS_BUCKET"),
+            derived_bucket=_required(env, "DERIVED_BUCKET"),
+            fix=_bool(env, "RECONCILE_FIX"),
+            min_age=_int(env, "RECONCILE_MIN_AGE", 900, minimum=0),
+        )
+
+
+def load(env: Mapping[str, str] | None = None) -> ProcessSettings:
+    """The process function's settings from ``env`` (default: the process environment)."""
+    env = _env(env)
     try:
         sizes = parse_sizes(env.get("THUMBNAIL_SIZES", DEFAULT_SIZES))
     except ValueError as exc:
@@ -92,7 +178,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         unknown = ", ".join(sorted(marked - {spec.name for spec in sizes}))
         raise ConfigError(f"WATERMARK_SIZES: no thumbnail size named {unknown}")
     text_mark, image_key = _watermark(env)
-    return Settings(
+    return ProcessSettings(
         uploads_bucket=_required(env, "UPLOADS_BUCKET"),
         derived_bucket=_required(env, "DERIVED_BUCKET"),
         table_name=_required(env, "TABLE_NAME"),
@@ -111,7 +197,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ),
         max_receive_count=_int(env, "MAX_RECEIVE_COUNT", 3),
         labels=_label_settings(env),
-        function_timeout=_int(env, "FUNCTION_TIMEOUT", 60),
+        function_timeout=function_timeout(env),
         results_documents=_results_documents(env),
         record_workers=_int(env, "RECORD_WORKERS", lanes.record_workers(memory)),
         render_slots=_int(env, "RENDER_SLOTS", lanes.render_slots(memory, max_decode)),
@@ -160,9 +246,9 @@ def _mark(env: Mapping[str, str], *, text: str = "", image: bytes = b"") -> Wate
         raise ConfigError(f"WATERMARK: {exc}") from None
 
 
-def watermark_from_image(env: Mapping[str, str], image: bytes) -> Watermark:
-    """The image watermark, once its bytes are read (handlers/process.py)."""
-    return _mark(env, image=image)
+def watermark_from_image(image: bytes, env: Mapping[str, str] | None = None) -> Watermark:
+    """The image watermark, once its bytes are read (bootstrap.py)."""
+    return _mark(_env(env), image=image)
 
 
 def _results_documents(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -201,7 +287,30 @@ def _label_settings(env: Mapping[str, str]) -> LabelSettings:
     )
 
 
+# Each read on first use (so tests can set the environment first), then kept for the process.
+
+
 @lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The process-wide settings, read on first use (so tests can set the environment first)."""
+def settings() -> ProcessSettings:
     return load()
+
+
+@lru_cache(maxsize=1)
+def status_settings() -> StatusSettings:
+    return StatusSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def redrive_settings() -> RedriveSettings:
+    return RedriveSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def reconcile_settings() -> ReconcileSettings:
+    return ReconcileSettings.from_env()
+
+
+def clear_caches() -> None:
+    """Forget every settings read (tests change the environment between cases)."""
+    for cached in (settings, status_settings, redrive_settings, reconcile_settings):
+        cached.cache_clear()

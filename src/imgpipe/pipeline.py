@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from aws_lambda_powertools import Logger
 
 from . import derived
-from .catalog import Catalog, supersedes
-from .config import Settings
+from .catalog import supersedes
+from .config import ProcessSettings
 from .errors import (
     Action,
     DeadlineNear,
@@ -32,13 +32,12 @@ from .errors import (
 from .events import S3ObjectEvent
 from .imaging import Thumbnail
 from .labels import Labeler, NullLabeler
-from .notify import Notifier
 from .observability import record_outcome
 from .outcomes import Reason, Status
+from .ports import CatalogPort, Publisher, StorePort
 from .processing import process_image
 from .record import ImageRecord, ThumbnailRef, now
 from .results import to_csv, to_json
-from .storage import ObjectStore
 
 logger = Logger(child=True)
 
@@ -68,10 +67,10 @@ def _deletes_another_version(event: S3ObjectEvent, stored: ImageRecord | None) -
 class Pipeline:
     def __init__(
         self,
-        settings: Settings,
-        store: ObjectStore,
-        catalog: Catalog,
-        notifier: Notifier,
+        settings: ProcessSettings,
+        store: StorePort,
+        catalog: CatalogPort,
+        notifier: Publisher,
         labeler: Labeler | None = None,
     ) -> None:
         self.settings = settings
@@ -82,7 +81,7 @@ class Pipeline:
         # Enough for one record's slowest case to finish or fail, and for the FAILED write.
         self.reserve_ms = max(3000, settings.function_timeout * 1000 // 5)
         self._size_names = tuple(size.name for size in settings.render.sizes)
-        # Records of a batch run in threads (handlers/process.py); decodes are bounded by
+        # Records of a batch run in threads (batch.py); decodes are bounded by
         # memory, writes of one image go out together.
         self._render_slots = threading.BoundedSemaphore(settings.render_slots)
         self._io = ThreadPoolExecutor(

@@ -11,9 +11,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from imgpipe import aws, config
+from imgpipe import aws, bootstrap
 from imgpipe.catalog import Catalog
-from imgpipe.handlers import process, status
 from tests.harness.tables import create_images_table
 
 REGION = "us-east-1"
@@ -95,10 +94,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _reset_caches() -> None:
-    aws.reset()
-    config.settings.cache_clear()
-    process.pipeline.cache_clear()
-    status.api.cache_clear()
+    bootstrap.reset()
 
 
 @pytest.fixture

@@ -1,8 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from imgpipe.config import ConfigError, load
+import imgpipe
+from imgpipe.config import (
+    ConfigError,
+    ReconcileSettings,
+    RedriveSettings,
+    StatusSettings,
+    function_timeout,
+    load,
+)
 from imgpipe.imaging import Limits
 
 BASE = {"UPLOADS_BUCKET": "u", "DERIVED_BUCKET": "d", "TABLE_NAME": "t"}
@@ -69,3 +79,57 @@ def test_lanes_and_render_slots_follow_memory() -> None:
     assert (small.record_workers, small.render_slots) == (4, 1)
     assert (big.record_workers, big.render_slots) == (8, 6)
     assert load({**base, "RENDER_SLOTS": "2"}).render_slots == 2
+
+
+def test_each_function_reads_only_its_own_settings() -> None:
+    # The process function's broken watermark and sizes do not stop the status API.
+    broken = {**BASE, "WATERMARK": "bogus", "THUMBNAIL_SIZES": "big", "API_AUTH": "JWT"}
+    status = StatusSettings.from_env(broken)
+    assert (status.table_name, status.derived_bucket, status.api_auth) == ("t", "d", "jwt")
+    assert StatusSettings.from_env(BASE).api_auth == "iam"
+    redrive = RedriveSettings.from_env({"IMAGES_QUEUE_URL": "q", "DLQ_URL": "dlq"})
+    assert (redrive.images_queue_url, redrive.dlq_url, redrive.use_move_task) == ("q", "dlq", True)
+    manual = RedriveSettings.from_env(
+        {"IMAGES_QUEUE_URL": "q", "DLQ_URL": "dlq", "REDRIVE_STRATEGY": "manual"}
+    )
+    assert manual.use_move_task is False
+    reconcile = ReconcileSettings.from_env({**BASE, "RECONCILE_FIX": "yes"})
+    assert (reconcile.fix, reconcile.min_age) == (True, 900)
+    assert ReconcileSettings.from_env({**BASE, "RECONCILE_MIN_AGE": "0"}).min_age == 0
+
+
+@pytest.mark.parametrize(
+    ("cls", "env", "message"),
+    [
+        (StatusSettings, {**BASE, "API_AUTH": "open"}, "API_AUTH must be one of iam, jwt, none"),
+        (StatusSettings, {"TABLE_NAME": "t"}, "UPLOADS_BUCKET is not set"),
+        (RedriveSettings, {"IMAGES_QUEUE_URL": "q"}, "DLQ_URL is not set"),
+        (
+            RedriveSettings,
+            {"IMAGES_QUEUE_URL": "q", "DLQ_URL": "d", "REDRIVE_STRATEGY": "fast"},
+            "REDRIVE_STRATEGY must be one of auto, manual",
+        ),
+        (ReconcileSettings, {**BASE, "RECONCILE_FIX": "maybe"}, "RECONCILE_FIX must be true"),
+        (ReconcileSettings, {**BASE, "RECONCILE_MIN_AGE": "15m"}, "must be an integer"),
+        (ReconcileSettings, {**BASE, "RECONCILE_MIN_AGE": "-1"}, "at least 0"),
+    ],
+)
+def test_bad_function_settings_name_the_variable(
+    cls: type[StatusSettings | RedriveSettings | ReconcileSettings],
+    env: dict[str, str],
+    message: str,
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        cls.from_env(env)
+
+
+def test_the_function_timeout_is_parsed_once_the_same_way_for_the_clients() -> None:
+    assert function_timeout({}) == 60 and function_timeout({"FUNCTION_TIMEOUT": "30"}) == 30
+    with pytest.raises(ConfigError, match="FUNCTION_TIMEOUT must be an integer"):
+        function_timeout({"FUNCTION_TIMEOUT": "30s"})  # AWS clients used to fall back to 60
+
+
+def test_no_handler_reads_the_environment_itself() -> None:
+    src = Path(imgpipe.__file__).parent
+    for path in [*sorted((src / "handlers").glob("*.py")), src / "aws.py"]:
+        assert "os.environ" not in path.read_text(), f"{path.name} reads os.environ: use config"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from imgpipe import aws, derived
+from imgpipe import aws, bootstrap, derived
 from imgpipe.events import parse_body
 from imgpipe.handlers import process
 from imgpipe.outcomes import Reason, Status
@@ -59,7 +59,7 @@ def before() -> Before:
 def deliver(events: Events, key: str, etag: str, sequencer: str, **kw: Any) -> object:
     """Another delivery, handled to completion now (a concurrent invocation)."""
     event = parse_body(events.s3_body(key, etag=etag, sequencer=sequencer, **kw))[0]
-    return process.pipeline().handle(event)
+    return bootstrap.pipeline().handle(event)
 
 
 def retried(run: Callable[..., object], message: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from imgpipe import config, derived
+from imgpipe import bootstrap, derived
 from imgpipe.handlers import process
 from imgpipe.outcomes import Reason, Status
 from tests.conftest import Events, jpeg_bytes, load_event, varied_photos
@@ -185,8 +185,7 @@ def test_four_lanes_label_like_one(
     findings = {}
     for workers in ("1", "4"):
         monkeypatch.setenv("RECORD_WORKERS", workers)
-        config.settings.cache_clear()
-        process.pipeline.cache_clear()
+        bootstrap.reset()
         records = [
             events.upload_record(
                 f"m{i}", f"w{workers}/{name}", etag=stack.upload(f"w{workers}/{name}", data)

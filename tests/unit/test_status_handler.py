@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from imgpipe.catalog import Catalog
+from imgpipe.config import ConfigError
 from imgpipe.handlers import status
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord, ThumbnailRef
@@ -80,7 +81,8 @@ def test_unknown_key_is_404_with_a_message(stack: FakeStack) -> None:
         ("iam", "apigw-http-get-image-iam.json", 404),
         ("jwt", "apigw-http-get-image-iam.json", 403),  # IAM identity on a JWT stage
         ("none", "apigw-http-get-image.json", 404),
-        ("IAM ", "apigw-http-get-image-iam.json", 403),  # a mistyped mode fails closed
+        ("IAM ", "apigw-http-get-image-iam.json", 404),  # read as config reads every choice
+        ("IAM ", "apigw-http-get-image.json", 403),
     ],
 )
 def test_requests_without_the_stages_identity_are_refused(
@@ -91,6 +93,14 @@ def test_requests_without_the_stages_identity_are_refused(
     request["pathParameters"] = {"key": "nope.jpg"}
     response: Any = status.handler(request, LambdaContext())  # type: ignore[arg-type]
     assert response["statusCode"] == expected
+
+
+def test_an_unknown_mode_fails_closed(stack: FakeStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_AUTH", "open")
+    request = load_event("apigw-http-get-image-iam.json")
+    request["pathParameters"] = {"key": "nope.jpg"}
+    with pytest.raises(ConfigError, match="API_AUTH must be one of"):
+        status.handler(request, LambdaContext())  # type: ignore[arg-type]
 
 
 def test_a_jwt_identity_is_accepted_on_a_jwt_stage(

@@ -10,7 +10,7 @@ from moto import mock_aws
 from PIL import Image, ImageChops
 
 from imgpipe import config
-from imgpipe.handlers.process import with_watermark_image
+from imgpipe.bootstrap import with_watermark_image
 from imgpipe.imaging import Limits, Watermark, WatermarkError, parse_sizes, render
 from imgpipe.imaging.types import MAX_MARK_BYTES
 from imgpipe.storage import ObjectStore

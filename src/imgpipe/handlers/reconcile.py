@@ -5,7 +5,6 @@ Logs every finding, counts each kind as a metric (alarm on them), and returns th
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from aws_lambda_powertools import Logger
@@ -14,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import aws
 from ..catalog import Catalog
+from ..config import reconcile_settings
 from ..observability import metrics
 from ..reconcile import KINDS, Reconciler
 
@@ -43,17 +43,16 @@ def parse_request(event: object, fix: bool, min_age: int) -> tuple[bool, str, in
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: object, context: LambdaContext) -> dict[str, object]:
-    default_fix = os.environ.get("RECONCILE_FIX", "false").lower() == "true"
-    default_age = int(os.environ.get("RECONCILE_MIN_AGE", "900"))
+    cfg = reconcile_settings()
     try:
-        fix, prefix, min_age = parse_request(event, default_fix, default_age)
+        fix, prefix, min_age = parse_request(event, cfg.fix, cfg.min_age)
     except ValueError as exc:
         return {"error": str(exc)}
     reconciler = Reconciler(
         aws.s3(),
-        Catalog(aws.dynamodb(), os.environ["TABLE_NAME"]),
-        os.environ["UPLOADS_BUCKET"],
-        os.environ["DERIVED_BUCKET"],
+        Catalog(aws.dynamodb(), cfg.table_name),
+        cfg.uploads_bucket,
+        cfg.derived_bucket,
         min_age=timedelta(seconds=min_age),
         progress=lambda message: logger.debug(message),
     )

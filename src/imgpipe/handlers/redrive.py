@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import aws
 from ..codec import JsonObject
+from ..config import redrive_settings
 from ..redrive import Queues, parse_request, redrive
 
 logger = Logger()
@@ -20,13 +19,13 @@ def handler(event: object, context: LambdaContext) -> JsonObject:
         max_messages, dry_run = parse_request(event)
     except ValueError as exc:
         return {"error": str(exc)}
-    queues = Queues(source_url=os.environ["IMAGES_QUEUE_URL"], dlq_url=os.environ["DLQ_URL"])
+    cfg = redrive_settings()
     result = redrive(
         aws.sqs(),
-        queues,
+        Queues(source_url=cfg.images_queue_url, dlq_url=cfg.dlq_url),
         max_messages=max_messages,
         dry_run=dry_run,
-        use_move_task=os.environ.get("REDRIVE_STRATEGY", "auto") != "manual",
+        use_move_task=cfg.use_move_task,
     )
     logger.info("redrive", extra={"moved": result.moved, "remaining": result.remaining})
     return result.as_json()

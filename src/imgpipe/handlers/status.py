@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import aws
-from ..api import Response, StatusApi
-from ..catalog import Catalog
-from ..config import settings
+from .. import bootstrap
+from ..api import Response
+from ..config import status_settings
 
 logger = Logger()
-
-
-@lru_cache(maxsize=1)
-def api() -> StatusApi:
-    cfg = settings()
-    return StatusApi(
-        Catalog(aws.dynamodb(), cfg.table_name), aws.s3(), cfg.uploads_bucket, cfg.derived_bucket
-    )
 
 
 def authorized(event: dict[str, Any], mode: str) -> bool:
@@ -49,14 +38,17 @@ _FORBIDDEN = Response(403, {"message": "Forbidden"})
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
-    if not authorized(event, os.environ.get("API_AUTH", "iam")):
-        logger.warning(
-            "refused: no authorizer identity", extra={"mode": os.environ.get("API_AUTH")}
-        )
+    mode = status_settings().api_auth
+    if not authorized(event, mode):
+        logger.warning("refused: no authorizer identity", extra={"mode": mode})
         return _FORBIDDEN.as_lambda()
     http = event.get("requestContext", {}).get("http", {})
     method = http.get("method", "GET")
     key = (event.get("pathParameters") or {}).get("key")
     # API Gateway hands the {key+} parameter over URL-decoded; the list route has none.
     path = "/images" if key is None else f"/images/{key}"
-    return api().handle(method, path, dict(event.get("queryStringParameters") or {})).as_lambda()
+    return (
+        bootstrap.status_api()
+        .handle(method, path, dict(event.get("queryStringParameters") or {}))
+        .as_lambda()
+    )

@@ -19,8 +19,8 @@ Threads (the process function's lanes, `imgpipe process --jobs`) share the model
 ``pool.ModelPool``: the two ONNX Runtime classifiers are one session each (``run`` is documented
 thread-safe); dlib's detector and RapidOCR's pipeline keep per-call state in the object, so each
 caller borrows an instance nobody else is using (one more is built only when all are busy, up
-to one per CPU). Instances rather than a lock: on 2 CPUs, 2 threads label 1.89x as fast as one
-with an instance each, 1.10x behind a lock (`make bench-labels`, threads section).
+to one per CPU). Instances rather than a lock: on 2 CPUs, 2 threads label 1.8-1.9x as fast as
+one with an instance each, 1.1-1.16x behind a lock (`make bench-labels`, threads section).
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def _new_pools(limit: int | None) -> dict[str, ModelPool[Any]]:
 
 # One set per process: every LocalLabeler (and the bench) shares the instances already built.
 # At most one instance per CPU: these models are CPU-bound, so more callers than CPUs gain
-# nothing (4 threads on 2 CPUs: 1.80x one thread with 4 instances, 1.91x with 2) and each
-# instance holds its own memory (`make bench-labels`, threads section).
+# nothing (4 threads on 2 CPUs: 1.75-1.88x one thread with 4 instances, 1.87-1.91x with 2)
+# while each instance holds its own memory (`make bench-labels`, threads section).
 _pools = _new_pools(usable_cpus())
 _pools_lock = threading.Lock()
 

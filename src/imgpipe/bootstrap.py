@@ -1,0 +1,88 @@
+"""What the handlers are built from, once per execution environment: AWS clients, the catalog,
+the object store, the notifier, the labeler and the watermark. Handlers stay thin: they take
+what they need from here, and tests reset it all with ``reset()``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from . import aws, config
+from .catalog import Catalog
+from .config import ConfigError, ProcessSettings, watermark_from_image
+
+if TYPE_CHECKING:
+    from .api import StatusApi
+    from .pipeline import Pipeline
+    from .storage import ObjectStore
+
+# Each builder imports what only it needs: the status function's cold start never loads the
+# pipeline, the labelers or the imaging code.
+
+
+@lru_cache(maxsize=1)
+def pipeline() -> Pipeline:
+    """The process function's pipeline. Built in the invocation's thread before any lane
+    starts: models, clients and the watermark load once, not raced for by the lanes."""
+    from .labels import make_labeler
+    from .notify import Notifier
+    from .pipeline import Pipeline
+    from .storage import ObjectStore
+
+    store = ObjectStore(aws.s3())
+    cfg = with_watermark_image(config.settings(), store)
+    return Pipeline(
+        cfg,
+        store,
+        Catalog(aws.dynamodb(), cfg.table_name),
+        Notifier(aws.sns(), cfg.topic_arn),
+        make_labeler(cfg.labels, aws.rekognition),
+    )
+
+
+@lru_cache(maxsize=1)
+def status_api() -> StatusApi:
+    from .api import StatusApi
+
+    cfg = config.status_settings()
+    return StatusApi(
+        Catalog(aws.dynamodb(), cfg.table_name), aws.s3(), cfg.uploads_bucket, cfg.derived_bucket
+    )
+
+
+def with_watermark_image(cfg: ProcessSettings, store: ObjectStore) -> ProcessSettings:
+    """An image watermark is read once, at start-up, from the derived bucket's watermarks/
+    prefix (the one place there the function may read), refused by size before its body is
+    read: a missing, empty or oversized one fails the start, with its key, not every image."""
+    key = cfg.watermark_image_key
+    if not key:
+        return cfg
+    from botocore.exceptions import ClientError
+
+    from .errors import PipelineError, describe
+    from .imaging.types import MAX_MARK_BYTES, ImageRejected, Limits, WatermarkError
+
+    try:
+        data, _ = store.fetch(cfg.derived_bucket, key, "", Limits(max_bytes=MAX_MARK_BYTES))
+    except (ClientError, PipelineError, ImageRejected) as exc:
+        raise ConfigError(
+            f"WATERMARK: cannot use s3://{cfg.derived_bucket}/{key} ({describe(exc)})"
+        ) from None
+    mark = watermark_from_image(data)
+    from .imaging.watermark import check  # Pillow: only when a watermark is configured
+
+    try:
+        check(mark)
+    except WatermarkError as exc:
+        raise ConfigError(f"WATERMARK: s3://{cfg.derived_bucket}/{key}: {exc}") from None
+    return replace(cfg, render=replace(cfg.render, watermark=mark))
+
+
+def reset() -> None:
+    """Forget settings, clients and everything built from them (tests change the environment
+    and endpoints between cases)."""
+    config.clear_caches()
+    aws.reset()
+    pipeline.cache_clear()
+    status_api.cache_clear()
