@@ -11,10 +11,12 @@ STAGE ?= local
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# MiniStack, the default local backend, runs the Lambda zip on its own interpreter: Python 3.12
-# like Lambda's runtime (pyenv's, or one on PATH). Without one, the local stack falls back to moto.
+# MiniStack, the local stack, runs the Lambda zip on its own interpreter: Python 3.12 like
+# Lambda's runtime where one is found (pyenv's, or on PATH; PY312= to not look), else $(PYTHON),
+# and then the local stage's zip is built for that Python instead (local/deploy.py says so).
 PY312 ?= $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 || true)
 PY312 := $(or $(PY312),$(shell command -v python3.12 2>/dev/null))
+MINISTACK_PYTHON := $(or $(PY312),$(PYTHON))
 MINISTACK_VENV := .venv-ministack
 SLS := node_modules/.bin/serverless
 # Packaging is offline: no telemetry, no login, and dummy credentials where none are set.
@@ -28,7 +30,7 @@ OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@exampl
                  --param=alarmEmail=oncall@example.com --param=uploadsFanOut=true \
                  --param=watermark=image:watermarks/logo.png --param=watermarkSizes=large
 
-.PHONY: help install test test-unit test-functional test-functional-moto-smoke test-template \
+.PHONY: help install test test-unit test-functional test-template \
         lint package deploy demo \
         remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e chaos clean \
         browser-deps
@@ -47,18 +49,15 @@ node_modules/.installed: package-lock.json
 	touch $@
 
 $(MINISTACK_VENV)/.installed: requirements-ministack.txt
-ifneq ($(PY312),)
-	$(PY312) -m venv $(MINISTACK_VENV)
+	@$(if $(PY312),,echo "no Python 3.12 found: MiniStack runs on $$($(PYTHON) --version)")
+	$(MINISTACK_PYTHON) -m venv $(MINISTACK_VENV)
 	$(MINISTACK_VENV)/bin/pip install -q --upgrade pip
 	$(MINISTACK_VENV)/bin/pip install -q -r requirements-ministack.txt
 	touch $@
-else
-	@echo "no Python 3.12 found: the local stack will use moto (set PY312=/path/to/python3.12)"
-endif
 
 install: $(VENV)/.installed node_modules/.installed $(MINISTACK_VENV)/.installed ## create .venv, .venv-ministack and install npm packages
 
-test: lint test-unit package test-functional test-functional-moto-smoke ## everything CI runs
+test: lint test-unit package test-functional ## everything CI runs
 
 test-unit: install ## unit tests (moto in-process, no endpoint)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
@@ -67,11 +66,9 @@ browser-deps: ## Debian's chromium for the gallery's browser test (apt, as root)
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test-functional: install browser-deps ## functional tests on the local stack (IMGPIPE_BACKEND=moto: moto + runner)
+test-functional: install browser-deps ## functional tests on the local stack (LOCALSTACK_ENDPOINT: on that one)
 	$(BIN)/pytest tests/functional -q $(PYTEST_ARGS)
 
-test-functional-moto-smoke: install ## the smoke set of functional tests on the moto backend
-	IMGPIPE_BACKEND=moto $(BIN)/pytest tests/functional -q -m smoke $(PYTEST_ARGS)
 
 lint: install ## the pre-commit hooks on every file: yaml/toml, ruff, ruff format, mypy --strict
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
@@ -110,15 +107,9 @@ REDRIVE_EVENT = {"dry_run": $(if $(DRY_RUN),true,false)$(if $(MAX),$(comma) "max
 
 redrive: install ## sls invoke -f redrive (DRY_RUN=1 lists, MAX=N caps)
 ifeq ($(STAGE),local)
-	@# MiniStack runs the deployed function itself; on moto, which cannot, the handler runs
-	@# in-process (invoke local) against the endpoint, with .venv's packages.
+	@# The local endpoint runs the deployed function itself, as AWS does.
 	eval "$$($(BIN)/imgpipe local env)" && \
-	if [ "$$IMGPIPE_LOCAL_KIND" = moto ]; then \
-	  VIRTUAL_ENV=$(CURDIR)/$(VENV) $(SLS) invoke local -f redrive --stage local \
-	    -d '$(REDRIVE_EVENT)' -e AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL; \
-	else \
-	  env -u AWS_ENDPOINT_URL $(SLS) invoke -f redrive --stage local -d '$(REDRIVE_EVENT)'; \
-	fi
+	  env -u AWS_ENDPOINT_URL $(SLS) invoke -f redrive --stage local -d '$(REDRIVE_EVENT)'
 else
 	$(SLS) invoke -f redrive --stage $(STAGE) -d '$(REDRIVE_EVENT)'
 endif

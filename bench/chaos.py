@@ -1,7 +1,7 @@
 """`make chaos`: uploads, overwrites and deletes under injected faults and a crash; nothing may
 be lost, announced twice or left behind.
 
-1. its own endpoint (MiniStack, or moto with `--backend moto`); serverless.yml deployed (stage
+1. its own endpoint (MiniStack); serverless.yml deployed (stage
    local, function timeout 5 s, visibility 30 s, labels off);
 2. a queue subscribed to the SNS topic, to count every notification;
 3. processing with a fault rate (default 0.2: a fifth of the handler's S3/DynamoDB/SNS calls
@@ -68,8 +68,7 @@ def deploy_for_chaos(ep: endpoint.Endpoint) -> Deployment:
         params={"processTimeout": "5", "visibilityTimeout": "30", "labeler": "none"},
     )
     stack = discover(ep)
-    if stack.kind == "ministack":
-        set_trigger(stack, False)  # processing starts with the faults, below
+    set_trigger(stack, False)  # processing starts with the faults, below
     return stack
 
 
@@ -93,7 +92,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--crash-at", type=float, default=1 / 3, help="share of keys announced")
     parser.add_argument("--timeout", type=float, default=1200)
-    parser.add_argument("--backend", choices=endpoint.BACKENDS, default=None)
     return parser.parse_args()
 
 
@@ -109,7 +107,7 @@ def main() -> int:
     if not photos:
         print(f"no photos in {corpus_dir()}", file=sys.stderr)
         return 2
-    ep = endpoint.up(backend=args.backend, say=print)
+    ep = endpoint.up()
     try:
         stack = deploy_for_chaos(ep)
         phase(f"deployed to {ep.url} ({ep.kind})")

@@ -1,8 +1,8 @@
-"""`make bench-e2e`: the whole pipeline on each local backend, against the bare engine.
+"""`make bench-e2e`: the whole pipeline on the local stack, against the bare engine.
 
-For each backend (MiniStack running the packaged zip from its own SQS event source mapping;
-moto with the local runner) its own endpoint, serverless.yml deployed (stage local, labels off:
-this measures the pipeline around the thumbnail engine), one execution environment per core.
+Its own endpoint (MiniStack running the packaged zip from its own SQS event source mapping),
+serverless.yml deployed (stage local, labels off: this measures the pipeline around the
+thumbnail engine), one execution environment per core.
 12 MP photos are made from six corpus photos (LANCZOS upscale + grain, as in bench/thumbs.py).
 
 1. bare engine: `render()` on each photo in this process, median ms;
@@ -13,8 +13,8 @@ this measures the pipeline around the thumbnail engine), one execution environme
 Prints, side by side: throughput (images/s), upload -> final-status latency p50/p95/max, the
 ratio of the burst's throughput to the bare engine's on the same cores (target >= 0.8), the
 burst's drain time against 100 x engine time / cores (target <= 1.25), and where the CPU went:
-the emulator's server (its own process) apart from the processes that run the handler (on
-MiniStack its Lambda workers, with moto the local runner's), per image and against the engine.
+the emulator's server (its own process) apart from the processes that run the handler
+(MiniStack's Lambda workers), per image and against the engine.
 """
 
 from __future__ import annotations
@@ -98,11 +98,9 @@ def descendants(root: int) -> list[int]:
 
 
 def workers_cpu(ep: endpoint.Endpoint) -> dict[int, float]:
-    """CPU seconds of each process that runs the handler: on MiniStack the emulator's children
-    (its Lambda workers); with moto the local runner's, which are this process's children
-    (the moto server excluded)."""
-    emulator = {ep.pid, *descendants(ep.pid)} if ep.kind != "ministack" else {ep.pid}
-    pids = [p for p in descendants(os.getpid()) + descendants(ep.pid) if p not in emulator]
+    """CPU seconds of each process that runs the handler: the emulator's children (its Lambda
+    workers)."""
+    pids = [p for p in descendants(ep.pid) if p != ep.pid]
     spent = {}
     for pid in pids:
         try:
@@ -206,7 +204,7 @@ def run_backend(
     backend: str, workdir: Path, photos: list[bytes], args: argparse.Namespace
 ) -> Measured:
     os.environ[endpoint.STATE_DIR_ENV] = str(workdir / f"state-{backend}")
-    ep = endpoint.up(backend=backend)
+    ep = endpoint.up()
     try:
         return measure(ep, photos, args)
     finally:
@@ -274,15 +272,12 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--rate", type=float, default=2.0, help="steady uploads per second")
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument(
-        "--backends", default="ministack,moto", help="comma-separated: ministack, moto"
-    )
     args = parser.parse_args()
     wall = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="imgpipe-e2e-"))
     photos = twelve_mp_photos(workdir)
     engine = engine_ms(photos)
-    results = [run_backend(b.strip(), workdir, photos, args) for b in args.backends.split(",")]
+    results = [run_backend("ministack", workdir, photos, args)]
     report(results, engine, args)
     print(f"bench wall time {time.monotonic() - wall:.0f}s")
     if any(m.lost for m in results):

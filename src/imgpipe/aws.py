@@ -1,7 +1,7 @@
 """boto3 clients, created once per process and shared (Lambda reuses them across invocations).
 
 The endpoint comes from boto3's own ``AWS_ENDPOINT_URL`` setting, so the same code talks to AWS,
-LocalStack or the embedded moto server without a branch here.
+LocalStack or MiniStack without a branch here.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def client_config(function_timeout: float | None = None) -> Config:
 @lru_cache(maxsize=1)
 def session() -> boto3.Session:
     """The process's session: every client below comes from it, so event handlers registered
-    on it first (the local runner's fault injection) reach them all."""
+    on it first (the test harness's fault injection) reach them all."""
     return boto3.Session()
 
 

@@ -2,9 +2,9 @@
 
 One type for every kind of stage. On AWS it is read from the CloudFormation outputs of
 ``imgpipe-<stage>`` (``from_cloudformation``); the local tools (``imgpipe.local.stack``) build
-the same type for the stack on their endpoint, adding the process function and its mapping that
-the local runner plays. Nothing here imports the local tools: they depend on the core, not the
-other way round.
+the same type for the stack on their endpoint, adding the process function's configuration
+(the test harness changes it). Nothing here imports the local tools: they depend on the core,
+not the other way round.
 """
 
 from __future__ import annotations
@@ -32,16 +32,6 @@ class FunctionSpec:
     timeout: int
     memory: int
     environment: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class MappingSpec:
-    queue_arn: str
-    batch_size: int
-    window: int
-    max_concurrency: int
-    report_failures: bool
-    enabled: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +70,8 @@ class Deployment:
     queue_url: str
     dlq_url: str
     access: Access = Access()
-    kind: str = "aws"  # "aws", or the local endpoint's kind: "moto", "localstack"
-    process: FunctionSpec | None = None  # read back locally, for the runner
-    mapping: MappingSpec | None = None
+    kind: str = "aws"  # "aws", or the local endpoint's kind (local.endpoint.Kind)
+    process: FunctionSpec | None = None  # read back locally
     api_url: str | None = None  # the HTTP API's base URL, where the endpoint serves one
 
     @property

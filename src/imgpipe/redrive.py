@@ -1,10 +1,11 @@
 """Move messages from the DLQ back to the images queue after an incident.
 
-SQS ``StartMessageMoveTask`` does this server-side where the endpoint supports it. Elsewhere (moto,
-older LocalStack) and whenever a cap on the number of messages is asked for, messages are moved by
-hand: receive -> send to the source queue with body and attributes intact -> delete from the DLQ
-only what was sent. A message is never deleted before its copy exists, so a crash mid-way can
-duplicate a message (harmless: processing is idempotent) but never lose one.
+SQS ``StartMessageMoveTask`` does this server-side where the endpoint supports it. Elsewhere
+(MiniStack, older LocalStack) and whenever a cap on the number of messages is asked for,
+messages are moved by hand: receive -> send to the source queue with body and attributes
+intact -> delete from the DLQ only what was sent. A message is never deleted before its copy
+exists, so a crash mid-way can duplicate a message (harmless: processing is idempotent) but never
+lose one.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""Functional fixtures: a real endpoint (MiniStack running the real Lambda zip by default, moto
-with the local runner with IMGPIPE_BACKEND=moto, or LocalStack when LOCALSTACK_ENDPOINT is set),
-serverless.yml deployed to it with the real Serverless CLI."""
+"""Functional fixtures: a real endpoint (MiniStack running the real Lambda zip, or LocalStack when
+LOCALSTACK_ENDPOINT is set), serverless.yml deployed to it with the real Serverless CLI."""
 
 from __future__ import annotations
 
@@ -25,18 +24,6 @@ from tests.harness.wait import poll
 pytestmark = pytest.mark.functional
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On moto (no IAM evaluation), tests of what only MiniStack does are deselected, and
-    reported so, rather than skipped."""
-    if endpoint.choose_backend()[0] == "ministack" or os.environ.get("LOCALSTACK_ENDPOINT"):
-        return
-    keep = [i for i in items if i.get_closest_marker("ministack_only") is None]
-    dropped = [i for i in items if i.get_closest_marker("ministack_only") is not None]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
-
-
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     own_endpoint = not os.environ.get("LOCALSTACK_ENDPOINT")
@@ -44,15 +31,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment
     if own_endpoint:
         # Our own endpoint, apart from any `make demo` one the developer keeps running.
         os.environ[endpoint.STATE_DIR_ENV] = str(tmp_path_factory.mktemp("local-state"))
-    ep = endpoint.up(say=print)
+    ep = endpoint.up()
     try:
         # A short function timeout (and, 6 times it, the visibility timeout): on MiniStack a
         # failed message returns only after the visibility timeout, as on AWS, which tests
         # shorten to just above the function's timeout.
         deploy(ep, quiet=True, params={"processTimeout": "12", "visibilityTimeout": "72"})
         stack = discover(ep)
-        if stack.kind == "ministack":
-            set_trigger(stack, False)  # processing happens inside `processing(...)` blocks
+        set_trigger(stack, False)  # processing happens inside `processing(...)` blocks
         yield stack
     finally:
         if own_endpoint:
@@ -61,6 +47,30 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment
                 os.environ.pop(endpoint.STATE_DIR_ENV, None)
             else:
                 os.environ[endpoint.STATE_DIR_ENV] = saved
+
+
+@pytest.fixture(scope="session")
+def iam_enforced(local_stack: Deployment) -> bool:
+    """Whether the endpoint refuses a call outside a role's policy (MiniStack with AUTH=true
+    does; LocalStack's community edition does not)."""
+    from botocore.exceptions import ClientError
+
+    from tests.harness.roles import as_role
+
+    try:
+        as_role(local_stack, "ProcessRole")("dynamodb").scan(TableName=local_stack.table)
+    except ClientError:
+        return True
+    return False
+
+
+@pytest.fixture(autouse=True)
+def _skip_without_iam(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("needs_iam") and not request.getfixturevalue("iam_enforced"):
+        pytest.skip(
+            "the endpoint does not enforce IAM (e.g. LocalStack community): a call "
+            "outside a role's policy is not refused there"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -57,7 +57,6 @@ def _mine(notes: list[ImageRecord], key: str) -> list[tuple[str, str]]:
     return [(n.etag, n.status.value) for n in notes if n.key == key]
 
 
-@pytest.mark.smoke
 def test_duplicates_and_an_older_version_after_a_newer_one(
     local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, prefix: str
 ) -> None:
@@ -188,7 +187,7 @@ def test_chaos_faults_and_a_crash_lose_nothing(
     redrive(
         local_stack.client("sqs"),
         Queues(local_stack.queue_url, local_stack.dlq_url),
-        use_move_task=local_stack.kind != "moto",
+        use_move_task=True,
     )
     with processing(local_stack):
         assert wait_drained(local_stack, local_stack.queue_url, 150)

@@ -17,7 +17,6 @@ from tests.harness.wait import poll
 pytestmark = pytest.mark.functional
 
 
-@pytest.mark.smoke
 def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
     local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
@@ -43,7 +42,7 @@ def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
     result = redrive(
         local_stack.client("sqs"),
         Queues(local_stack.queue_url, local_stack.dlq_url),
-        use_move_task=local_stack.kind != "moto",
+        use_move_task=True,
     )
     assert result.moved >= 1
     with processing(local_stack):

@@ -39,7 +39,7 @@ def fanout(
     saved = os.environ.get(endpoint.STATE_DIR_ENV)
     os.environ[endpoint.STATE_DIR_ENV] = str(tmp_path_factory.mktemp("fanout-state"))
     try:
-        ep = endpoint.up(say=print)
+        ep = endpoint.up()
         try:
             deploy(
                 ep,

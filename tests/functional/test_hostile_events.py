@@ -49,7 +49,6 @@ def _sns(body: str) -> str:
     return json.dumps(doc)
 
 
-@pytest.mark.smoke
 def test_every_shape_is_processed_or_acknowledged(
     local_stack: Deployment, catalog: Catalog, s3: Any, events: Events, prefix: str
 ) -> None:

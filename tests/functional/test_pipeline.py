@@ -25,7 +25,6 @@ def _image(s3: Any, bucket: str, key: str) -> Image.Image:
     return im
 
 
-@pytest.mark.smoke
 def test_upload_becomes_done_with_three_upright_thumbnails(
     local_stack: Deployment,
     running: Processing,
@@ -58,7 +57,6 @@ def test_upload_becomes_done_with_three_upright_thumbnails(
         assert sum(diff.mean) / 3 < 6, f"{thumb.key} is not upright"
 
 
-@pytest.mark.smoke
 def test_text_named_jpg_is_rejected_acknowledged_and_not_in_the_dlq(
     local_stack: Deployment, running: Processing, catalog: Catalog, s3: Any, prefix: str
 ) -> None:

@@ -15,9 +15,9 @@ from urllib.parse import quote
 import pytest
 
 from imgpipe.catalog import Catalog
-from imgpipe.cli.signing import signed_get
 from imgpipe.deployment import Deployment
-from imgpipe.local.api_server import ApiServer
+from imgpipe.local.api_server import ApiServer, stage_api
+from imgpipe.local.signing import signed_get
 from tests.conftest import ROOT, Events, jpeg_bytes, jpeg_of, skimage_photo
 from tests.functional.conftest import wait_for
 from tests.harness.backends import processing
@@ -30,9 +30,8 @@ pytestmark = pytest.mark.functional
 @pytest.fixture(scope="module")
 def server(local_stack: Deployment) -> Iterator[ApiServer]:
     """`imgpipe gallery`'s loopback server: the page, and each API call forwarded signed to the
-    deployed HTTP API (MiniStack's API Gateway and the packaged status Lambda), or answered
-    in-process where the endpoint has no API Gateway (moto)."""
-    with ApiServer(local_stack, upstream=local_stack.api_url) as started:
+    deployed HTTP API (the endpoint's API Gateway and the packaged status Lambda)."""
+    with ApiServer(stage_api(local_stack)) as started:
         yield started
 
 
@@ -58,7 +57,6 @@ def status_api(local_stack: Deployment, server: ApiServer) -> tuple[str, Get]:
     return server.url, lambda url: get_json(url, {"authorization": f"Bearer {server.token}"})
 
 
-@pytest.mark.smoke
 def test_anonymous_and_foreign_callers_are_refused(
     local_stack: Deployment, server: ApiServer
 ) -> None:
@@ -76,7 +74,6 @@ def test_anonymous_and_foreign_callers_are_refused(
         assert get_json(f"{local_stack.api_url}/images/a.jpg")[0] in (401, 403)
 
 
-@pytest.mark.smoke
 def test_status_api_over_http(
     local_stack: Deployment, catalog: Catalog, s3: Any, status_api: tuple[str, Get], prefix: str
 ) -> None:

@@ -1,10 +1,9 @@
-"""Test harness: "the pipeline is processing" on either local backend.
+"""Test harness: "the pipeline is processing" on the local stack.
 
-On moto the local runner plays Lambda's SQS event source mapping; on MiniStack the real mapping
-runs the real zip, and this only adjusts the deployed stack for the test's duration (fault
-injection through the function's environment, a shorter visibility timeout on the queue) and
-restores it afterwards. Either way the test gets ``crash()``: kill the execution environments
-mid-invocation.
+The endpoint's own SQS event source mapping runs the real zip, as on AWS; this only turns it on
+for the block and adjusts the deployed stack for the test's duration (fault injection through
+the function's environment, a shorter visibility timeout on the queue), restoring it afterwards.
+The test gets ``crash()``: kill the execution environments mid-invocation.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Protocol
 
 from imgpipe.deployment import Deployment
-from imgpipe.local.runner import Runner
 from imgpipe.local.stack import set_trigger
 
 from .wait import poll
@@ -32,7 +30,7 @@ class Processing(Protocol):
 
 
 class MiniStackFunction:
-    """The process function as MiniStack runs it."""
+    """The process function as MiniStack runs it (also where it stands in for LocalStack)."""
 
     def __init__(self, stack: Deployment) -> None:
         assert stack.process is not None
@@ -98,12 +96,7 @@ def processing(
     out, and that timeout also covers messages still being processed: it is shortened to just
     above the function's timeout and never below, or a message still in flight would be
     delivered a second time."""
-    if stack.kind != "ministack":
-        with Runner(stack, fault_rate=fault_rate, retry_visibility=retry_visibility) as runner:
-            yield runner
-        return
-    # Between blocks the mapping is paused, as the runner is stopped on moto: tests then see
-    # events wait in the queue.
+    # Between blocks the mapping is paused: tests then see events wait in the queue.
     function = MiniStackFunction(stack)
     assert stack.process is not None
     original_env = dict(stack.process.environment)

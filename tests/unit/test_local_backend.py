@@ -1,4 +1,4 @@
-"""Choosing the local backend, and what the MiniStack backend adds to a deployed stack."""
+"""The local stack: finding MiniStack, the endpoint kinds, and what a local deploy adds."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from pathlib import Path
 import pytest
 
 from imgpipe.local import endpoint
-from imgpipe.local.deploy import _batch_statements, backend_params
+from imgpipe.local.deploy import (
+    _batch_statements,
+    endpoint_params,
+    serverless_env,
+    zip_python_note,
+)
+from imgpipe.local.project import PROJECT_ENV
 from tests.conftest import ROOT
-
-
-@pytest.fixture
-def no_ministack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)  # no .venv-ministack above
-    monkeypatch.delenv(endpoint.MINISTACK_ENV, raising=False)
-    monkeypatch.delenv(endpoint.BACKEND_ENV, raising=False)
 
 
 @pytest.fixture
@@ -26,42 +25,65 @@ def fake_ministack(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     launcher = tmp_path / "ministack"
     launcher.write_text("#!/bin/sh\n")
     monkeypatch.setenv(endpoint.MINISTACK_ENV, str(launcher))
-    monkeypatch.delenv(endpoint.BACKEND_ENV, raising=False)
     return launcher
 
 
-def test_ministack_is_the_default_where_installed(fake_ministack: Path) -> None:
-    assert endpoint.choose_backend() == ("ministack", "installed")
+def test_an_explicit_ministack_wins(fake_ministack: Path) -> None:
     assert endpoint.ministack_executable() == fake_ministack
 
 
-def test_without_ministack_moto_is_used_and_the_reason_said(no_ministack: None) -> None:
-    backend, why = endpoint.choose_backend()
-    assert backend == "moto"
-    assert "MiniStack is not installed" in why and "make install" in why
-
-
-def test_asking_for_moto_or_ministack(
-    fake_ministack: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_projects_ministack_is_found_from_any_folder_and_never_one_planted_above(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv(endpoint.BACKEND_ENV, "moto")
-    assert endpoint.choose_backend() == ("moto", "asked for")
-    assert endpoint.choose_backend("ministack") == ("ministack", "asked for")  # flag wins
-    monkeypatch.setenv(endpoint.BACKEND_ENV, "docker")
-    with pytest.raises(ValueError, match="IMGPIPE_BACKEND must be one of"):
-        endpoint.choose_backend()
+    monkeypatch.delenv(endpoint.MINISTACK_ENV, raising=False)
+    monkeypatch.delenv(PROJECT_ENV, raising=False)
+    planted = tmp_path / ".venv-ministack" / "bin" / "ministack"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("#!/bin/sh\necho pwned\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    found = endpoint.ministack_executable()
+    assert found != planted
+    assert found is None or found == ROOT / ".venv-ministack" / "bin" / "ministack"
 
 
-def test_asking_for_a_missing_ministack_says_how_to_install_it(no_ministack: None) -> None:
-    with pytest.raises(FileNotFoundError, match="make install"):
-        endpoint.choose_backend("ministack")
+def test_a_missing_ministack_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(endpoint.MINISTACK_ENV, str(tmp_path / "nowhere"))
+    monkeypatch.setenv(endpoint.STATE_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv("LOCALSTACK_ENDPOINT", raising=False)
+    monkeypatch.setattr(endpoint, "LOCALSTACK_DEFAULT", "http://127.0.0.1:9")  # none there
+    with pytest.raises(endpoint.MiniStackMissing, match="make install"):
+        endpoint.up(timeout=1)
 
 
-def test_backend_parameters() -> None:
-    ministack = backend_params(endpoint.Endpoint("http://localhost:1", "ministack", 1))
-    assert ministack["triggerEnabled"] == "true"
-    assert 2 <= int(ministack["maxConcurrency"]) <= max(2, os.cpu_count() or 2)
-    assert backend_params(endpoint.Endpoint("http://localhost:1", "moto", 1)) == {}
+def test_one_kind_type_with_its_traits() -> None:
+    ministack = endpoint.Endpoint("http://localhost:1", endpoint.Kind.MINISTACK, 1, "3.11")
+    assert ministack.traits.batch_action_names and ministack.traits.zip_for_own_python
+    localstack = endpoint.Endpoint("http://localhost:4566", "localstack")  # type: ignore[arg-type]
+    assert localstack.kind is endpoint.Kind.LOCALSTACK and localstack.python == "3.12"
+    assert not localstack.traits.batch_action_names
+    with pytest.raises(ValueError, match="moto"):
+        endpoint.Endpoint("http://localhost:1", "moto")  # type: ignore[arg-type]
+
+
+def test_both_kinds_run_the_function_from_their_own_mapping() -> None:
+    params = endpoint_params()
+    assert params["triggerEnabled"] == "true"
+    assert 2 <= int(params["maxConcurrency"]) <= max(2, os.cpu_count() or 2)
+
+
+def test_the_zip_is_built_for_the_python_that_runs_it(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.11.7\n")
+    assert endpoint.venv_python(venv / "bin" / "ministack") == "3.11"
+    on_311 = endpoint.Endpoint("http://localhost:1", endpoint.Kind.MINISTACK, 1, "3.11")
+    note = zip_python_note(on_311)
+    assert note is not None and "built for 3.11" in note and "AWS stages stay on 3.12" in note
+    assert zip_python_note(endpoint.Endpoint("http://l:1", endpoint.Kind.MINISTACK, 1)) is None
+    assert serverless_env(on_311)["IMGPIPE_ZIP_PYTHON"] == "3.11"
 
 
 def test_batch_names_only_for_granted_sqs_actions_on_the_same_resources() -> None:
@@ -120,23 +142,3 @@ def test_fault_site_reaches_sessions_made_in_a_lambda_worker() -> None:
         check=True,
     )
     assert plain.stdout.strip() == "no fault"
-
-
-def test_the_moto_endpoint_answers_no_cross_origin_requests(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """A web page open on the developer's machine must not be able to read or reset the local
-    endpoint: moto's global CORS is off, so a browser refuses the page the answers."""
-    import urllib.request
-
-    monkeypatch.setenv(endpoint.STATE_DIR_ENV, str(tmp_path))
-    started = endpoint._start_moto(timeout=30)
-    try:
-        req = urllib.request.Request(
-            f"{started.url}/moto-api/data.json", headers={"Origin": "http://evil.example"}
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            assert resp.status == 200
-            assert "access-control-allow-origin" not in {k.lower() for k in resp.headers}
-    finally:
-        os.killpg(started.pid, 15)

@@ -81,7 +81,7 @@ def target_options(fn: F) -> F:
     fn = click.option(
         "--endpoint",
         envvar="IMGPIPE_ENDPOINT",
-        help="AWS-compatible endpoint (LocalStack, moto); default: the local stack's or AWS",
+        help="AWS-compatible endpoint (LocalStack); default: the local stack's or AWS",
     )(fn)
     stage = click.option(
         "--stage",
@@ -104,7 +104,7 @@ def deployment(stage: str, endpoint: str | None) -> Deployment:
     from ..local.stack import StackNotDeployed, discover
 
     ep = (
-        local_endpoint.Endpoint(endpoint.rstrip("/"), "localstack")
+        local_endpoint.Endpoint(endpoint.rstrip("/"), local_endpoint.Kind.LOCALSTACK)
         if endpoint
         else local_endpoint.current()
     )

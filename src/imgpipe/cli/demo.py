@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +13,9 @@ from PIL import Image, ImageDraw
 
 from ..catalog import Catalog
 from ..deployment import Deployment
-from ..local.deploy import deploy, project_dir
+from ..local.deploy import deploy
 from ..local.endpoint import up
-from ..local.runner import Runner
+from ..local.project import project_dir
 from ..local.stack import discover, set_trigger
 from ..record import ImageRecord
 from .watch import wait_final
@@ -106,47 +105,37 @@ def download_thumbnails(stack: Deployment, records: dict[str, ImageRecord], out:
     return count
 
 
-@contextlib.contextmanager
-def _processing(stack: Deployment, say: Callable[[str], None]) -> Iterator[None]:
-    if stack.kind == "moto":
-        with Runner(stack) as runner:
-            say(f"local runner: {runner.concurrency} workers polling {stack.queue_url}")
-            yield
-        return
-    set_trigger(stack, True)
-    say(f"{stack.kind} runs the packaged process function from its SQS event source mapping")
-    yield
-
-
 def run_demo(out: Path, timeout: float = 180.0, say: Callable[[str], None] = print) -> int:
     started = time.monotonic()
-    ep = up(say=say)
+    ep = up()
     say(f"endpoint: {ep.url} ({ep.kind})")
     say("deploying serverless.yml (stage local) with the Serverless CLI ...")
-    deploy(ep, quiet=True)
+    for line in deploy(ep, quiet=True):
+        say(line)
     stack = discover(ep)
+    set_trigger(stack, True)
+    say(f"{stack.kind} runs the packaged process function from its SQS event source mapping")
     photos = load_photos(corpus_dir()) or generated_photos()
     prefix = f"demo/{time.strftime('%Y%m%d-%H%M%S')}/"
     keys = [prefix + p.name for p in photos]
     catalog = Catalog(stack.client("dynamodb"), stack.table)
-    with _processing(stack, say):
-        s3 = stack.client("s3")
-        etags = {
-            key: s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=photo.data)["ETag"]
-            for photo, key in zip(photos, keys, strict=True)
-        }
-        etags = {key: etag.strip('"') for key, etag in etags.items()}
-        say(f"uploaded {len(photos)} photos to s3://{stack.uploads_bucket}/{prefix}")
+    s3 = stack.client("s3")
+    etags = {
+        key: s3.put_object(Bucket=stack.uploads_bucket, Key=key, Body=photo.data)["ETag"]
+        for photo, key in zip(photos, keys, strict=True)
+    }
+    etags = {key: etag.strip('"') for key, etag in etags.items()}
+    say(f"uploaded {len(photos)} photos to s3://{stack.uploads_bucket}/{prefix}")
 
-        shown = [-1]
+    shown = [-1]
 
-        def progress(done: int, total: int) -> None:
-            if done != shown[0]:  # only changes: the line stays readable when piped
-                shown[0] = done
-                print(f"\r  final: {done}/{total}", end="", flush=True)
+    def progress(done: int, total: int) -> None:
+        if done != shown[0]:  # only changes: the line stays readable when piped
+            shown[0] = done
+            print(f"\r  final: {done}/{total}", end="", flush=True)
 
-        records = wait_final(catalog, stack.uploads_bucket, etags, timeout, progress)
-        print()
+    records = wait_final(catalog, stack.uploads_bucket, etags, timeout, progress)
+    print()
     say(format_table(keys, records))
     saved = download_thumbnails(stack, records, out)
     say(

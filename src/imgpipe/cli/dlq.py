@@ -74,7 +74,7 @@ def redrive(
             Queues(dep.queue_url, dep.dlq_url),
             max_messages=max_messages,
             dry_run=dry_run,
-            use_move_task=dep.kind != "moto",
+            use_move_task=True,
         )
     else:
         result = _invoke_redrive(dep, dry_run, max_messages)

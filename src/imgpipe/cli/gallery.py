@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..local.api_server import ApiServer
+from ..local.api_server import ApiServer, NoHttpApi, stage_api
 from . import deployment, main, target_options
 
 
@@ -17,12 +17,15 @@ def gallery(port: int, stage: str, endpoint: str | None, as_json: bool) -> None:
     """Serve the gallery on 127.0.0.1, its calls signed with your AWS credentials.
 
     The page talks to this loopback server only; each call is forwarded to the stage's HTTP API
-    signed with SigV4 (the API's routes take IAM-authorised callers only), or answered from the
-    catalog directly where the endpoint has no API Gateway (moto). Open the printed URL: its
-    token keeps other local users and web pages out."""
+    signed with SigV4 (the API's routes take IAM-authorised callers only). Open the printed URL:
+    its token keeps other local users and web pages out."""
     dep = deployment(stage, endpoint)
-    with ApiServer(dep, port, upstream=dep.api_url) as server:
-        via = f"signed calls to {dep.api_url}" if dep.api_url else "the catalog directly"
+    try:
+        answer = stage_api(dep)
+    except NoHttpApi as exc:
+        raise click.ClickException(str(exc)) from None
+    with ApiServer(answer, port) as server:
+        via = f"signed calls to {dep.api_url}"
         if as_json:
             click.echo(f'{{"url": "{server.gallery_url}"}}')
         else:

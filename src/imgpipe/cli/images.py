@@ -52,50 +52,23 @@ def _files(paths: tuple[Path, ...], prefix: str) -> list[tuple[Path, str]]:
     return unique
 
 
-def runner_pid_file() -> Path:
-    from ..local.endpoint import state_dir
-
-    return state_dir() / "runner.pid"
-
-
-def _runner_running() -> bool:
-    path = runner_pid_file()
-    if not path.exists():
-        return False
-    try:
-        os.kill(int(path.read_text()), 0)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def _processing(dep: Deployment) -> Iterator[None]:
-    """Make sure something processes the uploads while we wait: on moto, a local runner unless
-    `imgpipe local run` is going; on MiniStack, its event source mapping (enabled if paused)."""
+    """Make sure something processes the uploads while we wait: on the local stack, its event
+    source mapping (enabled for the wait if it was paused), as on AWS."""
     if not dep.is_local:
         yield
         return
-    if dep.kind != "moto":
-        from ..local.stack import set_trigger
+    from ..local.stack import set_trigger
 
-        if set_trigger(dep, True):
-            yield
-            return
-        click.echo("the event source mapping was paused: enabling it for this wait", err=True)
-        try:
-            yield
-        finally:
-            set_trigger(dep, False)
-        return
-    if _runner_running():
+    if set_trigger(dep, True):
         yield
         return
-    from ..local.runner import Runner
-
-    click.echo("no local runner is running: starting one for this wait", err=True)
-    with Runner(dep):
+    click.echo("the event source mapping was paused: enabling it for this wait", err=True)
+    try:
         yield
+    finally:
+        set_trigger(dep, False)
 
 
 def _summary(record: ImageRecord) -> tuple[str, ...]:

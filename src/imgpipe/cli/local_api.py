@@ -6,13 +6,13 @@ import contextlib
 from collections.abc import Iterator
 
 from ..deployment import Deployment
-from ..local.api_server import ApiServer
+from ..local.api_server import ApiServer, stage_api
 from ..local.endpoint import state_dir
 
 
 @contextlib.contextmanager
 def serve_api(stack: Deployment, port: int = 0) -> Iterator[ApiServer]:
-    with ApiServer(stack, port) as api:
+    with ApiServer(stage_api(stack), port) as api:
         marker = state_dir() / "api.url"
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch(mode=0o600)  # it holds the token: this user's only

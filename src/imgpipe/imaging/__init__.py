@@ -1,7 +1,7 @@
 """The pure imaging core: sniff, validate, decode at reduced size, orient, thumbnail, describe.
 
 Nothing here knows about AWS: bytes in, bytes and plain data out, so it runs the same in Lambda,
-in the local runner and in ``imgpipe process``.
+on the local stack and in ``imgpipe process``.
 
 ``render`` and ``sniff`` load Pillow; they are imported on first use, so modules that only need
 the value types (the status record, the status API's Lambda) never pay for Pillow at cold start.

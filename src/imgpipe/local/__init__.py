@@ -1,1 +1,1 @@
-"""The local stack: an embedded AWS endpoint, deploy wiring and a Lambda-like SQS runner."""
+"""The local stack: MiniStack (or LocalStack) on loopback, the deploy to it, its HTTP API."""

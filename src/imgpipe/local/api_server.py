@@ -20,7 +20,6 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from ..api import StatusApi
 from ..deployment import Deployment
 
 _STATIC = {
@@ -35,21 +34,12 @@ MAX_QUERY_FIELDS = 20
 Answer = Callable[[str, dict[str, str]], tuple[int, bytes]]
 
 
-def in_process(stack: Deployment) -> Answer:
-    api = StatusApi.of(stack)
-
-    def answer(path: str, query: dict[str, str]) -> tuple[int, bytes]:
-        response = api.handle("GET", path, query)
-        return response.status, json.dumps(response.body, ensure_ascii=False).encode()
-
-    return answer
-
-
 def signed_proxy(stack: Deployment, api_url: str) -> Answer:
-    """Each call forwarded to the deployed API, signed with the stage's credentials."""
+    """Each call forwarded to the stage's HTTP API (API Gateway and the status function, on
+    AWS or the local endpoint), signed with the stage's credentials."""
     from urllib.parse import urlencode
 
-    from ..cli.signing import signed_get
+    from .signing import signed_get
 
     base = api_url.rstrip("/")
 
@@ -59,6 +49,17 @@ def signed_proxy(stack: Deployment, api_url: str) -> Answer:
         return status, body
 
     return answer
+
+
+class NoHttpApi(RuntimeError):
+    pass
+
+
+def stage_api(stack: Deployment) -> Answer:
+    """The stage's own HTTP API, signed (see ``signed_proxy``)."""
+    if not stack.api_url:
+        raise NoHttpApi(f"{stack.name} has no HTTP API (no HttpApi in the stack) to serve from")
+    return signed_proxy(stack, stack.api_url)
 
 
 def _json(message: str) -> bytes:
@@ -137,18 +138,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class ApiServer:
-    def __init__(
-        self,
-        stack: Deployment,
-        port: int = 0,
-        *,
-        token: str | None = None,
-        upstream: str | None = None,
-    ) -> None:
-        """``upstream``: a deployed API's base URL to forward to (signed); default: answer
-        in-process with the same StatusApi class the Lambda runs."""
+    def __init__(self, answer: Answer, port: int = 0, *, token: str | None = None) -> None:
+        """``answer``: what a GET of the API gets (``signed_proxy`` to a stage's API)."""
         self.token = token or secrets.token_urlsafe(24)
-        self.answer = signed_proxy(stack, upstream) if upstream else in_process(stack)
+        self.answer = answer
         self._server = _Http(("127.0.0.1", port), _Handler)
         self._server.app = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

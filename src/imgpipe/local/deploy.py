@@ -1,29 +1,16 @@
-"""Deploy serverless.yml to the local endpoint with the real Serverless CLI, then wire it."""
+"""Deploy serverless.yml to the local endpoint with the real Serverless CLI."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from ..deployment import stack_name
-from .endpoint import REGION, Endpoint, aws_env, client
-from .wire import load_template, resolver_for, wire
-
-
-def project_dir() -> Path:
-    """The directory holding serverless.yml: $IMGPIPE_PROJECT_DIR, or the nearest parent of cwd."""
-    explicit = os.environ.get("IMGPIPE_PROJECT_DIR")
-    if explicit:
-        return Path(explicit).resolve()
-    here = Path.cwd().resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "serverless.yml").exists():
-            return candidate
-    raise FileNotFoundError("serverless.yml not found here or above; run from the project")
+from .endpoint import LAMBDA_PYTHON, REGION, Endpoint, aws_env, client
+from .project import project_dir
 
 
 def serverless_env(ep: Endpoint | None) -> dict[str, str]:
@@ -36,6 +23,8 @@ def serverless_env(ep: Endpoint | None) -> dict[str, str]:
     )
     if ep is not None:
         env.update(aws_env(ep))
+        # The zip's native wheels (Pillow, numpy) must match the interpreter that runs them.
+        env["IMGPIPE_ZIP_PYTHON"] = ep.python
         # serverless-localstack sets the endpoint itself; boto-style variables would be ignored
         # by the CLI but would mislead a Python subprocess it starts.
         env.pop("AWS_ENDPOINT_URL", None)
@@ -60,17 +49,24 @@ def serverless(args: list[str], ep: Endpoint | None, *, quiet: bool = False) -> 
         raise RuntimeError(f"serverless {' '.join(args)} failed ({result.returncode})\n{detail}")
 
 
-def backend_params(ep: Endpoint) -> dict[str, str]:
-    """Stage parameters the backend decides. MiniStack runs the function from the real SQS
-    event source mapping, so the trigger is on (moto cannot run a function: it stays off and
-    the local runner polls instead), with one execution environment per core at most (Lambda's
-    floor is 2): ten environments each loading the labeler's models on two cores spend their
-    time contending, not working. The redrive function keeps the local stage's `manual`
-    strategy: MiniStack has no StartMessageMoveTask, and its IAM check of that call (made before
-    it says so) looks at another resource than AWS's, the source queue."""
-    if ep.kind != "ministack":
-        return {}
+def endpoint_params() -> dict[str, str]:
+    """Stage parameters for a local endpoint. It runs the function from its own SQS event
+    source mapping, as AWS does, so the trigger is on, with one execution environment per core
+    at most (Lambda's floor is 2): ten environments each loading the labeler's models on two
+    cores spend their time contending, not working. The redrive function keeps the local
+    stage's `manual` strategy: MiniStack has no StartMessageMoveTask, and its IAM check of that
+    call (made before it says so) looks at another resource than AWS's, the source queue."""
     return {"triggerEnabled": "true", "maxConcurrency": str(max(2, os.cpu_count() or 2))}
+
+
+def zip_python_note(ep: Endpoint) -> str | None:
+    """Said once per deploy when the local zip is not built for Lambda's own Python."""
+    if ep.python == LAMBDA_PYTHON:
+        return None
+    return (
+        f"{ep.kind} runs the functions on Python {ep.python} here (no {LAMBDA_PYTHON} found): "
+        f"the {ep.kind} stage's zip is built for {ep.python}; AWS stages stay on {LAMBDA_PYTHON}"
+    )
 
 
 def deploy(
@@ -80,17 +76,13 @@ def deploy(
     quiet: bool = False,
     params: dict[str, str] | None = None,
 ) -> list[str]:
-    """``serverless deploy`` to ``ep``; on moto, then apply what its CloudFormation ignores
-    (MiniStack's and LocalStack's apply the whole template). ``params`` override stage
-    parameters (``--param key=value``)."""
-    merged = {**backend_params(ep), **(params or {})}
+    """``serverless deploy`` to ``ep``; what was adjusted for the endpoint, one line each.
+    ``params`` override stage parameters (``--param key=value``)."""
+    merged = {**endpoint_params(), **(params or {})}
     extra = [f"--param={k}={v}" for k, v in merged.items()]
     serverless(["deploy", "--stage", stage, "--region", REGION, *extra], ep, quiet=quiet)
-    if ep.kind == "moto":
-        return wire_stack(ep, stage)
-    if ep.kind == "ministack":
-        return grant_batch_names(ep, stage)
-    return []
+    notes = [note] if (note := zip_python_note(ep)) else []
+    return notes + (grant_batch_names(ep, stage) if ep.traits.batch_action_names else [])
 
 
 # AWS authorizes SQS batch calls with the single-message action; MiniStack (1.5) evaluates them
@@ -127,7 +119,9 @@ def grant_batch_names(ep: Endpoint, stage: str = "local") -> list[str]:
                 PolicyName=BATCH_POLICY,
                 PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": statements}),
             )
-            applied.append(f"{res['LogicalResourceId']}: SQS batch action names (MiniStack)")
+            applied.append(
+                f"granted {res['LogicalResourceId']} the SQS batch action names (MiniStack)"
+            )
     return applied
 
 
@@ -140,15 +134,3 @@ def _batch_statements(statements: Any) -> list[dict[str, object]]:
         if st.get("Effect") == "Allow" and batch:
             out.append({"Effect": "Allow", "Action": batch, "Resource": st["Resource"]})
     return out
-
-
-def wire_stack(ep: Endpoint, stage: str = "local") -> list[str]:
-    template = load_template(
-        project_dir() / ".serverless/cloudformation-template-update-stack.json"
-    )
-    account = client(ep, "sts").get_caller_identity()["Account"]
-    s3, sqs = client(ep, "s3"), client(ep, "sqs")
-    resolve = resolver_for(
-        template, stack_name(stage), client(ep, "cloudformation"), sqs, REGION, account
-    )
-    return wire(template, resolve, s3, sqs, plain_http=ep.url.startswith("http://"))

@@ -1,15 +1,11 @@
-"""Find or start an AWS-compatible endpoint on loopback.
+"""Find or start an AWS-compatible endpoint on loopback: the local stack.
 
-Order of preference: ``LOCALSTACK_ENDPOINT`` if set; a LocalStack answering on :4566; otherwise an
-embedded backend started as a background process on a free loopback port:
-
-- **MiniStack** (default where it is installed: ``make install`` puts it in ``.venv-ministack``,
-  on Python 3.12 like Lambda's runtime). It runs the real Lambda zip through its own SQS event
-  source mapping, serves the HTTP API, and evaluates IAM (``AUTH=true``): each function runs
-  with its own role's credentials.
-- **moto** (the fallback, or ``IMGPIPE_BACKEND=moto``): S3, SQS, DynamoDB, SNS and
-  CloudFormation only; ``local/runner.py`` plays the event source mapping and ``local/wire.py``
-  applies what its CloudFormation ignores.
+Order of preference: ``LOCALSTACK_ENDPOINT`` if set; a LocalStack answering on :4566; otherwise
+**MiniStack**, started as a background process on a free loopback port from the project's
+``.venv-ministack`` (``make install``). It runs the real Lambda zip through its own SQS event
+source mapping, serves the HTTP API, and evaluates IAM (``AUTH=true``): each function runs with
+its own role's credentials. LocalStack does the first two the same way; ``Kind`` and
+``TRAITS`` below are the one place that says what differs between the two.
 
 What was chosen is kept in the user's state directory (``local.json`` in the platform's one,
 e.g. ``~/.local/state/imgpipe`` on Linux; ``IMGPIPE_STATE_DIR`` overrides) so that every
@@ -18,39 +14,70 @@ command (deploy, CLI, tests) uses the same endpoint, from whatever folder it run
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from ..deployment import Access, make_client
+from .project import ProjectNotFound, project_dir
 
 STATE_DIR_ENV = "IMGPIPE_STATE_DIR"
-BACKEND_ENV = "IMGPIPE_BACKEND"  # auto (default), ministack or moto
-MINISTACK_ENV = "IMGPIPE_MINISTACK"  # the ministack executable, if not in .venv-ministack
+MINISTACK_ENV = "IMGPIPE_MINISTACK"  # the ministack executable, if not the project's
 LOCALSTACK_DEFAULT = "http://localhost:4566"
 REGION = "us-east-1"
-BACKENDS = ("auto", "ministack", "moto")
+LAMBDA_PYTHON = "3.12"  # serverless.yml's runtime: what LocalStack's Lambda containers run
+
+
+class Kind(StrEnum):
+    MINISTACK = "ministack"  # started here, from the project's .venv-ministack
+    LOCALSTACK = "localstack"  # LOCALSTACK_ENDPOINT, or one answering on :4566
+
+
+@dataclass(frozen=True, slots=True)
+class Traits:
+    """What differs between the endpoints. Both run the process function from their own SQS
+    event source mapping, as AWS does: the CLI and the tests never poll the queue themselves."""
+
+    # MiniStack (1.5) evaluates SQS batch calls under the batch operation's own IAM name
+    # (sqs:DeleteMessageBatch), which IAM does not have: deploy grants those names locally.
+    batch_action_names: bool
+    # MiniStack runs functions on its own interpreter (the zip must be built for it); LocalStack
+    # in its Lambda container images (the runtime's Python).
+    zip_for_own_python: bool
+
+
+TRAITS = {
+    Kind.MINISTACK: Traits(batch_action_names=True, zip_for_own_python=True),
+    Kind.LOCALSTACK: Traits(batch_action_names=False, zip_for_own_python=False),
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     url: str
-    kind: str  # "ministack", "moto" or "localstack"
+    kind: Kind
     pid: int = 0  # of the server process we started; 0 when we do not own it
+    python: str = LAMBDA_PYTHON  # "3.11": the interpreter that runs the functions
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", Kind(self.kind))  # also from local.json's string
 
     @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1].rstrip("/"))
+
+    @property
+    def traits(self) -> Traits:
+        return TRAITS[self.kind]
 
 
 def state_dir() -> Path:
@@ -101,7 +128,7 @@ def current() -> Endpoint | None:
     """The endpoint in use, if one is recorded and still answering."""
     explicit = os.environ.get("LOCALSTACK_ENDPOINT", "").strip()
     if explicit:
-        return Endpoint(explicit.rstrip("/"), "localstack")
+        return Endpoint(explicit.rstrip("/"), Kind.LOCALSTACK, python=_zip_python_override())
     path = _state_file()
     if path.exists():
         data = json.loads(path.read_text())
@@ -112,48 +139,43 @@ def current() -> Endpoint | None:
 
 
 def ministack_executable() -> Path | None:
-    """MiniStack's launcher: $IMGPIPE_MINISTACK, else .venv-ministack/bin/ministack in the
-    project (found from the current directory up)."""
+    """MiniStack's launcher: $IMGPIPE_MINISTACK, else the project's .venv-ministack (the
+    checkout imgpipe runs from, wherever the command is typed; never a folder above the
+    current one, where anyone could have planted one)."""
     explicit = os.environ.get(MINISTACK_ENV, "").strip()
     if explicit:
         return Path(explicit) if Path(explicit).exists() else None
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / ".venv-ministack" / "bin" / "ministack"
-        if candidate.exists():
-            return candidate
-    return None
+    try:
+        candidate = project_dir() / ".venv-ministack" / "bin" / "ministack"
+    except ProjectNotFound:
+        return None
+    return candidate if candidate.exists() else None
 
 
-def choose_backend(requested: str | None = None) -> tuple[str, str]:
-    """(backend, why): the one asked for (flag, then $IMGPIPE_BACKEND), else MiniStack where it is
-    installed, else moto. Asking for MiniStack where it is missing is an error that says how to
-    install it."""
-    wanted = (requested or os.environ.get(BACKEND_ENV, "") or "auto").strip().lower()
-    if wanted not in BACKENDS:
-        raise ValueError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}, got {wanted!r}")
-    if wanted == "moto":
-        return "moto", "asked for"
-    if ministack_executable() is not None:
-        return "ministack", "asked for" if wanted == "ministack" else "installed"
-    hint = "run `make install` (needs Python 3.12) or set IMGPIPE_MINISTACK"
-    if wanted == "ministack":
-        raise FileNotFoundError(f"MiniStack is not installed: {hint}")
-    return "moto", f"MiniStack is not installed ({hint}); using moto and the local runner"
+def venv_python(executable: Path) -> str:
+    """The Python version ("3.11") of the virtual environment ``executable`` lives in."""
+    cfg = executable.resolve().parent.parent / "pyvenv.cfg"
+    if cfg.exists():
+        for line in cfg.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if name.strip() in {"version", "version_info"}:
+                return ".".join(value.strip().split(".")[:2])
+    return LAMBDA_PYTHON
 
 
-def up(timeout: float = 60.0, backend: str | None = None, say: Any = None) -> Endpoint:
-    """Return the running endpoint or start an embedded one (see ``choose_backend``)."""
+def _zip_python_override() -> str:
+    return os.environ.get("IMGPIPE_ZIP_PYTHON", "").strip() or LAMBDA_PYTHON
+
+
+def up(timeout: float = 60.0) -> Endpoint:
+    """Return the running endpoint, adopt a LocalStack on :4566, or start MiniStack."""
     found = current()
     if found is not None:
         return found
     if _answers(LOCALSTACK_DEFAULT, "/_localstack/health"):
-        ep = Endpoint(LOCALSTACK_DEFAULT, "localstack")
+        ep = Endpoint(LOCALSTACK_DEFAULT, Kind.LOCALSTACK, python=_zip_python_override())
     else:
-        kind, why = choose_backend(backend)
-        if say is not None and why not in {"asked for", "installed"}:
-            say(why)
-        ep = _start_ministack(timeout) if kind == "ministack" else _start_moto(timeout)
+        ep = _start_ministack(timeout)
     _state_file().parent.mkdir(parents=True, exist_ok=True)
     _state_file().write_text(json.dumps(asdict(ep)))
     return ep
@@ -166,9 +188,17 @@ def _free_port() -> int:
         return port
 
 
+class MiniStackMissing(FileNotFoundError):
+    pass
+
+
 def _start_ministack(timeout: float) -> Endpoint:
     executable = ministack_executable()
-    assert executable is not None
+    if executable is None:
+        raise MiniStackMissing(
+            "MiniStack is not installed: run `make install` in the imgpipe checkout (or set "
+            f"{MINISTACK_ENV} to a ministack executable, or LOCALSTACK_ENDPOINT to a LocalStack)"
+        )
     directory = state_dir()
     directory.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -199,40 +229,10 @@ def _start_ministack(timeout: float) -> Endpoint:
         if proc.poll() is not None:
             raise RuntimeError(f"MiniStack exited with {proc.returncode}; see {log.name}")
         if _answers(url, "/_localstack/health"):
-            return Endpoint(url, "ministack", proc.pid)
+            return Endpoint(url, Kind.MINISTACK, proc.pid, venv_python(executable))
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     raise TimeoutError(f"MiniStack did not answer within {timeout:.0f}s; see {log.name}")
-
-
-def _start_moto(timeout: float) -> Endpoint:
-    directory = state_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    port_file = directory / "moto.port"
-    port_file.unlink(missing_ok=True)
-    log = (directory / "endpoint.log").open("ab")
-    # moto answers every origin's cross-site requests by default: any web page open on this
-    # machine could then create queues or reset the state (/moto-api/reset).
-    env = {**os.environ, "MOTO_DISABLE_GLOBAL_CORS": "true"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imgpipe.local.endpoint", "serve", "--port-file", str(port_file)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # outlives the command that started it, like a service
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto server exited with {proc.returncode}; see {log.name}")
-        if port_file.exists() and port_file.read_text().strip():
-            url = f"http://localhost:{int(port_file.read_text())}"
-            if _answers(url):
-                return Endpoint(url, "moto", proc.pid)
-        time.sleep(0.1)
-    proc.kill()
-    raise TimeoutError(f"moto server did not answer within {timeout:.0f}s; see {log.name}")
 
 
 def down() -> bool:
@@ -242,7 +242,7 @@ def down() -> bool:
         return False
     ep = Endpoint(**json.loads(path.read_text()))
     path.unlink()
-    if ep.kind in {"moto", "ministack"} and _pid_alive(ep.pid):
+    if ep.pid and _pid_alive(ep.pid):
         try:
             os.killpg(ep.pid, signal.SIGTERM)  # the server and the Lambda workers it started
         except ProcessLookupError:
@@ -260,31 +260,8 @@ def _wait_gone(pid: int, timeout: float) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def serve(port: int, port_file: Path | None) -> None:
-    """Run moto's server in the foreground until SIGTERM."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    bound = server.get_host_and_port()[1]
-    if port_file is not None:
-        port_file.write_text(str(bound))
-    print(f"moto server on http://localhost:{bound}", flush=True)
-    stopping = False
-
-    def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    while not stopping:
-        time.sleep(0.2)
-    server.stop()
-
-
 def aws_env_keys() -> tuple[str, str]:
-    """The local stack's root credentials (MiniStack and moto accept any; these are its admin)."""
+    """The local stack's root credentials (MiniStack treats these as its admin)."""
     return (
         os.environ.get("IMGPIPE_LOCAL_KEY_ID", "test"),
         os.environ.get("IMGPIPE_LOCAL_SECRET", "test"),
@@ -301,7 +278,7 @@ def aws_env(ep: Endpoint) -> dict[str, str]:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         "IMGPIPE_LOCAL_PORT": str(ep.port),
-        "IMGPIPE_LOCAL_KIND": ep.kind,
+        "IMGPIPE_LOCAL_KIND": str(ep.kind),
     }
 
 
@@ -313,18 +290,3 @@ def access(ep: Endpoint) -> Access:
 def client(ep: Endpoint, service: str) -> Any:
     """A boto3 client bound to ``ep`` regardless of the caller's environment (cached)."""
     return make_client(access(ep), service)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m imgpipe.local.endpoint")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_serve = sub.add_parser("serve", help="run moto's server in the foreground")
-    p_serve.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    p_serve.add_argument("--port-file", type=Path, help="write the bound port here")
-    args = parser.parse_args(argv)
-    if args.command == "serve":
-        serve(args.port, args.port_file)
-
-
-if __name__ == "__main__":
-    main()

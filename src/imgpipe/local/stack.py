@@ -1,12 +1,12 @@
 """What a stack deployed on the local endpoint looks like: a ``Deployment``, read back.
 
-Everything is read back from the endpoint (CloudFormation resources, Lambda configuration, the
-event source mapping), never restated, so the runner plays exactly the function that was deployed.
+Everything is read back from the endpoint (CloudFormation resources, the Lambda configuration),
+never restated.
 """
 
 from __future__ import annotations
 
-from ..deployment import Deployment, FunctionSpec, MappingSpec, stack_name
+from ..deployment import Deployment, FunctionSpec, stack_name
 from .endpoint import Endpoint, access, client
 
 
@@ -36,22 +36,6 @@ def discover(endpoint: Endpoint, stage: str = "local") -> Deployment:
         memory=int(config["MemorySize"]),
         environment=dict(config.get("Environment", {}).get("Variables", {})),
     )
-    mappings = [
-        m
-        for m in lam.list_event_source_mappings()["EventSourceMappings"]
-        if m.get("FunctionArn", "").endswith(f":function:{function.name}")
-    ]
-    if not mappings:
-        raise StackNotDeployed(f"{function.name} has no SQS event source mapping")
-    m = mappings[0]
-    mapping = MappingSpec(
-        queue_arn=m["EventSourceArn"],
-        batch_size=int(m.get("BatchSize", 10)),
-        window=int(m.get("MaximumBatchingWindowInSeconds", 0)),
-        max_concurrency=int(m.get("ScalingConfig", {}).get("MaximumConcurrency", 2)),
-        report_failures="ReportBatchItemFailures" in m.get("FunctionResponseTypes", []),
-        enabled=m.get("State") in {"Enabled", "Enabling", "Creating"},
-    )
 
     def queue_url(logical: str) -> str:
         queue_name = physical[logical].rstrip("/").rsplit("/", 1)[-1]
@@ -69,23 +53,21 @@ def discover(endpoint: Endpoint, stage: str = "local") -> Deployment:
         access=access(endpoint),
         kind=endpoint.kind,
         process=function,
-        mapping=mapping,
         api_url=_api_url(endpoint, physical.get("HttpApi", "")),
     )
 
 
 def _api_url(endpoint: Endpoint, api_id: str) -> str | None:
-    """MiniStack and LocalStack serve an HTTP API at ``<id>.execute-api.localhost``; moto
-    creates none. (A client that cannot resolve ``*.localhost`` connects to the endpoint and
-    sends that name as Host.)"""
-    if not api_id or endpoint.kind == "moto":
+    """MiniStack and LocalStack serve an HTTP API at ``<id>.execute-api.localhost``. (A client
+    that cannot resolve ``*.localhost`` connects to the endpoint and sends that name as Host.)"""
+    if not api_id:
         return None
     return f"http://{api_id}.execute-api.localhost:{endpoint.port}"
 
 
 def set_trigger(stack: Deployment, enabled: bool) -> bool:
-    """Enable or pause the process function's SQS event source mapping (MiniStack, LocalStack:
-    where the endpoint itself runs the function). Returns whether it was enabled before."""
+    """Enable or pause the process function's SQS event source mapping (the local endpoint
+    runs the function from it, as AWS does). Returns whether it was enabled before."""
     assert stack.process is not None
     lam = stack.client("lambda")
     mappings = lam.list_event_source_mappings(FunctionName=stack.process.name)

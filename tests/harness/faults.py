@@ -1,9 +1,9 @@
-"""Test-only fault injection: make a fraction of the handler's S3, DynamoDB and SNS calls fail.
+"""Test harness, never shipped: make a fraction of the handler's S3, DynamoDB and SNS calls fail.
 
-Attached by the local runner to each worker's boto3 session (``Runner(fault_rate=...)``,
-``imgpipe local run --fault-rate``) before the handler makes its clients: botocore copies a
-session's event handlers into every client it creates. Nothing in the shipped package imports
-this module. ``IMGPIPE_FAULT_SEED`` makes the pattern reproducible.
+Attached to each boto3 session a Lambda worker of the local stack makes (the test harness's
+``faultsite`` puts it there through the function's ``PYTHONPATH``) before the handler makes its
+clients: botocore copies a session's event handlers into every client it creates. Nothing in the
+shipped package imports this module. ``IMGPIPE_FAULT_SEED`` makes the pattern reproducible.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class FaultInjector:
         service = event_name.split(".")[1] if event_name.count(".") >= 1 else ""
         code, status = CODES.get(service, ("ServiceUnavailable", 503))
         response: Any = {
-            "Error": {"Code": code, "Message": "injected fault (local runner --fault-rate)"},
+            "Error": {"Code": code, "Message": "injected fault (IMGPIPE_FAULT_RATE)"},
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
         raise ClientError(response, model.name)

@@ -1,4 +1,4 @@
-"""The local runner's fault injection: attached to a session, reaching every client from it."""
+"""The harness's fault injection: attached to a session, reaching every client from it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from imgpipe.local import faults
+from tests.harness import faults
 
 
 def test_full_rate_fails_every_call_of_clients_made_afterwards() -> None:
