@@ -115,7 +115,7 @@ else
 endif
 
 bench: install ## thumbnail engine vs naive Pillow, thumbnail(), decode floor and sharp
-	$(BIN)/python bench/thumbs.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.thumbs $(BENCH_ARGS)
 
 label-photos: ## Debian's photo wallpapers, half of bench-labels' held-out evaluation set (apt, as root)
 	@test -d /usr/share/backgrounds/mate/nature -a -d /usr/share/wallpapers/Path || { \
@@ -123,25 +123,25 @@ label-photos: ## Debian's photo wallpapers, half of bench-labels' held-out evalu
 	    mate-backgrounds plasma-workspace-wallpapers >/dev/null; }
 
 bench-labels: install label-photos ## the offline labeler: ms per detector, threads, held-out coverage/precision
-	$(BIN)/python bench/labels.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.labels $(BENCH_ARGS)
 
 bench-coldstart: package ## handler import time (python3.12, from the zip) and zip size
-	$(BIN)/python bench/coldstart.py
+	$(BIN)/python -m bench.coldstart
 
 bench-aws: install ## the process handler under a simulated AWS round trip (0, 20 ms): wall, CPU, requests
-	$(BIN)/python bench/aws_latency.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.aws_latency $(BENCH_ARGS)
 
 bench-cost: install ## dollars per million images: the default stage and each option (bench/prices.json)
-	$(BIN)/python bench/cost.py
+	$(BIN)/python -m bench.cost
 
 bench-api: install ## DynamoDB reads per status-API list request, capped vs uncapped
-	$(BIN)/python bench/api_reads.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.api_reads $(BENCH_ARGS)
 
 bench-e2e: install ## the whole pipeline on the local stack: burst + steady stream vs the bare engine
-	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
+	$(BIN)/python -m bench.e2e $(BENCH_ARGS)
 
 chaos: install ## 517 uploads/overwrites + 104 deletes, 20% faults, a crash, DLQ + redrive, reconcile: all 0
-	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean: local-down ## remove build output, caches and the local state
 	rm -rf .serverless .imgpipe demo-out .pytest_cache .mypy_cache .ruff_cache dist build test-output

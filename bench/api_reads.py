@@ -12,10 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
@@ -23,7 +20,6 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 import boto3
 from moto import mock_aws
-from tests.harness.tables import create_images_table
 
 from imgpipe import api as api_module
 from imgpipe import catalog as catalog_module
@@ -31,6 +27,7 @@ from imgpipe.api import StatusApi
 from imgpipe.catalog import Catalog
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord
+from tests.harness.tables import create_images_table
 
 REQUESTS: dict[str, dict[str, str]] = {
     "rare status, limit 1": {"status": "REJECTED", "limit": "1"},

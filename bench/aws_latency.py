@@ -32,9 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 for name, value in {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
@@ -53,17 +50,17 @@ for name, value in {
 import boto3  # noqa: E402 - after the environment above
 from moto import mock_aws  # noqa: E402 - after the environment above
 from moto.core.botocore_stubber import BotocoreStubber  # noqa: E402 - after the environment above
-from tests.conftest import CORPUS, Events  # noqa: E402 - after the environment above
-from tests.harness.tables import create_images_table  # noqa: E402 - after the environment above
-from tests.unit.conftest import LambdaContext  # noqa: E402 - after the environment above
 
+from bench.thumbs import make_photo  # noqa: E402 - after the environment above
 from imgpipe import aws, bootstrap, config  # noqa: E402 - after the environment above
 from imgpipe.handlers import process  # noqa: E402 - after the environment above
 from imgpipe.imaging import parse_sizes, render  # noqa: E402 - after the environment above
 from imgpipe.imaging.types import DEFAULT_SIZES, Limits  # noqa: E402 - after the environment above
 from imgpipe.lanes import record_workers  # noqa: E402 - after the environment above
 from imgpipe.observability import metrics  # noqa: E402 - after the environment above
-from thumbs import make_photo  # noqa: E402 - bench/ is on the path
+from tests.conftest import CORPUS, Events  # noqa: E402 - after the environment above
+from tests.harness.tables import create_images_table  # noqa: E402 - after the environment above
+from tests.unit.conftest import LambdaContext  # noqa: E402 - after the environment above
 
 BATCH = 10
 

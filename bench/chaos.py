@@ -32,14 +32,13 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from imgpipe.cli.demo import corpus_dir
 from imgpipe.deployment import Deployment
 from imgpipe.local import endpoint
 from imgpipe.local.deploy import deploy
 from imgpipe.local.stack import discover, set_trigger
 from imgpipe.record import ImageRecord
 from imgpipe.redrive import Queues, redrive
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness lives in tests/
 from tests.harness.backends import processing
 from tests.harness.chaos import (
     Op,
@@ -54,8 +53,6 @@ from tests.harness.chaos import (
     subscribe_inbox,
     wait_drained,
 )
-
-from imgpipe.cli.demo import corpus_dir
 
 PREFIX = "chaos/"
 

@@ -21,19 +21,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from moto import mock_aws
-from tests.conftest import CORPUS
 
-import aws_latency
+from bench import aws_latency
+from bench.thumbs import make_photo
 from imgpipe import aws
 from imgpipe.catalog import to_item
 from imgpipe.lanes import record_workers
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord
-from thumbs import make_photo
+from tests.conftest import CORPUS
 
 PRICES = json.loads((Path(__file__).with_name("prices.json")).read_text())
 MILLION = 1_000_000

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from bench.thumbs import make_photo
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
 from imgpipe.imaging import Limits, parse_sizes, render
@@ -38,12 +39,7 @@ from imgpipe.local import endpoint
 from imgpipe.local.deploy import deploy
 from imgpipe.local.stack import discover
 from imgpipe.outcomes import FINAL
-
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness lives in tests/
 from tests.harness.backends import processing
-
-from thumbs import make_photo
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared/corpus/exif-orientation"
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench.label_eval import Photo, evaluate, load_set
 from imgpipe.imaging import Limits, parse_sizes, render
 from imgpipe.labels import LabelRequest, LabelSettings, local
 from imgpipe.labels.pool import usable_cpus
-from label_eval import Photo, evaluate, load_set
 
 PHOTO = Path(__file__).resolve().parents[2] / "shared/corpus/exif-orientation/Landscape_1.jpg"
 DETECTORS: dict[str, Callable[[Image.Image], object]] = {

@@ -30,12 +30,12 @@ from .errors import (
     describe,
 )
 from .events import S3ObjectEvent
+from .image_job import process_image
 from .imaging import Thumbnail
 from .labels import Labeler, NullLabeler
 from .observability import record_outcome
 from .outcomes import Reason, Status
 from .ports import CatalogPort, Publisher, StorePort
-from .processing import process_image
 from .record import ImageRecord, ThumbnailRef, now
 from .results import to_csv, to_json
 

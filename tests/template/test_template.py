@@ -200,7 +200,7 @@ SHIPPED = {
     "outcomes.py",
     "pipeline.py",
     "ports.py",
-    "processing.py",
+    "image_job.py",
     "reconcile.py",
     "record.py",
     "redrive.py",

@@ -29,7 +29,7 @@ COMMANDS = {
     "reconcile": "reconcile",
     "remove": "remove",
     "gallery": "gallery",
-    "process": "process",
+    "process": "offline",
     "local": "local",
     "demo": "local",
 }

