@@ -30,7 +30,7 @@ OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@exampl
                  --param=alarmEmail=oncall@example.com --param=uploadsFanOut=true \
                  --param=watermark=image:watermarks/logo.png --param=watermarkSizes=large
 
-.PHONY: help install test test-unit test-functional test-template \
+.PHONY: help install test test-unit test-functional test-functional-localstack test-template \
         lint package deploy demo \
         remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e chaos clean \
         browser-deps
@@ -57,7 +57,7 @@ $(MINISTACK_VENV)/.installed: requirements-ministack.txt
 
 install: $(VENV)/.installed node_modules/.installed $(MINISTACK_VENV)/.installed ## create .venv, .venv-ministack and install npm packages
 
-test: lint test-unit package test-functional ## everything CI runs
+test: lint test-unit package test-functional test-functional-localstack ## everything CI runs
 
 test-unit: install ## unit tests (moto in-process, no endpoint)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
@@ -68,6 +68,10 @@ browser-deps: ## Debian's chromium for the gallery's browser test (apt, as root)
 
 test-functional: install browser-deps ## functional tests on the local stack (LOCALSTACK_ENDPOINT: on that one)
 	$(BIN)/pytest tests/functional -q $(PYTEST_ARGS)
+
+LOCALSTACK_PORT ?= 4566
+test-functional-localstack: install browser-deps ## the same suite on a LocalStack stand-in (MiniStack, no IAM) on :4566
+	$(BIN)/python -m tests.harness.standin $(LOCALSTACK_PORT) -- $(BIN)/pytest tests/functional -q $(PYTEST_ARGS)
 
 
 lint: install ## the pre-commit hooks on every file: yaml/toml, ruff, ruff format, mypy --strict

@@ -123,24 +123,16 @@ def test_subscribers_can_filter_on_status(
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=good, Body=jpeg_bytes())
         s3.put_object(Bucket=local_stack.uploads_bucket, Key=bad, Body=b"%PDF-1.7 not an image")
         wait_for(catalog, local_stack, [good, bad])
-    # the filtered queue gets its one message; a second (the DONE one) must never come
-    envelopes = poll(
-        lambda: [
-            json.loads(m["Body"])
-            for m in sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-            ).get("Messages", [])
-        ],
-        bool,
-        30,
-        what="a filtered notification",
-    )
-    envelopes += [
-        json.loads(m["Body"])
-        for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-            "Messages", []
-        )
-    ]
+
+    # the filtered queue gets its one message; a second (the DONE one) must never come. Other
+    # tests' outcomes, on an endpoint shared with other runs, are not this test's.
+    def mine() -> list[Any]:
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        envelopes = [json.loads(m["Body"]) for m in received.get("Messages", [])]
+        return [e for e in envelopes if e["MessageAttributes"]["key"]["Value"].startswith(prefix)]
+
+    envelopes = poll(mine, bool, 30, what="a filtered notification")
+    envelopes += mine()
     assert [e["MessageAttributes"]["status"]["Value"] for e in envelopes] == ["REJECTED"]
     [envelope] = envelopes
     assert envelope["MessageAttributes"]["key"]["Value"] == bad
@@ -179,7 +171,10 @@ def test_chaos_faults_and_a_crash_lose_nothing(
             what="the first uploads processed",
         )
         perform(local_stack, second)  # while the first round is still being processed
-        assert running.crash() > 0
+        killed = running.crash()
+        if not killed and local_stack.kind == "localstack":
+            pytest.skip("LocalStack runs the functions in containers this test cannot kill")
+        assert killed > 0
         perform(local_stack, third)
         # a batch killed mid-flight returns after the queue's visibility timeout (72 s)
         assert wait_drained(local_stack, local_stack.queue_url, 180)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -181,11 +182,13 @@ def subscribe_inbox(
     topic: str | None = None,
     raw: bool = False,
 ) -> str:
-    """A queue subscribed to ``topic`` (default: the events topic), to see what was sent. As on
-    AWS, the queue's policy must let the topic send to it (MiniStack enforces that)."""
+    """A new queue (``name`` plus a unique suffix: on a long-lived endpoint an earlier run's
+    queue and subscription are still there) subscribed to ``topic`` (default: the events
+    topic), to see what was sent. As on AWS, the queue's policy must let the topic send to it
+    (MiniStack enforces that)."""
     topic = topic or stack.topic_arn
     sqs, sns = stack.client("sqs"), stack.client("sns")
-    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+    url: str = sqs.create_queue(QueueName=f"{name}-{uuid.uuid4().hex[:12]}")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from imgpipe.api import Page
+from imgpipe.api import Page, decode_cursor, encode_cursor
+from imgpipe.catalog import PageKey
 from imgpipe.cli import images
 from imgpipe.labels import Label, LabelResult
 from imgpipe.outcomes import Status
@@ -21,39 +22,74 @@ CAR = Label("Car", 90.0, parents=("Vehicle",))
 
 
 class Pages:
-    """A catalog of ``n`` pages of 100: one dog on each page whose number divides by 3."""
+    """A catalog of ``n`` x 100 records in key order, paged as the status API pages it (the
+    cursor: after this key); a dog at every 300th."""
 
     def __init__(self, n: int) -> None:
-        self.n = n
+        self.keys = [f"{i // 100:03d}/{i % 100:03d}" for i in range(n * 100)]
         self.asked: list[dict[str, str]] = []
 
     def page(self, query: Mapping[str, str]) -> Page:
         self.asked.append(dict(query))
-        number = int(query.get("cursor", "0"))
-        records = [
-            record(f"{number:03d}/{i:03d}", DOG if number % 3 == 0 and i == 7 else CAR)
-            for i in range(int(query["limit"]))
-        ]
-        return Page(records, str(number + 1) if number + 1 < self.n else None)
+        cursor = query.get("cursor")
+        start = 0 if not cursor else self.keys.index(decode_cursor(cursor, "uploads").key) + 1
+        chosen = self.keys[start : start + int(query["limit"])]
+        records = [record(k, DOG if self.keys.index(k) % 300 == 7 else CAR) for k in chosen]
+        more = start + len(chosen) < len(self.keys)
+        return Page(records, encode_cursor(PageKey("uploads", chosen[-1])) if more else None)
 
 
-def test_reads_whole_pages_until_enough_match() -> None:
+def test_reads_whole_pages_until_enough_match_and_honours_the_limit() -> None:
     api = Pages(10)
     found, cursor = images._labelled(api, {"limit": "2", "prefix": "p"}, "animal", 2)
     assert [r.key for r in found] == ["000/007", "003/007"]
-    assert cursor == "4"  # the next call starts after the last page read, nothing skipped
     assert all(q["limit"] == "100" and q["prefix"] == "p" for q in api.asked)
+    # the next call starts right after the last one shown: nothing skipped, nothing twice
+    assert cursor is not None and decode_cursor(cursor, "uploads").key == "003/007"
     found, cursor = images._labelled(api, {"limit": "2", "cursor": cursor}, "PET", 2)
-    assert [r.key for r in found] == ["006/007", "009/007"] and cursor is None
+    assert [r.key for r in found] == ["006/007", "009/007"] and cursor is not None
+    assert images._labelled(api, {"limit": "2", "cursor": cursor}, "dog", 2) == ([], None)
+    one, cursor = images._labelled(Pages(10), {"limit": "1"}, "dog", 1)
+    assert [r.key for r in one] == ["000/007"] and cursor is not None  # --limit 1: one row
 
 
 def test_stops_after_the_page_budget_with_a_cursor() -> None:
     api = Pages(100)
     found, cursor = images._labelled(api, {"limit": "25"}, "cat", 25)
     assert found == [] and len(api.asked) == images.LABEL_SEARCH_PAGES
-    assert cursor == str(images.LABEL_SEARCH_PAGES)
+    assert cursor is not None
+    assert decode_cursor(cursor, "uploads").key == f"{images.LABEL_SEARCH_PAGES - 1:03d}/099"
+
+
+def test_the_next_page_hint_keeps_every_filter() -> None:
+    hint = images._same_listing("DONE", "trip/a b", "dog", 2, "local")
+    assert hint == " --status done --prefix 'trip/a b' --label dog --limit 2"
+    assert images._same_listing(None, "", None, images.LIMIT_DEFAULT, "dev") == " --stage dev"
 
 
 def test_records_without_findings_never_match() -> None:
     assert not images._has_label(record("a"), "dog")
     assert images._has_label(record("b", DOG), "Dog")
+
+
+class _Queue:
+    def get_queue_attributes(self, **_: object) -> dict[str, dict[str, str]]:
+        return {"Attributes": {"VisibilityTimeout": "72"}}
+
+
+class _Stage:
+    queue_url = "q"
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def client(self, service: str) -> _Queue:
+        return _Queue()
+
+
+def test_a_failed_upload_says_when_the_dlq_has_it_and_what_to_do() -> None:
+    hint = images.what_next_after_failure(_Stage("local"), 2)  # type: ignore[arg-type]
+    assert "2 FAILED" in hint and "within about 72 s" in hint
+    assert "`imgpipe dlq ls`" in hint and "`imgpipe redrive --dry-run`" in hint
+    on_dev = images.what_next_after_failure(_Stage("dev"), 1)  # type: ignore[arg-type]
+    assert "`imgpipe dlq ls --stage dev`" in on_dev

@@ -4,12 +4,16 @@ terminal (colours, cursor moves, window titles, hyperlinks, bidi overrides)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner
 
-from imgpipe.cli import _escape_json, main, printable, table
+from imgpipe.cli import _escape_json, display_width, main, printable, table
+from imgpipe.cli.dlq import user_key
 from tests.conftest import jpeg_bytes
+from tests.harness.cli import IMGPIPE
 
 HOSTILE = "a\x1b[31mred\x1b]0;pwned\x07\x9b2J\u202eexe.jpg\r\x00"
 
@@ -46,3 +50,38 @@ def test_a_file_name_with_escapes_is_printed_escaped(tmp_path: Path) -> None:
     )
     assert "\x1b" not in result.output and "\x07" not in result.output
     assert "x\\x1b[2Jy.jpg" in result.output and "REJECTED" in result.output
+
+
+def test_tables_align_by_display_width() -> None:
+    out = table(
+        [("key", "status"), ("写真/猫.jpg", "DONE"), ("cafe\u0301.jpg", "DONE"), ("a", "X")]
+    )
+    _, rule, *rows = out.splitlines()
+    # every status starts in the same terminal column: CJK takes two, a combining accent none
+    columns = [display_width(row[: row.rindex(row.split()[-1])]) for row in rows]
+    assert len(set(columns)) == 1 and columns[0] == display_width(rule.split()[0]) + 2
+
+
+def test_one_key_format_in_dlq_ls_and_the_redrive_dry_run() -> None:
+    assert user_key("imgpipe-uploads/trip/a b.jpg") == "trip/a b.jpg"
+    assert user_key("no-slash") == "no-slash"
+
+
+def test_a_closed_pipe_ends_the_command_quietly(corpus: Path, tmp_path: Path) -> None:
+    """`imgpipe ... | head -1`: once the reader is gone, no traceback and no 'Error:' line."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [
+                *(IMGPIPE, "process", str(corpus / "Landscape_1.jpg"), "--labels", "none"),
+                *("--sizes", "s=32", "--out", str(tmp_path)),
+            ],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")

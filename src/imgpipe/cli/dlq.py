@@ -48,15 +48,15 @@ def dlq_ls(max_messages: int, stage: str, endpoint: str | None, as_json: bool) -
     rows = [("message", "key", "receives", "last error")]
     for m, message_errors in zip(listed, errors, strict=True):
         for full, error in zip(m.keys, message_errors, strict=True):
-            rows.append(
-                (
-                    m.message_id[:12],
-                    full.partition("/")[2] or full,
-                    str(m.receive_count),
-                    error[:80],
-                )
-            )
+            # the whole error: its cause is at the end ("... (SlowDown: reduce your rate)")
+            rows.append((m.message_id[:12], user_key(full), str(m.receive_count), error))
     click.echo(table(rows))
+
+
+def user_key(full: str) -> str:
+    """``bucket/key`` as messages name it -> the key, as the user uploaded it (one format in
+    `dlq ls` and `redrive --dry-run`)."""
+    return full.partition("/")[2] or full
 
 
 @main.command()
@@ -83,7 +83,7 @@ def redrive(
     elif dry_run:
         click.echo(f"{len(result.messages)} messages would move (dry run):")
         for m in result.messages:
-            keys = printable(", ".join(m.keys))
+            keys = printable(", ".join(user_key(k) for k in m.keys))
             click.echo(f"  {m.message_id[:12]}  {keys}  receives={m.receive_count}")
     else:
         click.echo(

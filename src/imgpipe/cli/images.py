@@ -12,8 +12,8 @@ from typing import Protocol
 
 import click
 
-from ..api import Page, StatusApi
-from ..catalog import Catalog
+from ..api import Page, StatusApi, encode_cursor
+from ..catalog import Catalog, PageKey
 from ..deployment import Deployment
 from ..outcomes import FINAL, Status
 from ..record import ImageRecord, ThumbnailRef, to_document
@@ -150,8 +150,28 @@ def upload(
     else:
         _echo_results(records, list(etags))
     failed = [k for k, r in records.items() if r.status is Status.FAILED]
+    if failed and not as_json:
+        click.echo(what_next_after_failure(dep, len(failed)), err=True)
     if failed or len(records) < len(files):
         raise SystemExit(1)
+
+
+def what_next_after_failure(dep: Deployment, count: int) -> str:
+    """A FAILED upload's message reaches the DLQ once its last receive's visibility timeout
+    runs out: say when, and what to do then."""
+    try:
+        attributes = dep.client("sqs").get_queue_attributes(
+            QueueUrl=dep.queue_url, AttributeNames=["VisibilityTimeout"]
+        )["Attributes"]
+        when = f"within about {int(attributes['VisibilityTimeout'])} s"
+    except Exception:  # noqa: BLE001 - a hint: without the queue's setting, say it plainly
+        when = "once the queue's visibility timeout runs out"
+    stage = "" if dep.stage == "local" else f" --stage {dep.stage}"
+    return (
+        f"{count} FAILED after every retry: the message lands in the DLQ {when}. Then "
+        f"`imgpipe dlq ls{stage}` shows why; fix the cause, `imgpipe redrive{stage} --dry-run`, "
+        f"then `imgpipe redrive{stage}`."
+    )
 
 
 def _echo_results(records: Mapping[str, ImageRecord], keys: list[str]) -> None:
@@ -242,6 +262,7 @@ def _has_display() -> bool:
 
 
 LABEL_SEARCH_PAGES = 20  # pages read per `ls --label` call before it hands back a cursor
+LIMIT_DEFAULT = 25
 
 
 @main.command("ls")
@@ -251,7 +272,7 @@ LABEL_SEARCH_PAGES = 20  # pages read per `ls --label` call before it hands back
     "--label",
     help="only images with this label or a label under it (any case): dog, animal, text",
 )
-@click.option("--limit", type=click.IntRange(1, 100), default=25, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100), default=LIMIT_DEFAULT, show_default=True)
 @click.option("--cursor", help="continue from a previous page")
 @target_options
 def list_images(
@@ -283,8 +304,27 @@ def list_images(
     else:
         click.echo(table([HEADER, *(_summary(r) for r in records)]))
     if next_cursor:
-        again = f" --label {shlex.quote(label)}" if label else ""
+        again = _same_listing(status_filter, prefix, label, limit, stage)
         click.echo(printable(f"more: imgpipe ls{again} --cursor {next_cursor}"))
+
+
+def _same_listing(
+    status_filter: str | None, prefix: str, label: str | None, limit: int, stage: str
+) -> str:
+    """The options of this listing, for the next page's command: without them the cursor
+    would continue an unfiltered listing."""
+    parts = []
+    if stage != "local":
+        parts += ["--stage", stage]
+    if status_filter:
+        parts += ["--status", status_filter.lower()]
+    if prefix:
+        parts += ["--prefix", prefix]
+    if label:
+        parts += ["--label", label]
+    if limit != LIMIT_DEFAULT:
+        parts += ["--limit", str(limit)]
+    return "".join(f" {shlex.quote(p)}" for p in parts)
 
 
 def _one(api: StatusApi, query: dict[str, str]) -> tuple[list[ImageRecord], str | None]:
@@ -306,9 +346,13 @@ def _labelled(
     cursor = query.get("cursor")
     for _ in range(LABEL_SEARCH_PAGES):
         page = api.page({**query, "limit": "100", **({"cursor": cursor} if cursor else {})})
-        found += [r for r in page.records if _has_label(r, label)]
+        for record in page.records:
+            if len(found) == limit:  # the page is full: the next one starts after its last
+                return found, encode_cursor(PageKey(record.bucket, found[-1].key))
+            if _has_label(record, label):
+                found.append(record)
         cursor = page.cursor
-        if not cursor or len(found) >= limit:
+        if not cursor:
             break
     return found, cursor
 

@@ -167,12 +167,12 @@ def _zip_python_override() -> str:
     return os.environ.get("IMGPIPE_ZIP_PYTHON", "").strip() or LAMBDA_PYTHON
 
 
-def up(timeout: float = 60.0) -> Endpoint:
+def up(timeout: float = 60.0, *, adopt_localstack: bool = True) -> Endpoint:
     """Return the running endpoint, adopt a LocalStack on :4566, or start MiniStack."""
     found = current()
     if found is not None:
         return found
-    if _answers(LOCALSTACK_DEFAULT, "/_localstack/health"):
+    if adopt_localstack and _answers(LOCALSTACK_DEFAULT, "/_localstack/health"):
         ep = Endpoint(LOCALSTACK_DEFAULT, Kind.LOCALSTACK, python=_zip_python_override())
     else:
         ep = _start_ministack(timeout)
