@@ -101,7 +101,7 @@ remove: install ## empty STAGE's buckets (versions, markers, multipart debris) a
 demo: install ## the walk-through: local stack, upload the corpus photos, print the results
 	$(BIN)/imgpipe demo
 
-local-up: install ## start the embedded AWS endpoint (or find LocalStack)
+local-up: install ## start MiniStack (or use LOCALSTACK_ENDPOINT)
 	$(BIN)/imgpipe local up
 
 local-down: ## stop the embedded AWS endpoint

@@ -43,7 +43,7 @@ def fanout(
     localstack = os.environ.pop("LOCALSTACK_ENDPOINT", None)  # the CLI below must not see it
     os.environ[endpoint.STATE_DIR_ENV] = str(tmp_path_factory.mktemp("fanout-state"))
     try:
-        ep = endpoint.up(adopt_localstack=False)
+        ep = endpoint.up()
         try:
             deploy(
                 ep,

@@ -247,3 +247,17 @@ def test_gallery_in_a_real_browser(
         page.screenshot(path=str(out_dir / "gallery.png"), full_page=True)
         browser.close()
     assert (out_dir / "gallery.png").stat().st_size > 10_000
+
+
+def test_local_env_prints_a_working_api_url(local_stack: Deployment) -> None:
+    """`eval "$(imgpipe local env)"` gives a SigV4 client the deployed API's address: plain
+    HTTP on the endpoint's port, a *.localhost name (loopback), not serverless-localstack's
+    https://...localstack.cloud one."""
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in imgpipe("local", "env").stdout.splitlines()
+    )
+    api = exports["IMGPIPE_API_URL"]
+    assert api == local_stack.api_url and api.startswith("http://") and ".localhost:" in api
+    code, body, _ = signed_get(f"{api}/images/{quote('no such key.jpg')}", local_stack.access)
+    assert code == 404 and json.loads(body) == {"message": "no image with that key"}

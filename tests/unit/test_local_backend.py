@@ -53,7 +53,6 @@ def test_a_missing_ministack_says_how_to_install_it(
     monkeypatch.setenv(endpoint.MINISTACK_ENV, str(tmp_path / "nowhere"))
     monkeypatch.setenv(endpoint.STATE_DIR_ENV, str(tmp_path))
     monkeypatch.delenv("LOCALSTACK_ENDPOINT", raising=False)
-    monkeypatch.setattr(endpoint, "LOCALSTACK_DEFAULT", "http://127.0.0.1:9")  # none there
     with pytest.raises(endpoint.MiniStackMissing, match="make install"):
         endpoint.up(timeout=1)
 

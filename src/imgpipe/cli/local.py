@@ -19,7 +19,7 @@ def local() -> None:
 
 @local.command("up")
 def local_up() -> None:
-    """Start the local endpoint (or find LocalStack) and print its URL."""
+    """Start MiniStack (or use LOCALSTACK_ENDPOINT) and print the endpoint's URL."""
     ep = _up()
     click.echo(f"{ep.url} ({ep.kind})")
 
@@ -46,6 +46,20 @@ def local_env() -> None:
         raise click.ClickException("no local endpoint is running: run `imgpipe local up`")
     for name, value in local_endpoint.aws_env(ep).items():
         click.echo(f"export {name}={value}")
+    api = _api_url(ep)
+    if api:
+        click.echo(f"export IMGPIPE_API_URL={api}")
+
+
+def _api_url(ep: local_endpoint.Endpoint, stage: str = "local") -> str | None:
+    """The deployed HTTP API's base URL on the endpoint (plain HTTP, ``*.localhost`` resolves
+    to loopback), or None when nothing is deployed there yet."""
+    from ..local.stack import StackNotDeployed, discover
+
+    try:
+        return discover(ep, stage).api_url
+    except StackNotDeployed:
+        return None
 
 
 @local.command("deploy")
@@ -60,6 +74,8 @@ def local_deploy(stage: str) -> None:
             click.echo(line)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
+    # serverless-localstack prints an https://...localstack.cloud address: not this endpoint's
+    click.echo(f"HTTP API on the local stack: {_api_url(ep, stage)}/images (SigV4-signed calls)")
 
 
 @local.command("run")

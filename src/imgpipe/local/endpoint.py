@@ -1,10 +1,10 @@
 """Find or start an AWS-compatible endpoint on loopback: the local stack.
 
-Order of preference: ``LOCALSTACK_ENDPOINT`` if set; a LocalStack answering on :4566; otherwise
-**MiniStack**, started as a background process on a free loopback port from the project's
-``.venv-ministack`` (``make install``). It runs the real Lambda zip through its own SQS event
-source mapping, serves the HTTP API, and evaluates IAM (``AUTH=true``): each function runs with
-its own role's credentials. LocalStack does the first two the same way; ``Kind`` and
+Order of preference: ``LOCALSTACK_ENDPOINT`` if set; the endpoint recorded by an earlier ``up``;
+otherwise **MiniStack**, started as a background process on a free loopback port from the
+project's ``.venv-ministack`` (``make install``). It runs the real Lambda zip through its own
+SQS event source mapping, serves the HTTP API, and evaluates IAM (``AUTH=true``): each function
+runs with its own role's credentials. LocalStack does the first two the same way; ``Kind`` and
 ``TRAITS`` below are the one place that says what differs between the two.
 
 What was chosen is kept in the user's state directory (``local.json`` in the platform's one,
@@ -32,14 +32,13 @@ from .project import ProjectNotFound, project_dir
 
 STATE_DIR_ENV = "IMGPIPE_STATE_DIR"
 MINISTACK_ENV = "IMGPIPE_MINISTACK"  # the ministack executable, if not the project's
-LOCALSTACK_DEFAULT = "http://localhost:4566"
 REGION = "us-east-1"
 LAMBDA_PYTHON = "3.12"  # serverless.yml's runtime: what LocalStack's Lambda containers run
 
 
 class Kind(StrEnum):
     MINISTACK = "ministack"  # started here, from the project's .venv-ministack
-    LOCALSTACK = "localstack"  # LOCALSTACK_ENDPOINT, or one answering on :4566
+    LOCALSTACK = "localstack"  # LOCALSTACK_ENDPOINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,15 +166,13 @@ def _zip_python_override() -> str:
     return os.environ.get("IMGPIPE_ZIP_PYTHON", "").strip() or LAMBDA_PYTHON
 
 
-def up(timeout: float = 60.0, *, adopt_localstack: bool = True) -> Endpoint:
-    """Return the running endpoint, adopt a LocalStack on :4566, or start MiniStack."""
+def up(timeout: float = 60.0) -> Endpoint:
+    """Return the endpoint in use (LOCALSTACK_ENDPOINT, or the one recorded), or start MiniStack.
+    Whatever merely answers on :4566 is not adopted: any local user can listen there."""
     found = current()
     if found is not None:
         return found
-    if adopt_localstack and _answers(LOCALSTACK_DEFAULT, "/_localstack/health"):
-        ep = Endpoint(LOCALSTACK_DEFAULT, Kind.LOCALSTACK, python=_zip_python_override())
-    else:
-        ep = _start_ministack(timeout)
+    ep = _start_ministack(timeout)
     _state_file().parent.mkdir(parents=True, exist_ok=True)
     _state_file().write_text(json.dumps(asdict(ep)))
     return ep
