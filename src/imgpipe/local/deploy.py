@@ -65,7 +65,7 @@ def zip_python_note(ep: Endpoint) -> str | None:
         return None
     return (
         f"{ep.kind} runs the functions on Python {ep.python} here (no {LAMBDA_PYTHON} found): "
-        f"the {ep.kind} stage's zip is built for {ep.python}; AWS stages stay on {LAMBDA_PYTHON}"
+        f"the local stage's zip is built for {ep.python}; AWS stages stay on {LAMBDA_PYTHON}"
     )
 
 
