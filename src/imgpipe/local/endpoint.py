@@ -172,7 +172,7 @@ def up(timeout: float = 60.0) -> Endpoint:
     found = current()
     if found is not None:
         return found
-    ep = _start_ministack(timeout)
+    ep = start_ministack(timeout)
     _state_file().parent.mkdir(parents=True, exist_ok=True)
     _state_file().write_text(json.dumps(asdict(ep)))
     return ep
@@ -189,7 +189,9 @@ class MiniStackMissing(FileNotFoundError):
     pass
 
 
-def _start_ministack(timeout: float) -> Endpoint:
+def start_ministack(timeout: float, *, port: int = 0, enforce_iam: bool = True) -> Endpoint:
+    """MiniStack in the background on loopback (``port`` 0: a free one). Without IAM
+    enforcement it behaves as LocalStack's community edition (``tests/harness/standin.py``)."""
     executable = ministack_executable()
     if executable is None:
         raise MiniStackMissing(
@@ -198,7 +200,7 @@ def _start_ministack(timeout: float) -> Endpoint:
         )
     directory = state_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = port or _free_port()
     log = (directory / "endpoint.log").open("ab")
     proc = subprocess.Popen(
         [str(executable)],
@@ -206,7 +208,7 @@ def _start_ministack(timeout: float) -> Endpoint:
             **os.environ,
             "GATEWAY_PORT": str(port),
             "BIND_HOST": "127.0.0.1",  # loopback only: never reachable from the network
-            "AUTH": "true",  # evaluate IAM: each function runs as its own role
+            "AUTH": "true" if enforce_iam else "false",  # IAM on: functions run as their roles
             "LOG_LEVEL": "WARNING",
             "MINISTACK_REGION": REGION,
             # the root credentials our tools use (and what MiniStack treats as the admin)
@@ -239,9 +241,14 @@ def down() -> bool:
         return False
     ep = Endpoint(**json.loads(path.read_text()))
     path.unlink()
+    return stop(ep)
+
+
+def stop(ep: Endpoint) -> bool:
+    """Stop ``ep`` and the Lambda workers it started, if we started it."""
     if ep.pid and _pid_alive(ep.pid):
         try:
-            os.killpg(ep.pid, signal.SIGTERM)  # the server and the Lambda workers it started
+            os.killpg(ep.pid, signal.SIGTERM)
         except ProcessLookupError:
             return False
         _wait_gone(ep.pid, 3.0)
