@@ -16,8 +16,8 @@ import pytest
 
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
-from imgpipe.local.api_server import ApiServer, stage_api
-from imgpipe.local.signing import signed_get
+from imgpipe.web.server import ApiServer, stage_api
+from imgpipe.web.signing import signed_get
 from tests.conftest import ROOT, Events, jpeg_bytes, jpeg_of, skimage_photo
 from tests.functional.conftest import wait_for
 from tests.harness.backends import processing

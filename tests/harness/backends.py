@@ -1,8 +1,9 @@
 """Test harness: "the pipeline is processing" on the local stack.
 
 The endpoint's own SQS event source mapping runs the real zip, as on AWS; this only turns it on
-for the block and adjusts the deployed stack for the test's duration (fault injection through
-the function's environment, a shorter visibility timeout on the queue), restoring it afterwards.
+for the block and adjusts the deployed stack for the test's duration (injected failures as
+`imgpipe local faults` asks for them, a shorter visibility timeout on the queue), restoring it
+afterwards.
 The test gets ``crash()``: kill the execution environments mid-invocation.
 """
 
@@ -16,11 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 from imgpipe.deployment import Deployment
+from imgpipe.local.faults import Faults, set_faults
 from imgpipe.local.stack import set_trigger
-
-from .wait import poll
-
-FAULT_SITE = Path(__file__).resolve().parent / "faultsite"
 
 
 class Processing(Protocol):
@@ -63,21 +61,6 @@ class MiniStackFunction:
                 pass
         return killed
 
-    def set_environment(self, variables: dict[str, str]) -> None:
-        lam = self.stack.client("lambda")
-        lam.update_function_configuration(
-            FunctionName=self.name, Environment={"Variables": variables}
-        )
-        poll(
-            lambda: lam.get_function_configuration(FunctionName=self.name),
-            lambda c: (
-                c.get("LastUpdateStatus", "Successful") == "Successful"
-                and c.get("Environment", {}).get("Variables") == variables
-            ),
-            30,
-            what=f"{self.name}'s new configuration",
-        )
-
     def set_queue_visibility(self, seconds: int) -> None:
         self.stack.client("sqs").set_queue_attributes(
             QueueUrl=self.stack.queue_url, Attributes={"VisibilityTimeout": str(seconds)}
@@ -99,20 +82,13 @@ def processing(
     # Between blocks the mapping is paused: tests then see events wait in the queue.
     function = MiniStackFunction(stack)
     assert stack.process is not None
-    original_env = dict(stack.process.environment)
     sqs = stack.client("sqs")
     original_visibility = sqs.get_queue_attributes(
         QueueUrl=stack.queue_url, AttributeNames=["VisibilityTimeout"]
     )["Attributes"]["VisibilityTimeout"]
     try:
         if fault_rate:
-            function.set_environment(
-                {
-                    **original_env,
-                    "PYTHONPATH": str(FAULT_SITE),
-                    "IMGPIPE_FAULT_RATE": str(fault_rate),
-                }
-            )
+            set_faults(stack, Faults(fault_rate))  # what `imgpipe local faults on` does
         if retry_visibility is not None:
             function.set_queue_visibility(max(retry_visibility, stack.process.timeout + 1))
         set_trigger(stack, True)
@@ -122,4 +98,4 @@ def processing(
         if retry_visibility is not None:
             function.set_queue_visibility(int(original_visibility))
         if fault_rate:
-            function.set_environment(original_env)
+            set_faults(stack, None)

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from imgpipe.api import StatusApi
 from imgpipe.deployment import Access, Deployment
-from imgpipe.local.api_server import ApiServer
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord, ThumbnailRef
+from imgpipe.web.server import ApiServer
 from tests.unit.conftest import FakeStack
 
 EXAMPLES = 1000

@@ -120,7 +120,7 @@ def test_fault_site_reaches_sessions_made_in_a_lambda_worker() -> None:
     )
     env = {
         "PATH": os.environ["PATH"],
-        "PYTHONPATH": str(ROOT / "tests" / "harness" / "faultsite"),
+        "PYTHONPATH": str(ROOT / "src" / "imgpipe" / "local" / "faultsite"),
         "AWS_ACCESS_KEY_ID": "t",
         "AWS_SECRET_ACCESS_KEY": "t",
     }

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..local.api_server import ApiServer, NoHttpApi, stage_api
+from ..web.server import ApiServer, NoHttpApi, stage_api
 from . import deployment, main, target_options
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..deployment import Deployment
 from ..local import endpoint as local_endpoint
 from . import main
 
@@ -84,13 +85,10 @@ def local_deploy(stage: str) -> None:
 def local_run(stage: str, port: int) -> None:
     """Serve the status API and the gallery on loopback, with the queue trigger on (the
     endpoint runs the process function from it)."""
-    from ..local.stack import discover, set_trigger
+    from ..local.stack import set_trigger
     from .local_api import serve_api
 
-    ep = local_endpoint.current()
-    if ep is None:
-        raise click.ClickException("no local endpoint is running: run `make deploy STAGE=local`")
-    stack = discover(ep, stage)
+    stack = _local_stack(stage)
     if not set_trigger(stack, True):
         click.echo("the event source mapping was paused: enabled it")
     with serve_api(stack, port) as api:
@@ -102,6 +100,82 @@ def local_run(stage: str, port: int) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+@local.group("faults")
+def local_faults() -> None:
+    """Rehearse an incident: make the local process function's AWS calls fail, then stop.
+
+    \b
+    imgpipe local faults on --rate 1 --minutes 10   every S3/DynamoDB/SNS call fails
+    imgpipe upload photo.jpg --wait                 FAILED after every retry, then the DLQ
+    imgpipe dlq ls                                  what failed and why
+    imgpipe local faults off
+    imgpipe redrive --dry-run; imgpipe redrive      back to the queue: DONE"""
+
+
+def _local_stack(stage: str = "local") -> Deployment:
+    from ..local.stack import StackNotDeployed, discover
+
+    ep = local_endpoint.current()
+    if ep is None:
+        raise click.ClickException("no local endpoint is running: run `make deploy STAGE=local`")
+    try:
+        return discover(ep, stage)
+    except StackNotDeployed as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@local_faults.command("on")
+@click.option("--rate", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True)
+@click.option(
+    "--calls",
+    default="s3,dynamodb,sns",
+    show_default=True,
+    help="which AWS services' calls fail (comma-separated)",
+)
+@click.option(
+    "--minutes",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="then calls go through again (0: until `faults off`)",
+)
+def faults_on(rate: float, calls: str, minutes: float) -> None:
+    """Make RATE of the process function's calls to CALLS fail, for MINUTES."""
+    from ..local.faults import Faults, set_faults
+
+    try:
+        faults = Faults(
+            rate,
+            tuple(c.strip().lower() for c in calls.split(",") if c.strip()),
+            time.time() + minutes * 60 if minutes else 0.0,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    set_faults(_local_stack(), faults)
+    click.echo(f"faults on: {faults.describe()} (the process function's next invocations)")
+    click.echo("transient failures are retried; after the last receive the DLQ has the message")
+
+
+@local_faults.command("off")
+def faults_off() -> None:
+    """Stop injected failures (the next invocations run clean)."""
+    from ..local.faults import set_faults
+
+    set_faults(_local_stack(), None)
+    click.echo("faults off: then `imgpipe redrive --dry-run` and `imgpipe redrive`")
+
+
+@local_faults.command("status")
+def faults_status() -> None:
+    """Say whether failures are being injected."""
+    from ..local.faults import current
+
+    stack = _local_stack()
+    assert stack.process is not None
+    found = current(stack.process.environment)
+    click.echo(f"faults on: {found.describe()}" if found else "faults off")
 
 
 @main.command()

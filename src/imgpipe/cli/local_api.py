@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator
 
 from ..deployment import Deployment
-from ..local.api_server import ApiServer, stage_api
 from ..local.endpoint import state_dir
+from ..web.server import ApiServer, stage_api
 
 
 @contextlib.contextmanager
