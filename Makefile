@@ -59,8 +59,8 @@ install: $(VENV)/.installed node_modules/.installed $(MINISTACK_VENV)/.installed
 
 test: lint test-unit package test-functional test-functional-localstack ## everything CI runs
 
-test-unit: install ## unit tests (moto in-process, no endpoint)
-	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+test-unit: install ## unit tests (moto in-process, no endpoint; one worker per CPU)
+	$(BIN)/pytest tests/unit -q -n auto $(PYTEST_ARGS)
 
 browser-deps: ## Debian's chromium for the gallery's browser test (apt, as root)
 	@command -v chromium >/dev/null || { apt-get update -qq && \
