@@ -30,7 +30,8 @@ from tests.harness.chaos import subscribe_inbox
 from tests.harness.cli import IMGPIPE, imgpipe
 from tests.harness.wait import poll
 
-pytestmark = pytest.mark.functional
+# Its own endpoint: the same test wherever LOCALSTACK_ENDPOINT points (the LocalStack run skips it).
+pytestmark = [pytest.mark.functional, pytest.mark.own_endpoint]
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,6 +66,18 @@ class MiniStackFunction:
         self.stack.client("sqs").set_queue_attributes(
             QueueUrl=self.stack.queue_url, Attributes={"VisibilityTimeout": str(seconds)}
         )
+
+
+def functions_run_here(stack: Deployment) -> bool:
+    """Whether the endpoint runs the functions as processes on this machine (MiniStack, also
+    where it stands in for LocalStack), so that faults can be injected and workers killed;
+    LocalStack runs them in containers."""
+    url = f"{stack.access.endpoint_url}/_ministack/health"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 @contextmanager
