@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -141,3 +142,22 @@ def test_fault_site_reaches_sessions_made_in_a_lambda_worker() -> None:
         check=True,
     )
     assert plain.stdout.strip() == "no fault"
+
+
+def test_a_stack_recorded_by_the_retired_moto_backend_is_not_used_but_is_stopped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(endpoint.STATE_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv("LOCALSTACK_ENDPOINT", raising=False)
+    server = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        (tmp_path / "local.json").write_text(
+            json.dumps({"url": "http://localhost:1", "kind": "moto", "pid": server.pid})
+        )
+        assert endpoint.current() is None
+        assert endpoint.down() is True
+        assert server.wait(timeout=5) != 0  # stopped, its state gone
+        assert not (tmp_path / "local.json").exists()
+    finally:
+        if server.poll() is None:
+            server.kill()

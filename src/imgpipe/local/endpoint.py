@@ -130,8 +130,10 @@ def current() -> Endpoint | None:
         return Endpoint(explicit.rstrip("/"), Kind.LOCALSTACK, python=_zip_python_override())
     path = _state_file()
     if path.exists():
-        data = json.loads(path.read_text())
-        ep = Endpoint(**data)
+        try:
+            ep = Endpoint(**json.loads(path.read_text()))
+        except (TypeError, ValueError):  # unreadable, or a retired kind (moto): not in use
+            return None
         if (ep.pid == 0 or _pid_alive(ep.pid)) and _answers(ep.url):
             return ep
     return None
@@ -239,9 +241,13 @@ def down() -> bool:
     path = _state_file()
     if not path.exists():
         return False
-    ep = Endpoint(**json.loads(path.read_text()))
+    try:
+        recorded = json.loads(path.read_text())
+        ep = Endpoint(str(recorded["url"]), Kind.MINISTACK, int(recorded.get("pid") or 0))
+    except (TypeError, ValueError, KeyError):
+        ep = None
     path.unlink()
-    return stop(ep)
+    return ep is not None and stop(ep)  # whatever kind was recorded, the process we started
 
 
 def stop(ep: Endpoint) -> bool:
