@@ -72,11 +72,20 @@ def install(
 
 
 def _install_in_worker() -> None:
-    rate = float(os.environ.get(RATE_ENV) or 0)
-    if not rate or not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return  # not a Lambda worker with faults asked for: leave the interpreter alone
-    services = tuple(s for s in os.environ.get(SERVICES_ENV, "").split(",") if s) or tuple(CODES)
-    until = float(os.environ.get(UNTIL_ENV) or 0)
+    if not os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return  # not a Lambda worker (MiniStack's own server): leave the interpreter alone
+    try:
+        rate = float(os.environ.get(RATE_ENV) or 0)
+        until = float(os.environ.get(UNTIL_ENV) or 0)
+    except ValueError:
+        import sys
+
+        print(f"imgpipe faultsite: ignoring malformed {RATE_ENV}/{UNTIL_ENV}", file=sys.stderr)
+        return  # a typo must not stop the function from starting at all
+    if not rate:
+        return
+    asked = os.environ.get(SERVICES_ENV, "").split(",")
+    services = tuple(s for s in asked if s in CODES) or tuple(CODES)
     import boto3
 
     original = boto3.Session.__init__
