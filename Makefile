@@ -72,7 +72,8 @@ test-functional: install browser-deps ## functional tests on the local stack (LO
 LOCALSTACK_PORT ?= 4566
 test-functional-localstack: install browser-deps ## the same suite on a LocalStack stand-in (MiniStack, no IAM) on :4566
 	@# Tests that start their own MiniStack ran in test-functional already: the same run here.
-	$(BIN)/python -m tests.harness.standin $(LOCALSTACK_PORT) -- \
+	@# The stand-in is MiniStack: its functions run here, only IAM is off (tests/functional/conftest.py).
+	IMGPIPE_EXPECT=local-functions,ministack $(BIN)/python -m tests.harness.standin $(LOCALSTACK_PORT) -- \
 	  $(BIN)/pytest tests/functional -q -m "not own_endpoint" $(PYTEST_ARGS)
 
 

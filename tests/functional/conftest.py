@@ -18,7 +18,7 @@ from imgpipe.local.deploy import deploy
 from imgpipe.local.stack import discover, set_trigger
 from imgpipe.outcomes import FINAL
 from imgpipe.record import ImageRecord
-from tests.harness.backends import Processing, processing
+from tests.harness.backends import Processing, functions_run_here, processing
 from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
@@ -64,12 +64,46 @@ def iam_enforced(local_stack: Deployment) -> bool:
     return False
 
 
+# Capabilities a run knows its endpoint has (comma-separated: iam, local-functions, ministack).
+# Where one is known, a probe that says "no" fails the test instead of skipping it: a broken
+# probe must not quietly turn the least-privilege or fault tests into skips.
+EXPECT_ENV = "IMGPIPE_EXPECT"
+OWN_MINISTACK = frozenset({"iam", "local-functions", "ministack"})  # started here, AUTH=true
+
+
+def require(stack: Deployment, capability: str, present: bool, reason: str) -> None:
+    """Go on if ``present``; else skip with ``reason`` where the endpoint may lack
+    ``capability`` (LocalStack), or fail where it is known to have it."""
+    if present:
+        return
+    expected = {c.strip() for c in os.environ.get(EXPECT_ENV, "").split(",") if c.strip()}
+    if stack.kind == "ministack":
+        expected |= OWN_MINISTACK
+    if capability in expected:
+        pytest.fail(f"{reason}, yet this endpoint has {capability}: its probe is wrong")
+    pytest.skip(reason)
+
+
+def require_local_functions(stack: Deployment) -> None:
+    require(
+        stack,
+        "local-functions",
+        functions_run_here(stack),
+        "the endpoint runs its functions in containers (LocalStack), out of reach of injected "
+        "faults and of the crash",
+    )
+
+
 @pytest.fixture(autouse=True)
-def _skip_without_iam(request: pytest.FixtureRequest) -> None:
-    if request.node.get_closest_marker("needs_iam") and not request.getfixturevalue("iam_enforced"):
-        pytest.skip(
-            "the endpoint does not enforce IAM (e.g. LocalStack community): a call "
-            "outside a role's policy is not refused there"
+def _require_iam(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("needs_iam"):
+        stack = request.getfixturevalue("local_stack")
+        require(
+            stack,
+            "iam",
+            request.getfixturevalue("iam_enforced"),
+            "the endpoint does not enforce IAM (e.g. LocalStack community): a call outside a "
+            "role's policy is not refused there",
         )
 
 

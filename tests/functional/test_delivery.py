@@ -16,8 +16,8 @@ from imgpipe.deployment import Deployment
 from imgpipe.record import ImageRecord
 from imgpipe.redrive import Queues, redrive
 from tests.conftest import ROOT, jpeg_bytes
-from tests.functional.conftest import wait_for
-from tests.harness.backends import functions_run_here, processing
+from tests.functional.conftest import require_local_functions, wait_for
+from tests.harness.backends import processing
 from tests.harness.chaos import (
     collect,
     derived_findings,
@@ -143,8 +143,7 @@ def test_subscribers_can_filter_on_status(
 def test_chaos_faults_and_a_crash_lose_nothing(
     local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, corpus: Path, prefix: str
 ) -> None:
-    if not functions_run_here(local_stack):
-        pytest.skip("faults and the crash need functions that run on this machine (MiniStack)")
+    require_local_functions(local_stack)
     # 30 keys: 3 not images; 6 overwritten, 3 photos replaced by a non-image, 4 deleted, 4
     # deleted then uploaded again
     script = make_script(

@@ -10,8 +10,8 @@ from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
 from imgpipe.redrive import Queues, peek, redrive
 from tests.conftest import jpeg_bytes
-from tests.functional.conftest import dlq_keys, wait_for
-from tests.harness.backends import functions_run_here, processing
+from tests.functional.conftest import dlq_keys, require_local_functions, wait_for
+from tests.harness.backends import processing
 from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
@@ -20,8 +20,7 @@ pytestmark = pytest.mark.functional
 def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
     local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
 ) -> None:
-    if not functions_run_here(local_stack):
-        pytest.skip("faults are injected into functions that run on this machine (MiniStack)")
+    require_local_functions(local_stack)
     key = prefix + "unlucky.jpg"
     assert local_stack.process is not None
     max_receives = int(local_stack.process.environment["MAX_RECEIVE_COUNT"])

@@ -25,7 +25,7 @@ from imgpipe.local import endpoint
 from imgpipe.local.deploy import deploy
 from imgpipe.local.stack import discover
 from imgpipe.outcomes import Status
-from tests.functional.conftest import wait_for
+from tests.functional.conftest import require, wait_for
 from tests.harness.chaos import subscribe_inbox
 from tests.harness.cli import IMGPIPE, imgpipe
 from tests.harness.wait import poll
@@ -38,8 +38,12 @@ pytestmark = [pytest.mark.functional, pytest.mark.own_endpoint]
 def fanout(
     local_stack: Deployment, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    if endpoint.ministack_executable() is None:
-        pytest.skip("needs MiniStack on this machine (make install) to run a stack it can remove")
+    require(
+        local_stack,
+        "ministack",
+        endpoint.ministack_executable() is not None,
+        "MiniStack is not installed here (make install): no endpoint of its own to remove",
+    )
     saved = os.environ.get(endpoint.STATE_DIR_ENV)
     localstack = os.environ.pop("LOCALSTACK_ENDPOINT", None)  # the CLI below must not see it
     os.environ[endpoint.STATE_DIR_ENV] = str(tmp_path_factory.mktemp("fanout-state"))

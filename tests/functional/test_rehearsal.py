@@ -11,8 +11,8 @@ import pytest
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
 from imgpipe.outcomes import Status
-from tests.functional.conftest import dlq_keys
-from tests.harness.backends import functions_run_here, processing
+from tests.functional.conftest import dlq_keys, require_local_functions
+from tests.harness.backends import processing
 from tests.harness.cli import imgpipe
 from tests.harness.wait import poll
 
@@ -22,8 +22,7 @@ pytestmark = pytest.mark.functional
 def test_the_runbook_can_be_rehearsed_with_local_faults(
     local_stack: Deployment, catalog: Catalog, corpus: Path, tmp_path: Path, prefix: str
 ) -> None:
-    if not functions_run_here(local_stack):
-        pytest.skip("faults are injected into functions that run on this machine (MiniStack)")
+    require_local_functions(local_stack)
     photos = tmp_path / "photos"
     photos.mkdir()
     for name in ("Landscape_2.jpg", "Portrait_4.jpg"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -261,3 +262,29 @@ def test_local_env_prints_a_working_api_url(local_stack: Deployment) -> None:
     assert api == local_stack.api_url and api.startswith("http://") and ".localhost:" in api
     code, body, _ = signed_get(f"{api}/images/{quote('no such key.jpg')}", local_stack.access)
     assert code == 404 and json.loads(body) == {"message": "no image with that key"}
+
+
+def test_a_third_party_sigv4_client_calls_the_local_api(local_stack: Deployment) -> None:
+    """What a user reaches for first: curl's own SigV4 (`--aws-sigv4`), at the URL `imgpipe
+    local env` prints; unsigned, the IAM-authorised route refuses."""
+    curl = shutil.which("curl")
+    assert curl is not None, "curl is part of the machine this runs on"
+    api, access = local_stack.api_url, local_stack.access
+    signed = subprocess.run(
+        [
+            *(curl, "-s", "-w", "\n%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:execute-api"),
+            *("--user", f"{access.key_id}:{access.secret}", f"{api}/images?limit=1"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    body, code = signed.stdout.rsplit("\n", 1)
+    assert code == "200" and "items" in json.loads(body)
+    unsigned = subprocess.run(
+        [curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{api}/images?limit=1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert unsigned.stdout == "403"
