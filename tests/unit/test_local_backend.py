@@ -142,6 +142,27 @@ def test_fault_site_reaches_sessions_made_in_a_lambda_worker() -> None:
         check=True,
     )
     assert plain.stdout.strip() == "no fault"
+    # a malformed setting in a worker: the function still starts, without faults, and says why
+    typo = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "IMGPIPE_FAULT_RATE": "half", "AWS_LAMBDA_FUNCTION_NAME": "f"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert typo.stdout.strip() == "no fault" and "ignoring malformed" in typo.stderr
+    unknown = subprocess.run(
+        [sys.executable, "-c", code],
+        env={
+            **env,
+            **{"IMGPIPE_FAULT_RATE": "1", "IMGPIPE_FAULT_SERVICES": "ec2,s3"},
+            "AWS_LAMBDA_FUNCTION_NAME": "f",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert unknown.stdout.strip() == "ClientError SlowDown"  # the known service still fails
 
 
 def test_a_stack_recorded_by_the_retired_moto_backend_is_not_used_but_is_stopped(
