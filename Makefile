@@ -30,7 +30,7 @@ OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@exampl
                  --param=alarmEmail=oncall@example.com --param=uploadsFanOut=true \
                  --param=watermark=image:watermarks/logo.png --param=watermarkSizes=large
 
-.PHONY: help install test test-unit test-functional test-functional-localstack test-template \
+.PHONY: help install test test-unit test-functional test-functional-localstack test-functional-both test-template \
         lint package deploy demo \
         remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e chaos clean \
         browser-deps
@@ -57,7 +57,11 @@ $(MINISTACK_VENV)/.installed: requirements-ministack.txt
 
 install: $(VENV)/.installed node_modules/.installed $(MINISTACK_VENV)/.installed ## create .venv, .venv-ministack and install npm packages
 
-test: lint test-unit package test-functional test-functional-localstack ## everything CI runs
+test: lint test-unit package test-functional-both ## everything CI runs
+
+test-functional-both: install browser-deps ## both functional runs side by side (each mostly waits on its endpoint)
+	@echo "functional tests: MiniStack and the LocalStack stand-in side by side; each run's output follows when it ends"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-functional test-functional-localstack
 
 test-unit: install ## unit tests (moto in-process, no endpoint; one worker per CPU)
 	$(BIN)/pytest tests/unit -q -n auto $(PYTEST_ARGS)

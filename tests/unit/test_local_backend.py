@@ -182,3 +182,25 @@ def test_a_stack_recorded_by_the_retired_moto_backend_is_not_used_but_is_stopped
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_two_serverless_runs_on_one_checkout_take_turns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Both functional runs (and two users' deploys) build in the checkout's `.serverless/`:
+    the CLI runs one at a time there, never overlapping."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imgpipe.local.deploy import serverless
+
+    (tmp_path / "serverless.yml").write_text("service: x\n")
+    cli = tmp_path / "node_modules" / ".bin" / "serverless"
+    cli.parent.mkdir(parents=True)
+    log = tmp_path / "log"
+    # each run writes "start" and, a moment later, "end": overlapping runs would interleave
+    cli.write_text(f"#!/bin/sh\necho start >> {log}\nsleep 0.3\necho end >> {log}\n")
+    cli.chmod(0o755)
+    monkeypatch.setenv(PROJECT_ENV, str(tmp_path))
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: serverless(["deploy"], None, quiet=True), range(3)))
+    assert log.read_text().split() == ["start", "end"] * 3

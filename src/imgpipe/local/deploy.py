@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -31,19 +35,36 @@ def serverless_env(ep: Endpoint | None) -> dict[str, str]:
     return env
 
 
+LOCK_NAME = ".serverless.lock"
+
+
+@contextmanager
+def project_lock(root: Path) -> Iterator[None]:
+    """One Serverless CLI at a time per checkout: it builds into the checkout's own
+    `.serverless/` and `.requirements/`, so two deploys at once (two endpoints, or two test
+    runs side by side) would package into, and clean up, each other's files."""
+    with (root / LOCK_NAME).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def serverless(args: list[str], ep: Endpoint | None, *, quiet: bool = False) -> None:
     root = project_dir()
     cli = root / "node_modules" / ".bin" / "serverless"
     if not cli.exists():
         raise FileNotFoundError(f"{cli} is missing: run `npm ci` (or `make install`)")
-    result = subprocess.run(
-        [str(cli), *args],
-        cwd=root,
-        env=serverless_env(ep),
-        check=False,
-        capture_output=quiet,
-        text=True,
-    )
+    with project_lock(root):
+        result = subprocess.run(
+            [str(cli), *args],
+            cwd=root,
+            env=serverless_env(ep),
+            check=False,
+            capture_output=quiet,
+            text=True,
+        )
     if result.returncode != 0:
         detail = (result.stdout or "") + (result.stderr or "") if quiet else ""
         raise RuntimeError(f"serverless {' '.join(args)} failed ({result.returncode})\n{detail}")
