@@ -53,6 +53,22 @@ MAX_CURSOR = 2048  # characters; one key of 1,024 bytes fits with room to spare
 MAX_READS = 3  # DynamoDB Query calls per list request; then the page ends early, with a cursor
 
 
+def key_parameter(param: str, raw_path: str) -> str:
+    """The image key of ``GET /images/{key+}`` from the HTTP API event's ``pathParameters.key``
+    and ``rawPath``.
+
+    AWS decodes path parameters before the integration sees them ("API Gateway decodes
+    URL-encoded request parameters prior to passing them to your backend integration", HTTP
+    API developer guide, *Routes*); its ``rawPath`` decodes every escape but ``%25``. MiniStack
+    (1.5) passes that ``rawPath`` form as the parameter too, so a key with ``%`` would arrive
+    still holding ``%25``. Where the parameter *is* ``rawPath``'s tail, that last step is done
+    here. On AWS the two differ exactly when ``%25`` occurs (the parameter has ``%``, the path
+    ``%25``), so there the parameter is taken as it is."""
+    if "%25" in param and raw_path.endswith("/" + param):
+        return param.replace("%25", "%")
+    return param
+
+
 def check_key(key: str, what: str = "key") -> str:
     if not key:
         raise BadRequest(f"the {what} must not be empty")

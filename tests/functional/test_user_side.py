@@ -106,6 +106,43 @@ def test_status_api_over_http(
     assert seen == sorted(keys)
 
 
+# `%`, `#`, `?`, `+`, `&`, spaces and non-ASCII: each requested percent-encoded, each must come
+# back as the key it is (docs/local-stack.md, Fidelity: how HTTP APIs decode {key+}).
+ODD_NAMES = [
+    "100%.jpg",
+    "pct%25lit.jpg",
+    "hash#1.jpg",
+    "why?.jpg",
+    "a+b.jpg",
+    "a&b=c.jpg",
+    "with space.jpg",
+    "ünï/фото 日本.jpg",
+]
+
+
+def test_odd_keys_through_the_http_api(
+    local_stack: Deployment,
+    catalog: Catalog,
+    s3: Any,
+    status_api: tuple[str, Get],
+    server: ApiServer,
+    prefix: str,
+) -> None:
+    api, _get = status_api
+    keys = [prefix + name for name in ODD_NAMES]
+    with processing(local_stack):
+        for key in keys:
+            s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes((300, 200)))
+        wait_for(catalog, local_stack, keys)
+    token = {"authorization": f"Bearer {server.token}"}
+    for key in keys:
+        path = f"/images/{quote(key, safe='/')}"
+        code, record = _get(api + path)
+        assert (code, record["key"], record["status"]) == (200, key, "DONE")
+        code, record = get_json(server.url + path, token)  # the gallery's signing proxy
+        assert (code, record["key"], record["status"]) == (200, key, "DONE")
+
+
 def test_openapi_document_describes_both_routes(server: ApiServer) -> None:
     from openapi_spec_validator import validate
 

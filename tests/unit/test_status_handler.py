@@ -7,7 +7,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from imgpipe.api import key_parameter
 from imgpipe.catalog import Catalog
 from imgpipe.config import ConfigError
 from imgpipe.handlers import status
@@ -170,3 +173,35 @@ def test_filters_by_prefix_and_status(stack: FakeStack) -> None:
 def test_malformed_list_parameters_are_400(stack: FakeStack, query: dict[str, str]) -> None:
     code, body = _call(None, **query)
     assert code == 400 and body["message"]
+
+
+# Keys as HTTP APIs hand them over. AWS: the parameter decoded, rawPath with every escape but
+# %25 decoded. MiniStack 1.5: both in that rawPath form.
+def _aws(key: str) -> tuple[str, str]:
+    return key, "/images/" + key.replace("%", "%25")
+
+
+def _ministack(key: str) -> tuple[str, str]:
+    raw = "/images/" + key.replace("%", "%25")
+    return raw.removeprefix("/images/"), raw
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="%25/a ü?#+", min_size=1, max_size=16))
+def test_the_key_parameter_is_the_key_on_aws_and_on_ministack(key: str) -> None:
+    assert key_parameter(*_aws(key)) == key
+    assert key_parameter(*_ministack(key)) == key
+
+
+@pytest.mark.parametrize("shape", [_aws, _ministack])
+def test_a_key_with_percent_signs_is_found_whichever_gateway_passed_it(
+    stack: FakeStack, shape: Any
+) -> None:
+    key = "k/100%25 sure%.jpg"
+    Catalog(stack.ddb, "images").put(_record(key, Status.DONE, "thumbnails/t/small.jpg"))
+    param, raw = shape(key)
+    event = load_event("apigw-http-get-image-iam.json")
+    event["pathParameters"], event["rawPath"] = {"key": param}, raw
+    response: Any = status.handler(event, LambdaContext())  # type: ignore[arg-type]
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["key"] == key

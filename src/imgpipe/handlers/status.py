@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import bootstrap
-from ..api import Response
+from ..api import Response, key_parameter
 from ..config import status_settings
 
 logger = Logger()
@@ -45,7 +45,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
     http = event.get("requestContext", {}).get("http", {})
     method = http.get("method", "GET")
     key = (event.get("pathParameters") or {}).get("key")
-    # API Gateway hands the {key+} parameter over URL-decoded; the list route has none.
+    if key is not None:  # the list route has none
+        key = key_parameter(key, str(event.get("rawPath", "")))
     path = "/images" if key is None else f"/images/{key}"
     return (
         bootstrap.status_api()
