@@ -195,6 +195,10 @@ class StatusApi:
             check_key(prefix, "prefix")
         cursor = query.get("cursor", "")
         start = decode_cursor(cursor, self.uploads_bucket) if cursor else None
+        if start is not None and not start.key.startswith(prefix):
+            # DynamoDB refuses an ExclusiveStartKey outside the key condition (a 500 here);
+            # a cursor of this API is always inside the prefix it was returned for.
+            raise BadRequest("cursor is not one this API returned for this prefix")
         records, last = self.catalog.page(
             self.uploads_bucket,
             prefix=prefix,

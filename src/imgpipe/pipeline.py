@@ -97,6 +97,11 @@ class Pipeline:
         """``remaining_ms``: the invocation's time left (Lambda's context). A record is not
         started without a reserve: it fails as transient instead (FAILED on the last receive)
         before Lambda's timeout can fail the whole batch unrecorded."""
+        if event.bucket != self.settings.uploads_bucket:
+            # Only S3 itself can send the uploads bucket's events; anything else reaching the
+            # queue is not ours to act on, whatever it claims.
+            logger.warning("event for another bucket", extra={"bucket": event.bucket[:80]})
+            return Outcome(SKIPPED, None)
         try:
             left = None if remaining_ms is None else remaining_ms()
             if left is not None and left < self.reserve_ms:
@@ -116,14 +121,41 @@ class Pipeline:
             # write fails and _write reads it then (one request saved per new image).
             return self._create(event, receive_count, None)
         stored = self.catalog.get(event.bucket, event.key)
-        if not supersedes(stored, event.version):
+        if not supersedes(stored, event.version) and not self._stale(stored, event):
             return self._skip(event, stored, "duplicate or older delivery")
         if _deletes_another_version(event, stored):
             return self._skip(event, stored, "a non-current version was deleted")
         if event.is_removed:
+            if not self._gone(event):
+                return self._skip(event, stored, "S3 still holds the object: a stale removal")
             base = ImageRecord.of(event, Status.DELETED, receive_count)
             return self._finish(event, base, stored)
         return self._create(event, receive_count, stored)
+
+    def _gone(self, event: S3ObjectEvent) -> bool:
+        """A removal is acted on only once S3 confirms it: the key (or, for a deleted version,
+        that version) is gone. A removal that arrives after a new upload of the key, or that
+        nobody made (a forged message), deletes nothing."""
+        version = event.version_id if event.event_name == "ObjectRemoved:Delete" else ""
+        return self.store.live(event.bucket, event.key, version) is None
+
+    def _stale(self, stored: ImageRecord | None, event: S3ObjectEvent) -> bool:
+        """Whether ``stored`` outranks ``event`` by sequencer only: the event's object is the
+        one S3 holds now and ``stored`` is not about it. S3's own state decides then, so a
+        record written from a message with an implausible sequencer (forged, or from another
+        system) cannot pin the key: the next real upload replaces it."""
+        if stored is None or not event.is_created or not event.etag:
+            return False
+        live = self.store.live(event.bucket, event.key)
+        if live is None or live.etag != event.etag.strip('"'):
+            return False
+        if event.version_id and live.version_id and event.version_id != live.version_id:
+            return False
+        if stored.status is Status.DELETED:
+            return True
+        if stored.version_id and live.version_id:
+            return stored.version_id != live.version_id
+        return stored.etag != live.etag
 
     def _create(
         self, event: S3ObjectEvent, receive_count: int, stored: ImageRecord | None
@@ -215,16 +247,21 @@ class Pipeline:
         return tuple(refs)
 
     def _write(
-        self, record: ImageRecord, stored: ImageRecord | None
+        self,
+        record: ImageRecord,
+        stored: ImageRecord | None,
+        event: S3ObjectEvent | None = None,
     ) -> tuple[ImageRecord | None, ImageRecord | None]:
         """Replace ``stored`` with ``record`` (compare-and-swap), re-reading while others
-        write first and ``record`` still outranks what they wrote. Returns (the record as
+        write first and ``record`` still outranks what they wrote (or, given the ``event`` a
+        final record comes from, what they wrote is ``_stale``). Returns (the record as
         written or None if it lost, what the table holds otherwise)."""
         for _ in range(_WRITE_ATTEMPTS):
-            if not supersedes(stored, record.version):
+            newer = supersedes(stored, record.version)
+            if not newer and not (event is not None and self._stale(stored, event)):
                 return None, stored
             candidate = derived.successor(replace(record, updated_at=now()), stored)
-            if self.catalog.replace(candidate, stored):
+            if self.catalog.replace(candidate, stored, newer=newer):
                 return candidate, stored
             stored = self.catalog.get(record.bucket, record.key)
         raise WriteContended(f"{record.key}: the record changed under {_WRITE_ATTEMPTS} writes")
@@ -232,7 +269,7 @@ class Pipeline:
     def _finish(
         self, event: S3ObjectEvent, record: ImageRecord, stored: ImageRecord | None
     ) -> Outcome:
-        written, current = self._write(record, stored)
+        written, current = self._write(record, stored, event if event.is_created else None)
         if written is None:
             # A newer version (or this one) won a race while we worked. Keys are per version:
             # what this attempt wrote is nobody else's unless the winner is this very version.

@@ -5,6 +5,7 @@ adapters (``catalog.Catalog``, ``storage.ObjectStore``, ``notify.Notifier``)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from .imaging.types import Limits, Thumbnail
@@ -26,7 +27,19 @@ class CatalogPort(Protocol):
     def clear_cleanup(self, record: ImageRecord) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LiveObject:
+    """An object as S3 holds it now: its ETag (unquoted) and version id ("" unversioned)."""
+
+    etag: str
+    version_id: str = ""
+
+
 class StorePort(Protocol):
+    def live(self, bucket: str, key: str, version_id: str = "") -> LiveObject | None:
+        """What S3 holds at ``key`` now (that version, if given), or None when it is gone."""
+        ...
+
     def fetch(self, bucket: str, key: str, etag: str, limits: Limits) -> tuple[bytes, str]:
         """The object's bytes and version id; refused by size before the body is read."""
         ...

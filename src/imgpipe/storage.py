@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from .errors import CleanupIncomplete, raise_typed
 from .imaging import Limits, Thumbnail, check_size
+from .ports import LiveObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -29,6 +30,20 @@ class ObjectStore:
             return self._s3.get_object(Bucket=bucket, Key=key)
         except ClientError as exc:
             raise_typed("s3", exc)  # gone: SourceMissing; replaced: SourceChanged
+
+    def live(self, bucket: str, key: str, version_id: str = "") -> LiveObject | None:
+        """What S3 holds at ``key`` now (that version, if given), or None when it is gone."""
+        try:
+            if version_id:
+                resp = self._s3.head_object(Bucket=bucket, Key=key, VersionId=version_id)
+            else:
+                resp = self._s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion", "405"):
+                return None  # 405: a delete marker asked for by version
+            raise_typed("s3", exc)
+        return LiveObject(str(resp.get("ETag", "")).strip('"'), str(resp.get("VersionId") or ""))
 
     def fetch(self, bucket: str, key: str, etag: str, limits: Limits) -> tuple[bytes, str]:
         """The bytes and ETag of the version the event announced (``IfMatch``), refused by size

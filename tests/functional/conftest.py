@@ -117,6 +117,15 @@ def s3(local_stack: Deployment) -> Any:
     return local_stack.client("s3")
 
 
+@pytest.fixture(scope="session")
+def sender(local_stack: Deployment) -> Any:
+    """An SQS client that may put messages into the images queue: its policy refuses every
+    sender but S3 (or the fan-out topic) and the redrive function's role, which this acts as."""
+    from tests.harness.roles import as_role
+
+    return as_role(local_stack, "RedriveRole")("sqs")
+
+
 @pytest.fixture
 def prefix(request: pytest.FixtureRequest) -> str:
     """A key prefix of this test's own, so tests never see each other's uploads."""

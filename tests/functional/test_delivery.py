@@ -58,10 +58,10 @@ def _mine(notes: list[ImageRecord], key: str) -> list[tuple[str, str]]:
 
 
 def test_duplicates_and_an_older_version_after_a_newer_one(
-    local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, sender: Any, inbox: str, prefix: str
 ) -> None:
     key = prefix + "versions.jpg"
-    sqs = local_stack.client("sqs")
+    sqs = sender
     bucket = local_stack.uploads_bucket
     # GIVEN version 1 processed normally
     v1 = s3.put_object(Bucket=bucket, Key=key, Body=jpeg_bytes((600, 400)))["ETag"].strip('"')
@@ -141,7 +141,13 @@ def test_subscribers_can_filter_on_status(
 
 
 def test_chaos_faults_and_a_crash_lose_nothing(
-    local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, corpus: Path, prefix: str
+    local_stack: Deployment,
+    catalog: Catalog,
+    s3: Any,
+    sender: Any,
+    inbox: str,
+    corpus: Path,
+    prefix: str,
 ) -> None:
     require_local_functions(local_stack)
     # 30 keys: 3 not images; 6 overwritten, 3 photos replaced by a non-image, 4 deleted, 4
@@ -178,9 +184,9 @@ def test_chaos_faults_and_a_crash_lose_nothing(
         assert wait_drained(local_stack, local_stack.queue_url, 180)
     # WHEN the DLQ is redriven with the faults gone
     redrive(
-        local_stack.client("sqs"),
+        sender,  # as the redrive function: the queue accepts no other sender
         Queues(local_stack.queue_url, local_stack.dlq_url),
-        use_move_task=True,
+        use_move_task=False,  # as the local stage's function: MiniStack has no move task
     )
     with processing(local_stack):
         assert wait_drained(local_stack, local_stack.queue_url, 150)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.functional
 
 
 def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
-    local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, sender: Any, prefix: str
 ) -> None:
     require_local_functions(local_stack)
     key = prefix + "unlucky.jpg"
@@ -41,9 +41,9 @@ def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
     assert catalog.get(local_stack.uploads_bucket, key) is None
     # WHEN the incident is over and the DLQ is redriven
     result = redrive(
-        local_stack.client("sqs"),
+        sender,  # as the redrive function: the queue accepts no other sender
         Queues(local_stack.queue_url, local_stack.dlq_url),
-        use_move_task=True,
+        use_move_task=False,  # as the local stage's function: MiniStack has no move task
     )
     assert result.moved >= 1
     with processing(local_stack):

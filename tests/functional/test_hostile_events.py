@@ -50,7 +50,7 @@ def _sns(body: str) -> str:
 
 
 def test_every_shape_is_processed_or_acknowledged(
-    local_stack: Deployment, catalog: Catalog, s3: Any, events: Events, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, sender: Any, events: Events, prefix: str
 ) -> None:
     bucket = local_stack.uploads_bucket
 
@@ -59,7 +59,7 @@ def test_every_shape_is_processed_or_acknowledged(
         etag = s3.put_object(Bucket=bucket, Key=key, Body=jpeg_bytes())["ETag"].strip('"')
         return key, etag
 
-    sqs = local_stack.client("sqs")
+    sqs = sender  # only S3 and the redrive role may send to the queue
     # the uploads' own notifications are dropped: this test sends the shapes itself
     plain, sns, bridge, multi_a, multi_b = (upload(f"{n}.jpg") for n in "pqrst")
     _swallow(local_stack, {k for k, _ in (plain, sns, bridge, multi_a, multi_b)})
@@ -92,3 +92,55 @@ def test_every_shape_is_processed_or_acknowledged(
         assert wait_drained(local_stack, local_stack.queue_url, 60)
     assert {r.status for r in records.values()} == {"DONE"}
     assert not [k for k in dlq_keys(local_stack) if k.startswith(prefix)]
+
+
+MAXIMAL = "F" * 32  # the largest sequencer an event can carry
+
+
+def test_forged_messages_delete_nothing_and_pin_nothing(
+    local_stack: Deployment, catalog: Catalog, s3: Any, sender: Any, events: Events, prefix: str
+) -> None:
+    """Messages that look like S3 events but are not: a removal of a photo that is still
+    there, with the largest sequencer; a removal of a key that does not exist, likewise;
+    an event for another bucket. Nothing is deleted, nothing is recorded for the other bucket,
+    and a later real upload of each key ends DONE."""
+    bucket = local_stack.uploads_bucket
+    cat, ghost = prefix + "cat.jpg", prefix + "ghost.jpg"
+    with processing(local_stack):
+        s3.put_object(Bucket=bucket, Key=cat, Body=jpeg_bytes((800, 600)))
+        before = wait_for(catalog, local_stack, [cat])[cat]
+        for key in (cat, ghost):
+            forged = events.s3_body(
+                key, event="ObjectRemoved:Delete", bucket=bucket, sequencer=MAXIMAL
+            )
+            sender.send_message(QueueUrl=local_stack.queue_url, MessageBody=forged)
+        foreign = events.s3_body(cat, etag=before.etag, bucket="someone-elses", sequencer="0A")
+        sender.send_message(QueueUrl=local_stack.queue_url, MessageBody=foreign)
+        assert wait_drained(local_stack, local_stack.queue_url, 60)
+    after = catalog.get(bucket, cat)
+    assert after is not None and (after.status, after.version) == ("DONE", before.version)
+    derived = local_stack.derived_bucket
+    for thumb in before.thumbnails:
+        s3.head_object(Bucket=derived, Key=thumb.key)  # still there
+    assert catalog.get("someone-elses", cat) is None
+    # the forged removal of a key nobody had uploaded is recorded, with its sequencer; the
+    # first real upload replaces it all the same, as does a new version of the cat
+    with processing(local_stack):
+        s3.put_object(Bucket=bucket, Key=ghost, Body=jpeg_bytes((640, 480)))
+        s3.put_object(Bucket=bucket, Key=cat, Body=jpeg_bytes((700, 500)))
+
+        def settled(got: dict[str, Any]) -> bool:
+            return all(r is not None and r.status == "DONE" for r in got.values()) and (
+                got[cat].version != before.version
+            )
+
+        records = poll(
+            lambda: {k: catalog.get(bucket, k) for k in (cat, ghost)},
+            settled,
+            60,
+            what="the real uploads after the forged messages",
+        )
+    assert {k: r.status for k, r in records.items() if r is not None} == {
+        cat: "DONE",
+        ghost: "DONE",
+    }

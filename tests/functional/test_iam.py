@@ -32,17 +32,31 @@ def test_each_role_may_do_its_work_and_nothing_else(local_stack: Deployment, s3:
     process = as_role(local_stack, "ProcessRole")
     # its own work: read an upload, write a derivative
     process("s3").get_object(Bucket=local_stack.uploads_bucket, Key=key)
-    process("s3").put_object(Bucket=local_stack.derived_bucket, Key="iam-test/x", Body=b"x")
-    # outside it: write into the uploads bucket, read derivatives, scan the table, redrive
+    thumb = "thumbnails/iam-test/x"
+    process("s3").put_object(Bucket=local_stack.derived_bucket, Key=thumb, Body=b"x")
+    # outside it: write into the uploads bucket or the watermarks, read derivatives, scan the
+    # table, redrive
     _denied(lambda: process("s3").put_object(Bucket=local_stack.uploads_bucket, Key="x", Body=b""))
-    _denied(lambda: process("s3").get_object(Bucket=local_stack.derived_bucket, Key="iam-test/x"))
+    _denied(
+        lambda: process("s3").put_object(
+            Bucket=local_stack.derived_bucket, Key="watermarks/logo.png", Body=b"x"
+        )
+    )
+    _denied(lambda: process("s3").get_object(Bucket=local_stack.derived_bucket, Key=thumb))
     _denied(lambda: process("dynamodb").scan(TableName=local_stack.table))
     _denied(lambda: process("sqs").send_message(QueueUrl=local_stack.queue_url, MessageBody="x"))
     status = as_role(local_stack, "StatusRole")
     status("dynamodb").get_item(
         TableName=local_stack.table, Key={"bucket": {"S": "b"}, "key": {"S": "k"}}
     )
+    status("s3").get_object(Bucket=local_stack.derived_bucket, Key=thumb)  # it presigns these
     _denied(lambda: status("s3").get_object(Bucket=local_stack.uploads_bucket, Key=key))
+    s3.put_object(Bucket=local_stack.derived_bucket, Key="results/iam-test/x.json", Body=b"{}")
+    _denied(
+        lambda: status("s3").get_object(
+            Bucket=local_stack.derived_bucket, Key="results/iam-test/x.json"
+        )
+    )
     _denied(
         lambda: status("dynamodb").put_item(
             TableName=local_stack.table, Item={"bucket": {"S": "b"}, "key": {"S": "k"}}
@@ -92,3 +106,52 @@ def test_the_reconcile_role_can_find_and_fix_and_nothing_more(
     )
     _denied(lambda: role("dynamodb").scan(TableName=local_stack.table))
     _denied(lambda: role("sqs").send_message(QueueUrl=local_stack.queue_url, MessageBody="x"))
+
+
+def test_only_s3_and_the_redrive_role_may_send_to_the_images_queue(
+    local_stack: Deployment, sender: Any
+) -> None:
+    """A message in the images queue is taken for an S3 event: the queue's policy refuses
+    every other sender, even one whose own policy allows sqs:* everywhere, and the account's
+    administrator (an explicit deny in a resource policy binds them too)."""
+    import json
+
+    import boto3
+
+    iam, name = local_stack.client("iam"), f"{local_stack.name}-broad-sender"[:64]
+    trust = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
+    try:
+        iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
+    everything = {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="sqs-everywhere",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [everything]}),
+    )
+    arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    creds = local_stack.client("sts").assume_role(RoleArn=arn, RoleSessionName="forger")[
+        "Credentials"
+    ]
+    broad = boto3.client(
+        "sqs",
+        endpoint_url=local_stack.access.endpoint_url,
+        region_name=local_stack.access.region,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+    )
+    body = json.dumps({"Records": []})  # acknowledged as empty wherever it lands
+    admin = local_stack.client("sqs")
+    for client in (broad, admin):
+
+        def send(c: Any = client) -> object:
+            return c.send_message(QueueUrl=local_stack.queue_url, MessageBody=body)
+
+        _denied(send)
+    sender.send_message(QueueUrl=local_stack.queue_url, MessageBody=body)

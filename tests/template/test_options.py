@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.template.conftest import PACKAGE, packaged
+from tests.template.test_template import REDRIVE_PRINCIPAL
 
 OPTIONS = PACKAGE.parent / "options"
 
@@ -122,10 +123,16 @@ def test_fan_out_routes_uploads_through_a_topic_the_queue_subscribes_to(
 
 def test_fan_out_policies_admit_exactly_one_sender_each(options: dict[str, Any]) -> None:
     resources = options["Resources"]
-    [queue] = resources["ImagesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    queue, deny = resources["ImagesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert queue["Principal"] == {"Service": "sns.amazonaws.com"}
     assert queue["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "UploadsTopic"}}}
-    [topic] = resources["UploadsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {
+        "ArnNotEquals": {"aws:SourceArn": {"Ref": "UploadsTopic"}},
+        "ArnNotLike": {"aws:PrincipalArn": REDRIVE_PRINCIPAL},
+    }
+    topic, topic_deny = resources["UploadsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (topic_deny["Effect"], topic_deny["Principal"]) == ("Deny", "*")
+    assert topic_deny["Condition"]["ArnNotEquals"] == topic["Condition"]["ArnEquals"]
     assert topic["Principal"] == {"Service": "s3.amazonaws.com"}
     assert topic["Action"] == "sns:Publish"
     assert topic["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}

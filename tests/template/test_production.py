@@ -34,6 +34,7 @@ EXPECTED_ACTIONS = {
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueAttributes",
         "s3:GetObject",
+        "s3:GetObjectVersion",  # a removal of one version: is that version gone?
         "s3:ListBucket",
         "s3:PutObject",
         "s3:DeleteObject",
@@ -117,6 +118,39 @@ def test_one_role_per_function(resources: dict[str, Any]) -> None:
 def test_each_role_has_exactly_its_actions(resources: dict[str, Any], role: str) -> None:
     actions = {a for st in _statements(resources[role]) for a in _list(st["Action"])}
     assert actions == EXPECTED_ACTIONS[role]
+
+
+# Where in the derived bucket each role may act: what it makes or hands out, never all of it
+# (a role that can write watermarks/ could change every later thumbnail).
+DERIVED_SCOPES = {
+    "ProcessRole": {
+        "s3:PutObject": {"thumbnails/*", "results/*"},
+        "s3:DeleteObject": {"thumbnails/*", "results/*"},
+        "s3:GetObject": {"watermarks/*"},
+    },
+    "ReconcileRole": {
+        a: {"thumbnails/*", "results/*"}
+        for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+    },
+    "StatusRole": {"s3:GetObject": {"thumbnails/*"}},
+    "RedriveRole": {},
+}
+
+
+@pytest.mark.parametrize("role", sorted(DERIVED_SCOPES))
+def test_each_role_reaches_only_its_part_of_the_derived_bucket(
+    resources: dict[str, Any], role: str
+) -> None:
+    reached: dict[str, set[str]] = {}
+    for st in _statements(resources[role]):
+        for resource in _list(st["Resource"]):
+            arn = json.dumps(resource)
+            if "derived" not in arn or not arn.rstrip('"}').endswith("*"):
+                continue
+            scope = arn.split("derived")[1].split("/", 1)[1].rstrip('"}')
+            for action in _list(st["Action"]):
+                reached.setdefault(action, set()).add(scope)
+    assert reached == DERIVED_SCOPES[role]
 
 
 def test_no_wildcard_but_the_commented_exceptions(resources: dict[str, Any]) -> None:

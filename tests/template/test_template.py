@@ -62,8 +62,15 @@ def test_uploads_notify_the_queue_and_derived_bucket_notifies_nothing(
     assert "NotificationConfiguration" not in resources["DerivedBucket"]["Properties"]
 
 
+# The redrive role, by its ARN (AWS) or its sessions' (MiniStack's aws:PrincipalArn).
+REDRIVE_PRINCIPAL = [
+    {"Fn::GetAtt": ["RedriveRole", "Arn"]},
+    {"Fn::Sub": "arn:${AWS::Partition}:sts::${AWS::AccountId}:assumed-role/${RedriveRole}/*"},
+]
+
+
 def test_queue_policy_admits_only_the_uploads_bucket(resources: dict[str, Any]) -> None:
-    [statement] = resources["ImagesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    statement, deny = resources["ImagesQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
     assert statement["Action"] == "sqs:SendMessage"
     source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"]
@@ -71,6 +78,13 @@ def test_queue_policy_admits_only_the_uploads_bucket(resources: dict[str, Any]) 
     # S3 sends the bucket's own ARN: a trailing "/*" would never match
     assert source == f"arn:${{AWS::Partition}}:s3:::{bucket}"
     assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    # everyone else is refused (an explicit deny beats any identity policy), but the bucket and
+    # the redrive function's role
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage")
+    assert deny["Condition"] == {
+        "ArnNotEquals": {"aws:SourceArn": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket}"}},
+        "ArnNotLike": {"aws:PrincipalArn": REDRIVE_PRINCIPAL},
+    }
 
 
 @pytest.mark.parametrize("bucket", ["UploadsBucket", "DerivedBucket"])

@@ -204,3 +204,18 @@ def test_two_serverless_runs_on_one_checkout_take_turns(
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda _: serverless(["deploy"], None, quiet=True), range(3)))
     assert log.read_text().split() == ["start", "end"] * 3
+
+
+def test_the_state_folder_is_its_owners_alone(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    shared = tmp_path / "state"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)  # as an older imgpipe left it
+    monkeypatch.setenv(endpoint.STATE_DIR_ENV, str(shared))
+    assert endpoint.private_state_dir() == shared
+    assert shared.stat().st_mode & 0o777 == 0o700
+    fresh = tmp_path / "new" / "state"
+    monkeypatch.setenv(endpoint.STATE_DIR_ENV, str(fresh))
+    endpoint.private_state_dir()
+    assert fresh.stat().st_mode & 0o777 == 0o700

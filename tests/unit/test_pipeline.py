@@ -252,21 +252,26 @@ def test_updated_at_is_when_the_outcome_was_written(
 def test_deleting_an_old_version_leaves_the_live_record(
     stack: FakeStack, events: Events, run: Run
 ) -> None:
+    stack.s3.put_bucket_versioning(
+        Bucket=stack.uploads, VersioningConfiguration={"Status": "Enabled"}
+    )
+    old = stack.s3.put_object(Bucket=stack.uploads, Key="v.jpg", Body=jpeg_bytes((300, 200)))
     etag = stack.upload("v.jpg", jpeg_bytes())
+    live = stack.s3.head_object(Bucket=stack.uploads, Key="v.jpg")["VersionId"]
     created = json.loads(events.s3_body("v.jpg", etag=etag, sequencer="0A"))
-    created["Records"][0]["s3"]["object"]["versionId"] = "live-version"
+    created["Records"][0]["s3"]["object"]["versionId"] = live
     run(events.sqs_record("m1", json.dumps(created)))
+    stack.s3.delete_object(Bucket=stack.uploads, Key="v.jpg", VersionId=old["VersionId"])
     removed = json.loads(events.s3_body("v.jpg", event="ObjectRemoved:Delete", sequencer="0B"))
-    removed["Records"][0]["s3"]["object"]["versionId"] = "an-old-version"
+    removed["Records"][0]["s3"]["object"]["versionId"] = old["VersionId"]
     run(events.sqs_record("m2", json.dumps(removed)))
     record = stack.catalog.get("uploads", "v.jpg")
-    assert record is not None and (record.status, record.version_id) == (
-        Status.DONE,
-        "live-version",
-    )
+    assert record is not None and (record.status, record.version_id) == (Status.DONE, live)
     assert len(stack.derived_keys("thumbnails/")) == 3
     # deleting the live version itself is a deletion
-    removed["Records"][0]["s3"]["object"]["versionId"] = "live-version"
+    stack.s3.delete_object(Bucket=stack.uploads, Key="v.jpg", VersionId=live)
+    removed["Records"][0]["s3"]["object"]["versionId"] = live
+    removed["Records"][0]["s3"]["object"]["sequencer"] = "0C"
     run(events.sqs_record("m3", json.dumps(removed)))
     record = stack.catalog.get("uploads", "v.jpg")
     assert record is not None and record.status is Status.DELETED

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -10,11 +11,12 @@ import pytest
 
 from imgpipe import config, derived
 from imgpipe.catalog import supersedes
-from imgpipe.errors import SourceMissing
+from imgpipe.errors import SourceChanged, SourceMissing
 from imgpipe.events import S3ObjectEvent
 from imgpipe.imaging.types import Limits, Thumbnail, check_size
 from imgpipe.outcomes import Reason, Status
 from imgpipe.pipeline import SKIPPED, Pipeline
+from imgpipe.ports import LiveObject
 from imgpipe.record import ImageRecord
 from tests.conftest import jpeg_bytes
 
@@ -56,16 +58,28 @@ class MemoryCatalog:
         return self._update(record, cleanup=())
 
 
+def etag_of(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 @dataclass
 class MemoryStore:
+    """S3 as the pipeline sees it: ETags are the bytes' MD5, reads are ``IfMatch``."""
+
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
+
+    def live(self, bucket: str, key: str, version_id: str = "") -> LiveObject | None:
+        data = self.objects.get((bucket, key))
+        return None if data is None else LiveObject(etag_of(data))
 
     def fetch(self, bucket: str, key: str, etag: str, limits: Limits) -> tuple[bytes, str]:
         if (bucket, key) not in self.objects:
             raise SourceMissing(f"{key} is gone")
         data = self.objects[(bucket, key)]
+        if etag and etag != etag_of(data):
+            raise SourceChanged(f"{key} was replaced")
         check_size(len(data), limits)
-        return data, etag
+        return data, etag_of(data)
 
     def put_thumbnail(self, bucket: str, key: str, thumb: Thumbnail) -> None:
         self.objects[(bucket, key)] = thumb.data
@@ -94,7 +108,7 @@ def parts() -> tuple[Pipeline, MemoryCatalog, MemoryStore, MemoryPublisher]:
 
 def _upload(store: MemoryStore, key: str, data: bytes, sequencer: str) -> S3ObjectEvent:
     store.objects[("up", key)] = data
-    return S3ObjectEvent("ObjectCreated:Put", "up", key, len(data), "e1", sequencer, "t")
+    return S3ObjectEvent("ObjectCreated:Put", "up", key, len(data), etag_of(data), sequencer, "t")
 
 
 def test_a_photo_becomes_done_with_thumbnails_and_one_notification(
@@ -139,3 +153,63 @@ def test_a_delete_removes_what_the_upload_made(
     assert pipeline.handle(removed).status is Status.DELETED
     assert not [k for b, k in store.objects if b == "down"]
     assert [r.status for r in publisher.sent] == [Status.DONE, Status.DELETED]
+
+
+FORGED = "F" * 32  # the largest sequencer there is
+
+
+def test_a_forged_removal_deletes_nothing_and_pins_nothing(
+    parts: tuple[Pipeline, MemoryCatalog, MemoryStore, MemoryPublisher],
+) -> None:
+    """Anyone allowed to send to the queue can claim "cat.jpg was deleted" with a maximal
+    sequencer. S3 still holds it: nothing is deleted, and the next real upload is DONE."""
+    pipeline, catalog, store, _ = parts
+    pipeline.handle(_upload(store, "cat.jpg", jpeg_bytes((800, 600)), "0A"))
+    thumbs = {k for b, k in store.objects if b == "down"}
+    forged = S3ObjectEvent("ObjectRemoved:Delete", "up", "cat.jpg", 0, "", FORGED, "t")
+    assert pipeline.handle(forged).status == SKIPPED
+    stored = catalog.get("up", "cat.jpg")
+    assert stored is not None and stored.status is Status.DONE
+    assert thumbs <= {k for b, k in store.objects if b == "down"}
+    assert pipeline.handle(_upload(store, "cat.jpg", jpeg_bytes((640, 480)), "0B")).status is (
+        Status.DONE
+    )
+
+
+@pytest.mark.parametrize("first", ["removal", "upload"])
+def test_a_record_from_a_maximal_sequencer_gives_way_to_the_next_real_upload(
+    parts: tuple[Pipeline, MemoryCatalog, MemoryStore, MemoryPublisher], first: str
+) -> None:
+    """A forged removal of a key that is not there, or a forged creation of what is there,
+    each written with the largest sequencer: a later real upload still wins, because S3's
+    state, not the sequencer, says which object is current."""
+    pipeline, catalog, store, _ = parts
+    if first == "removal":
+        forged = S3ObjectEvent("ObjectRemoved:Delete", "up", "dog.jpg", 0, "", FORGED, "t")
+        assert pipeline.handle(forged).status is Status.DELETED
+    else:
+        real = _upload(store, "dog.jpg", jpeg_bytes((800, 600)), "0A")
+        assert pipeline.handle(replace(real, sequencer=FORGED)).status is Status.DONE
+    for n, sequencer in enumerate(["0B", "0C"]):
+        upload = _upload(store, "dog.jpg", jpeg_bytes((500 + n, 400)), sequencer)
+        assert pipeline.handle(upload).status is Status.DONE  # first delivery
+        stored = catalog.get("up", "dog.jpg")
+        assert stored is not None and stored.etag == upload.etag
+    # an old event of a replaced object still loses
+    old = _upload(store, "dog.jpg", jpeg_bytes((300, 200)), "0A")
+    store.objects[("up", "dog.jpg")] = jpeg_bytes((501, 400))
+    assert pipeline.handle(old, receive_count=2).status == SKIPPED
+
+
+def test_events_for_another_bucket_are_not_acted_on(
+    parts: tuple[Pipeline, MemoryCatalog, MemoryStore, MemoryPublisher],
+) -> None:
+    pipeline, catalog, store, publisher = parts
+    store.objects[("elsewhere", "x.jpg")] = jpeg_bytes()
+    foreign = S3ObjectEvent(
+        "ObjectCreated:Put", "elsewhere", "x.jpg", 1, etag_of(jpeg_bytes()), "0A", "t"
+    )
+    assert pipeline.handle(foreign).status == SKIPPED
+    removal = S3ObjectEvent("ObjectRemoved:Delete", "elsewhere", "x.jpg", 0, "", "0B", "t")
+    assert pipeline.handle(removal).status == SKIPPED
+    assert not catalog.items and not publisher.sent

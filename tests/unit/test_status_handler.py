@@ -205,3 +205,14 @@ def test_a_key_with_percent_signs_is_found_whichever_gateway_passed_it(
     response: Any = status.handler(event, LambdaContext())  # type: ignore[arg-type]
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["key"] == key
+
+
+def test_a_cursor_from_outside_the_prefix_is_a_400_not_a_query(stack: FakeStack) -> None:
+    """DynamoDB answers an ExclusiveStartKey outside the key condition with a
+    ValidationException (a 500 on AWS; moto does not model it), so it must not be sent."""
+    _seed(stack, 6)
+    code, page = _call(limit="1", prefix="home/")
+    assert code == 200 and page["cursor"]
+    code, body = _call(limit="1", prefix="trip/", cursor=page["cursor"])
+    assert code == 400 and "prefix" in body["message"]
+    assert _call(limit="1", prefix="home/", cursor=page["cursor"])[0] == 200

@@ -10,7 +10,6 @@ from ..catalog import Catalog
 from ..codec import structure, unstructure
 from ..deployment import Deployment
 from ..redrive import Queues, RedriveResult, peek
-from ..redrive import redrive as run_redrive
 from . import deployment, echo_json, main, printable, table, target_options
 
 
@@ -66,18 +65,9 @@ def user_key(full: str) -> str:
 def redrive(
     dry_run: bool, max_messages: int | None, stage: str, endpoint: str | None, as_json: bool
 ) -> None:
-    """Move DLQ messages back to the images queue (AWS: invokes the redrive function)."""
-    dep = deployment(stage, endpoint)
-    if dep.is_local:
-        result = run_redrive(
-            dep.client("sqs"),
-            Queues(dep.queue_url, dep.dlq_url),
-            max_messages=max_messages,
-            dry_run=dry_run,
-            use_move_task=True,
-        )
-    else:
-        result = _invoke_redrive(dep, dry_run, max_messages)
+    """Move DLQ messages back to the images queue: invokes the stage's redrive function, the
+    one sender besides S3 that the images queue accepts (the local stack's too)."""
+    result = _invoke_redrive(deployment(stage, endpoint), dry_run, max_messages)
     if as_json:
         echo_json(result.as_json())
     elif dry_run:

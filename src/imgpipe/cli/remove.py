@@ -2,8 +2,9 @@
 
 CloudFormation refuses to delete a bucket that holds anything — an object, an old version of
 one, a delete marker — and leaves incomplete multipart uploads' parts billed in it. Users of
-such stacks otherwise empty the buckets by hand in the console; this does it, says what it
-found first, asks (unless --yes), and says what it deleted.
+such stacks otherwise empty the buckets by hand in the console; this does it, for the stack's
+own buckets only, says what it found first, asks for the stage name (unless --yes), and says
+what it deleted.
 """
 
 from __future__ import annotations
@@ -96,21 +97,42 @@ def empty(s3: Any, bucket: str) -> Contents:
     return done
 
 
+# What each of the stack's own buckets is, by its logical id (anything else: the id itself).
+_ROLES = {
+    "UploadsBucket": "uploads",
+    "DerivedBucket": "derived",
+    "ServerlessDeploymentBucket": "deployment",
+}
+
+
 def _buckets(dep: Deployment) -> dict[str, str]:
-    """What to empty: both buckets, and the deployment bucket Serverless keeps in the stack."""
-    found = {"uploads": dep.uploads_bucket, "derived": dep.derived_bucket}
+    """What to empty: exactly the buckets that are resources of the stack itself. A
+    deployment bucket named in ``provider.deploymentBucket`` is not one (other services may
+    keep their artifacts in it), and neither is any bucket an output merely names."""
     cfn = dep.client("cloudformation")
-    stack = cfn.describe_stacks(StackName=dep.name)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    if outputs.get("ServerlessDeploymentBucketName"):
-        found["deployment"] = outputs["ServerlessDeploymentBucketName"]
+    found: dict[str, str] = {}
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=dep.name):
+        for res in page.get("StackResourceSummaries", []):
+            if res["ResourceType"] == "AWS::S3::Bucket" and res.get("PhysicalResourceId"):
+                logical = res["LogicalResourceId"]
+                found[_ROLES.get(logical, logical)] = res["PhysicalResourceId"]
     return found
+
+
+def _confirmed(dep: Deployment) -> bool:
+    typed = click.prompt(
+        f"Delete all of it and the stack {dep.name}? This cannot be undone. Type the stage"
+        " name to go on",
+        default="",
+        show_default=False,
+    )
+    return bool(typed.strip() == dep.stage)
 
 
 @main.command()
 @click.option("--stage", required=True, help="the stage to remove (no default: say which)")
 @click.option("--endpoint", help="an AWS-compatible endpoint URL instead of AWS")
-@click.option("--yes", is_flag=True, help="do not ask")
+@click.option("--yes", is_flag=True, help="do not ask for the stage name")
 def remove(stage: str, endpoint: str | None, yes: bool) -> None:
     """Empty the stage's buckets (objects, versions, delete markers, incomplete multipart
     uploads) and delete its CloudFormation stack: everything it stored is gone."""
@@ -120,10 +142,8 @@ def remove(stage: str, endpoint: str | None, yes: bool) -> None:
     click.echo(printable(f"stack {dep.name} ({'local' if dep.is_local else 'AWS'}):"))
     for role, bucket in buckets.items():
         click.echo(printable(f"  {role} bucket {bucket}: {survey(s3, bucket)}"))
-    if not yes:
-        click.confirm(
-            f"Delete all of it and the stack {dep.name}? This cannot be undone", abort=True
-        )
+    if not yes and not _confirmed(dep):
+        raise click.ClickException(f"not removed: that is not {dep.stage!r}")
     stopped = _stop_intake(dep)
     if stopped:
         click.echo(f"stopped {stopped} queue trigger(s): nothing new is processed meanwhile")

@@ -91,6 +91,18 @@ def state_dir() -> Path:
     return Path(user_state_dir("imgpipe", appauthor=False))
 
 
+def private_state_dir() -> Path:
+    """``state_dir()``, created if need be and readable by its owner only: it holds the
+    endpoint's log and each function's unpacked code and environment, and MiniStack takes the
+    well-known key ``test`` as its root user whatever is configured, so nothing here may help
+    another local user find or use the stack."""
+    directory = state_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if directory.stat().st_uid == os.getuid():
+        directory.chmod(0o700)
+    return directory
+
+
 def where_looked() -> str:
     """For errors: where `current()` looked for a running stack."""
     places = [str(_state_file())]
@@ -175,7 +187,7 @@ def up(timeout: float = 60.0) -> Endpoint:
     if found is not None:
         return found
     ep = start_ministack(timeout)
-    _state_file().parent.mkdir(parents=True, exist_ok=True)
+    private_state_dir()
     _state_file().write_text(json.dumps(asdict(ep)))
     return ep
 
@@ -200,8 +212,7 @@ def start_ministack(timeout: float, *, port: int = 0, enforce_iam: bool = True) 
             "MiniStack is not installed: run `make install` in the imgpipe checkout (or set "
             f"{MINISTACK_ENV} to a ministack executable, or LOCALSTACK_ENDPOINT to a LocalStack)"
         )
-    directory = state_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = private_state_dir()
     port = port or _free_port()
     log = (directory / "endpoint.log").open("ab")
     proc = subprocess.Popen(
