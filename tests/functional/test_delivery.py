@@ -29,6 +29,7 @@ from tests.harness.chaos import (
     subscribe_inbox,
     wait_drained,
 )
+from tests.harness.roles import as_role
 from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
@@ -141,13 +142,7 @@ def test_subscribers_can_filter_on_status(
 
 
 def test_chaos_faults_and_a_crash_lose_nothing(
-    local_stack: Deployment,
-    catalog: Catalog,
-    s3: Any,
-    sender: Any,
-    inbox: str,
-    corpus: Path,
-    prefix: str,
+    local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, corpus: Path, prefix: str
 ) -> None:
     require_local_functions(local_stack)
     # 30 keys: 3 not images; 6 overwritten, 3 photos replaced by a non-image, 4 deleted, 4
@@ -184,7 +179,7 @@ def test_chaos_faults_and_a_crash_lose_nothing(
         assert wait_drained(local_stack, local_stack.queue_url, 180)
     # WHEN the DLQ is redriven with the faults gone
     redrive(
-        sender,  # as the redrive function: the queue accepts no other sender
+        as_role(local_stack, "RedriveRole")("sqs"),  # the queue accepts no other sender
         Queues(local_stack.queue_url, local_stack.dlq_url),
         use_move_task=False,  # as the local stage's function: MiniStack has no move task
     )
