@@ -64,7 +64,7 @@ def test_anonymous_and_foreign_callers_are_refused(
     # the loopback server: no token, a wrong one, a DNS-rebinding page's Host
     assert get_json(f"{server.url}/images")[0] == 401
     assert get_json(f"{server.url}/images/a.jpg", {"authorization": "Bearer nope"})[0] == 401
-    assert get_json(f"{server.url}/?token=wrong")[0] == 401
+    assert get_json(f"{server.url}/images?token=wrong")[0] == 401
     rebound = {"host": f"attacker.example:{server.port}", "authorization": f"Bearer {server.token}"}
     assert get_json(f"{server.url}/images", rebound)[0] == 403
     code, _ = get_json(f"{server.url}/images", {"authorization": f"Bearer {server.token}"})
@@ -259,7 +259,10 @@ def test_gallery_in_a_real_browser(
             ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"{server.gallery_url}&prefix={quote(prefix)}")
+        page.goto(server.gallery_link(prefix=prefix))
+        # the token left the address bar for this origin's sessionStorage; no cookie holds it
+        assert "token" not in page.url and page.evaluate("document.cookie") == ""
+        assert page.evaluate("sessionStorage.getItem('imgpipe-token')") == server.token
         page.select_option("#status", "")  # all
         with processing(local_stack):
             for key, body in uploads.items():

@@ -1,10 +1,13 @@
 """The status API and the gallery page on loopback: for the local stack, and (`imgpipe
 gallery`) in front of a deployed stage's API, signing each call with the user's credentials.
 
-Not an open door on a developer's machine: every request needs the per-run token (printed in
-the URL, as notebook servers do; the page's first load turns it into a same-site cookie), a
-Host header naming loopback (a DNS-rebinding page's requests carry its own name), and nothing
-is answered with CORS headers, so other origins' pages cannot read the answers.
+Not an open door on a developer's machine: every API request needs the per-run token (printed
+in the URL's fragment, as notebook servers print theirs; the page keeps it in sessionStorage,
+which is this origin's alone, and sends it as ``Authorization: Bearer`` — no cookie, which
+would reach every port of 127.0.0.1), every request a Host header naming loopback (a
+DNS-rebinding page's requests carry its own name), and nothing is answered with CORS headers,
+so other origins' pages cannot read the answers. The page and the OpenAPI document hold no data
+and are served without the token.
 """
 
 from __future__ import annotations
@@ -14,11 +17,10 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
-from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from ..deployment import Deployment
 
@@ -27,7 +29,6 @@ _STATIC = {
     "/gallery.html": ("gallery.html", "text/html; charset=utf-8"),
     "/openapi.json": ("openapi.json", "application/json"),
 }
-COOKIE = "imgpipe_token"
 MAX_QUERY_FIELDS = 20
 
 # (decoded path, query) -> (status, JSON body bytes)
@@ -37,14 +38,19 @@ Answer = Callable[[str, dict[str, str]], tuple[int, bytes]]
 def signed_proxy(stack: Deployment, api_url: str) -> Answer:
     """Each call forwarded to the stage's HTTP API (API Gateway and the status function, on
     AWS or the local endpoint), signed with the stage's credentials."""
-    from urllib.parse import urlencode
-
     from .signing import signed_get
 
-    base = api_url.rstrip("/")
+    base = urlsplit(api_url)
+    if base.scheme not in ("https", "http") or not base.hostname:
+        raise ValueError(f"not an HTTP(S) API URL: {api_url[:80]!r}")
 
     def answer(path: str, query: dict[str, str]) -> tuple[int, bytes]:
-        url = base + quote(path, safe="/") + ("?" + urlencode(query) if query else "")
+        # Built from parts, never by concatenation: whatever the path holds, the call goes to
+        # the stage's API host (a target like ".attacker.example/x" must not extend its name).
+        if not path.startswith("/"):
+            return 400, _json("the path must start with /")
+        target = base.path.rstrip("/") + quote(path, safe="/")
+        url = urlunsplit((base.scheme, base.netloc, target, urlencode(query), ""))
         status, body, _ = signed_get(url, stack.access)
         return status, body
 
@@ -83,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the gallery polls every few seconds
 
-    def _send(self, status: int, body: bytes, content_type: str, cookie: str = "") -> None:
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
         self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(body)))
@@ -92,8 +98,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("referrer-policy", "no-referrer")
         if content_type.startswith("text/html"):
             self.send_header("content-security-policy", CSP)
-        if cookie:
-            self.send_header("set-cookie", cookie)
         self.end_headers()
         self.wfile.write(body)
 
@@ -118,18 +122,19 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError):
             self._error(400, "malformed query or path")
             return
-        given = query.pop("token", "")
-        if not app.authorized(self.headers, given):
-            self._error(401, "a token is needed: open the URL the command printed")
-            return
-        cookie = app.cookie() if given else ""
         if path in _STATIC:
             name, ctype = _STATIC[path]
             package = "imgpipe" if name == "openapi.json" else "imgpipe.web"
-            self._send(200, (files(package) / name).read_bytes(), ctype, cookie)
+            self._send(200, (files(package) / name).read_bytes(), ctype)
+            return
+        if not app.authorized(self.headers, query.pop("token", "")):
+            self._error(401, "a token is needed: open the URL the command printed")
+            return
+        if not path.startswith("/"):
+            self._error(400, "the request target must be a path")
             return
         status, body = app.answer(path, query)
-        self._send(status, body, "application/json", cookie)
+        self._send(status, body, "application/json")
 
     def _refuse(self) -> None:
         self._error(405, "only GET is served")
@@ -156,8 +161,13 @@ class ApiServer:
 
     @property
     def gallery_url(self) -> str:
-        """What to open: the page, with the token that unlocks it."""
-        return f"{self.url}/?token={self.token}"
+        """What to open: the page, with the token that unlocks it in the fragment."""
+        return self.gallery_link()
+
+    def gallery_link(self, **query: str) -> str:
+        """The page with ``query`` (e.g. ``prefix``) and the token in the fragment."""
+        search = f"?{urlencode(query)}" if query else ""
+        return f"{self.url}/{search}#token={self.token}"
 
     def host_allowed(self, host: str) -> bool:
         return host in {f"{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]")}
@@ -167,16 +177,7 @@ class ApiServer:
         auth = str(headers.get("authorization", ""))
         if auth.lower().startswith("bearer "):
             candidates.append(auth[7:].strip())
-        try:
-            jar = SimpleCookie(str(headers.get("cookie", "")))
-        except CookieError:
-            jar = SimpleCookie()
-        if COOKIE in jar:
-            candidates.append(jar[COOKIE].value)
         return any(c and hmac.compare_digest(c.encode(), self.token.encode()) for c in candidates)
-
-    def cookie(self) -> str:
-        return f"{COOKIE}={self.token}; Path=/; HttpOnly; SameSite=Strict"
 
     def start(self) -> ApiServer:
         self._thread.start()
