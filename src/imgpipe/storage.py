@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, ObjectIdentifierTypeDef
 
 
-_IMMUTABLE = "public, max-age=31536000, immutable"
+# Thumbnails are handed out by presigned URLs that live 15 minutes (api.URL_TTL): a browser may
+# keep one that long, and no shared cache may keep a private photo at all.
+THUMBNAIL_CACHE = "private, max-age=900"
 
 
 class ObjectStore:
@@ -58,9 +60,7 @@ class ObjectStore:
 
     def put_thumbnail(self, bucket: str, key: str, thumb: Thumbnail) -> None:
         """Keys are per source version (see derived.py): the bytes under one never change."""
-        self._put(
-            bucket, key, thumb.data, thumb.content_type, "public, max-age=31536000, immutable"
-        )
+        self._put(bucket, key, thumb.data, thumb.content_type, THUMBNAIL_CACHE)
 
     def put_document(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         self._put(bucket, key, body, content_type, "no-cache")

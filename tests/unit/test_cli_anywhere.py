@@ -87,3 +87,25 @@ def test_two_files_for_one_key_stop_the_upload_before_anything_is_sent(
     assert str(tmp_path / "a" / "docs" / "README") in out
     assert str(tmp_path / "b" / "docs" / "README") in out
     assert "only-here" not in out and "no local stack" not in out  # it never got that far
+
+
+def test_a_folders_symbolic_links_are_not_followed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A link in a photo folder to ~/.aws/credentials (or to a whole other folder) is not
+    uploaded or processed; each one is said."""
+    from imgpipe.cli.files import files_under
+
+    secrets = tmp_path / "home" / ".aws"
+    secrets.mkdir(parents=True)
+    (secrets / "credentials").write_text("[default]\naws_secret_access_key = x\n")
+    photos = tmp_path / "photos"
+    (photos / "trip").mkdir(parents=True)
+    (photos / "trip" / "a.jpg").write_bytes(b"jpeg")
+    (photos / "creds.jpg").symlink_to(secrets / "credentials")
+    (photos / "home").symlink_to(tmp_path / "home", target_is_directory=True)
+    found = files_under(photos)
+    said = capsys.readouterr().err
+    assert found == [photos / "trip" / "a.jpg"]
+    assert f"skipped {photos / 'creds.jpg'}: a symbolic link" in said
+    assert f"skipped {photos / 'home'}: a symbolic link" in said

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from imgpipe.cli import _escape_json, display_width, main, printable, table
+from imgpipe.cli import display_width, escape_json, main, printable, table
+from imgpipe.cli.demo import format_table, local_path
 from imgpipe.cli.dlq import user_key
 from tests.conftest import jpeg_bytes
 from tests.harness.cli import IMGPIPE
@@ -35,7 +36,7 @@ def test_tables_escape_every_cell() -> None:
 
 
 def test_json_output_escapes_controls_yet_reads_back_the_same() -> None:
-    text = _escape_json(json.dumps({"key": HOSTILE + "\U000e0001"}, ensure_ascii=False))
+    text = escape_json(json.dumps({"key": HOSTILE + "\U000e0001"}, ensure_ascii=False))
     assert _controls(text) == []
     assert json.loads(text) == {"key": HOSTILE + "\U000e0001"}
 
@@ -50,6 +51,41 @@ def test_a_file_name_with_escapes_is_printed_escaped(tmp_path: Path) -> None:
     )
     assert "\x1b" not in result.output and "\x07" not in result.output
     assert "x\\x1b[2Jy.jpg" in result.output and "REJECTED" in result.output
+
+
+def test_process_json_escapes_c1_controls_and_bidi_overrides(tmp_path: Path) -> None:
+    photo = tmp_path / "invoice\u202egpj.exe\x9b2J.jpg"  # U+202E flips what follows
+    photo.write_bytes(jpeg_bytes())
+    result = CliRunner().invoke(
+        main, ["process", str(photo), "--json", "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 0, result.output
+    assert _controls(result.output) == []
+    assert json.loads(result.output)["file"] == str(photo)
+
+
+def test_the_demo_table_escapes_keys_and_found_text() -> None:
+    from imgpipe.outcomes import Status
+    from imgpipe.record import ImageRecord
+
+    record = ImageRecord("u", HOSTILE, "s:1", Status.REJECTED, reason=None)
+    out = format_table([HOSTILE, "pending\u202e.jpg"], {HOSTILE: record})
+    assert _controls(out) == [] and "PENDING" in out
+
+
+def test_demo_thumbnails_are_copied_inside_the_output_folder(tmp_path: Path) -> None:
+    out = tmp_path / "demo-out"
+    for key in (
+        "thumbnails/../../../etc/cron.d/x/t/small.jpg",
+        "thumbnails//etc/passwd/t/s.jpg",
+        "thumbnails/a/./b/t/small.jpg",
+    ):
+        target = local_path(out, key)
+        assert target.resolve().is_relative_to(out.resolve()), key
+    assert (
+        local_path(out, "thumbnails/trip/a b.jpg/t/small.jpg") == out / "trip/a b.jpg/t/small.jpg"
+    )
+    assert local_path(out, "thumbnails/../x/t/s.jpg") == out / "%2E%2E/x/t/s.jpg"
 
 
 def test_tables_align_by_display_width() -> None:

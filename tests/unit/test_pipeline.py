@@ -298,3 +298,18 @@ def test_a_key_too_long_for_its_derivatives_is_rejected_not_retried(
     assert record is not None
     assert (record.status, record.reason) == (Status.REJECTED, Reason.KEY_TOO_LONG)
     assert stack.derived_keys() == []
+
+
+def test_thumbnails_are_cached_privately_for_as_long_as_their_urls_live(
+    stack: FakeStack, events: Events, run: Run
+) -> None:
+    """Handed out by 15-minute presigned URLs: no shared cache may keep a private photo, and a
+    year-long `immutable` outlives every URL that could fetch it."""
+    from imgpipe.api import URL_TTL
+
+    etag = stack.upload("c.jpg", jpeg_bytes())
+    run(events.upload_record("m1", "c.jpg", etag=etag, sequencer="0A"))
+    [record] = [r for r in [stack.catalog.get("uploads", "c.jpg")] if r is not None]
+    for thumb in record.thumbnails:
+        head = stack.s3.head_object(Bucket=stack.derived, Key=thumb.key)
+        assert head["CacheControl"] == f"private, max-age={URL_TTL}"

@@ -129,10 +129,11 @@ def deployment(stage: str, endpoint: str | None) -> Deployment:
 def echo_json(data: object) -> None:
     """JSON, readable UTF-8, but with every non-printable character (C0 and C1 controls, bidi
     overrides...) as a \\u escape: valid JSON that cannot drive the terminal it lands on."""
-    click.echo(_escape_json(json.dumps(data, indent=2, ensure_ascii=False)))
+    click.echo(escape_json(json.dumps(data, indent=2, ensure_ascii=False)))
 
 
-def _escape_json(text: str) -> str:
+def escape_json(text: str) -> str:
+    """JSON text with each non-printable character as a \\u escape (still the same JSON)."""
     out = []
     for c in text:
         if c.isprintable() or c in "\n ":

@@ -18,6 +18,7 @@ from ..local.endpoint import up
 from ..local.project import project_dir
 from ..local.stack import discover, set_trigger
 from ..record import ImageRecord
+from . import table
 from .watch import wait_final
 
 PHOTOS_ENV = "IMGPIPE_DEMO_PHOTOS"
@@ -75,10 +76,7 @@ def format_table(keys: Sequence[str], records: dict[str, ImageRecord]) -> str:
         status = rec.status + (f" ({rec.reason})" if rec.reason else "")
         ms = "-" if rec.ms is None else str(rec.ms)
         rows.append((key, status, original, thumbs or "-", findings_summary(rec), ms))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return table(rows)  # keys, labels and OCR text are user input: escaped, aligned by width
 
 
 def findings_summary(record: ImageRecord) -> str:
@@ -93,12 +91,29 @@ def findings_summary(record: ImageRecord) -> str:
     return ", ".join(parts)[:60] or "-"
 
 
+_UNSAFE_SEGMENTS = {"": None, ".": "%2E", "..": "%2E%2E"}
+
+
+def local_path(out: Path, derived_key: str) -> Path:
+    """Where a thumbnail is copied under ``out``: its key's segments as folders, but never
+    outside ``out`` — keys are user input, and ``a/../../x`` or ``/etc/x`` are legal keys.
+    Empty segments are dropped, ``.`` and ``..`` kept as their escapes."""
+    segments = [
+        _UNSAFE_SEGMENTS.get(part, part)
+        for part in derived_key.removeprefix("thumbnails/").split("/")
+    ]
+    target = out.joinpath(*[s for s in segments if s])
+    if not target.resolve().is_relative_to(out.resolve()):  # a symbolic link inside out
+        raise ValueError(f"{derived_key!r} would be copied outside {out}")
+    return target
+
+
 def download_thumbnails(stack: Deployment, records: dict[str, ImageRecord], out: Path) -> int:
     s3 = stack.client("s3")
     count = 0
     for rec in records.values():
         for thumb in rec.thumbnails:
-            target = out / thumb.key.removeprefix("thumbnails/")
+            target = local_path(out, thumb.key)
             target.parent.mkdir(parents=True, exist_ok=True)
             s3.download_file(stack.derived_bucket, thumb.key, str(target))
             count += 1

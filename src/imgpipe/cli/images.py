@@ -18,6 +18,7 @@ from ..deployment import Deployment
 from ..outcomes import FINAL, Status
 from ..record import ImageRecord, ThumbnailRef, to_document
 from . import deployment, echo_json, main, printable, table, target_options
+from .files import files_under
 from .watch import wait_final
 
 
@@ -28,7 +29,7 @@ def _files(paths: tuple[Path, ...], prefix: str) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            for file in files_under(path):
                 found.append((file, prefix + file.relative_to(path).as_posix()))
         else:
             found.append((path, prefix + path.name))

@@ -27,13 +27,14 @@ from ..imaging.types import WATERMARK_POSITIONS
 from ..labels import Labeler, LabelResult
 from ..labels.pool import usable_cpus
 from ..outcomes import Reason, Status
-from . import main, printable
+from . import escape_json, main, printable
+from .files import files_under
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+        files.extend(files_under(path) if path.is_dir() else [path])
     return files
 
 
@@ -146,7 +147,7 @@ def process(
                 doc = unstructure(result)
                 assert isinstance(doc, dict)
                 doc.setdefault("reason", None)  # always present: null when DONE
-                click.echo(json.dumps(doc, ensure_ascii=False))
+                click.echo(escape_json(json.dumps(doc, ensure_ascii=False)))
             else:
                 _echo_process_line(result)
 
