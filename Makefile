@@ -28,11 +28,13 @@ PYTEST_ARGS ?=
 # make package also packages these (build/options): every option that changes the template
 OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@example.com \
                  --param=alarmEmail=oncall@example.com --param=uploadsFanOut=true \
-                 --param=watermark=image:watermarks/logo.png --param=watermarkSizes=large
+                 --param=watermark=image:watermarks/logo.png --param=watermarkSizes=large \
+                 --param=apiAuth=jwt --param=jwtOwnerClaim=sub --param=jwtAudience=gallery-client \
+                 --param=jwtIssuer=https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_example
 
 .PHONY: help install test test-unit test-functional test-functional-localstack test-functional-both test-template \
         lint package deploy demo \
-        remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e chaos clean \
+        remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e bench-reconcile chaos clean \
         browser-deps
 
 help: ## list the targets
@@ -147,6 +149,9 @@ bench-cost: install ## dollars per million images: the default stage and each op
 
 bench-api: install ## DynamoDB reads per status-API list request, capped vs uncapped
 	$(BIN)/python -m bench.api_reads $(BENCH_ARGS)
+
+bench-reconcile: install ## peak memory of reconcile over 10^4..10^6 objects, streamed vs held in memory
+	$(BIN)/python -m bench.reconcile_memory
 
 bench-e2e: install ## the whole pipeline on the local stack: burst + steady stream vs the bare engine
 	$(BIN)/python -m bench.e2e $(BENCH_ARGS)

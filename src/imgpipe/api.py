@@ -143,9 +143,12 @@ class StatusApi:
             dep.derived_bucket,
         )
 
-    def handle(self, method: str, path: str, query: Mapping[str, str]) -> Response:
+    def handle(
+        self, method: str, path: str, query: Mapping[str, str], *, within: str = ""
+    ) -> Response:
         """``path`` is decoded (``/images/a b.jpg``). Never raises for any input: malformed
-        requests are 400s with a one-line reason."""
+        requests are 400s with a one-line reason. ``within``: the caller sees only keys under
+        this prefix (an owner's ``users/<id>/``); anything else is as if it did not exist."""
         try:
             if method != "GET":
                 return Response(405, {"message": f"{method[:10]!r} is not allowed; use GET"})
@@ -154,12 +157,12 @@ class StatusApi:
                 names = ", ".join(repr(n[:40]) for n in unknown[:3])
                 raise BadRequest(f"unknown query parameters {names}; expected {_EXPECTED}")
             if path in ("/images", "/images/"):
-                page = self.page(query)
+                page = self.page(query, within)
                 items: list[Json] = [self.public(r) for r in page.records]
                 return Response(200, {"items": items, "cursor": page.cursor})
             if path.startswith("/images/"):
                 key = check_key(path.removeprefix("/images/"))
-                record = self.record(key)
+                record = self.record(key) if key.startswith(within) else None
                 if record is None:
                     return Response(404, {"message": "no image with that key"})
                 return Response(200, self.public(record))
@@ -187,12 +190,16 @@ class StatusApi:
     def record(self, key: str) -> ImageRecord | None:
         return self.catalog.get(self.uploads_bucket, key)
 
-    def page(self, query: Mapping[str, str]) -> Page:
+    def page(self, query: Mapping[str, str], within: str = "") -> Page:
         limit = parse_limit(query.get("limit", str(DEFAULT_LIMIT)))
         status = parse_status(query.get("status", ""))
         prefix = query.get("prefix", "")
         if prefix:
             check_key(prefix, "prefix")
+        if not prefix.startswith(within):
+            if not within.startswith(prefix):
+                return Page([], None)  # wholly outside what the caller may see
+            prefix = within  # a wider prefix narrows to the caller's own keys
         cursor = query.get("cursor", "")
         start = decode_cursor(cursor, self.uploads_bucket) if cursor else None
         if start is not None and not start.key.startswith(prefix):

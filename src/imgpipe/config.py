@@ -113,6 +113,10 @@ class StatusSettings:
     uploads_bucket: str
     derived_bucket: str  # thumbnails are presigned from it
     api_auth: str  # the identity API Gateway's authorizer must have put in the request
+    # jwt: the scope every token must carry (checked by the authorizer, and again here), and
+    # the claim naming the caller's own keys (users/<value>/; empty: every key)
+    jwt_scope: str = ""
+    jwt_owner_claim: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StatusSettings:
@@ -122,6 +126,8 @@ class StatusSettings:
             uploads_bucket=_required(env, "UPLOADS_BUCKET"),
             derived_bucket=_required(env, "DERIVED_BUCKET"),
             api_auth=_choice(env, "API_AUTH", API_AUTH_MODES),
+            jwt_scope=env.get("JWT_SCOPE", "").strip(),
+            jwt_owner_claim=env.get("JWT_OWNER_CLAIM", "").strip(),
         )
 
 

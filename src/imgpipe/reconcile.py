@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from . import derived
 from .catalog import Catalog, PageKey
-from .errors import SourceMissing, translate
+from .errors import PipelineError, SourceMissing, translate
 from .outcomes import Reason, Status
 from .record import ImageRecord, now
 from .results import to_json
@@ -49,44 +49,64 @@ class Finding:
     key: str  # the source key, or the derived key for orphan and stale_result
     detail: str
     fixed: str = ""  # what --fix did ("" : nothing, or not asked)
+    error: str = ""  # why it could not be checked or fixed (an S3 or DynamoDB error)
+
+
+MAX_KEPT = 1000  # findings a report holds; every one is counted (and passed to on_finding)
 
 
 @dataclass
 class Report:
+    """Counts of everything scanned and found; the findings themselves up to ``MAX_KEPT``
+    (a run over 10^6 objects must not hold 10^6 findings, nor answer them in one payload)."""
+
     prefix: str
     sources: int = 0
     records: int = 0
     derived: int = 0
     findings: list[Finding] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    fixed: int = 0
+    errors: int = 0  # findings whose check or fix failed (said in their ``error``)
+    left_out: int = 0  # findings counted but not kept
+
+    def add(self, finding: Finding) -> None:
+        self.counts[finding.kind] += 1
+        self.fixed += bool(finding.fixed)
+        self.errors += bool(finding.error)
+        if len(self.findings) < MAX_KEPT:
+            self.findings.append(finding)
+        else:
+            self.left_out += 1
 
     def count(self, kind: str) -> int:
-        return sum(f.kind == kind for f in self.findings)
-
-    @property
-    def fixed(self) -> int:
-        return sum(bool(f.fixed) for f in self.findings)
+        return self.counts[kind]
 
     @property
     def unresolved(self) -> int:
-        return sum(not f.fixed for f in self.findings)
+        return sum(self.counts.values()) - self.fixed
 
     def line(self) -> str:
         counts = " ".join(f"{kind}={self.count(kind)}" for kind in KINDS)
+        extra = f" errors={self.errors}" if self.errors else ""
         return (
             f"sources={self.sources} records={self.records} derived={self.derived} "
-            f"{counts} fixed={self.fixed}"
+            f"{counts} fixed={self.fixed}{extra}"
         )
 
     def to_document(self) -> dict[str, object]:
         return {
             "prefix": self.prefix,
             "scanned": {"sources": self.sources, "records": self.records, "derived": self.derived},
-            "counts": {kind: self.count(kind) for kind in KINDS},
+            "counts": dict(self.counts),
             "fixed": self.fixed,
+            "errors": self.errors,
             "findings": [
                 {"kind": f.kind, "key": f.key, "detail": f.detail, "fixed": f.fixed}
+                | ({"error": f.error} if f.error else {})
                 for f in self.findings
             ],
+            "findings_left_out": self.left_out,
         }
 
 
@@ -119,33 +139,55 @@ class Reconciler:
         self._min_age = min_age
         self._say = progress or (lambda _: None)
 
-    def run(self, prefix: str = "", *, fix: bool = False) -> Report:
+    def run(
+        self,
+        prefix: str = "",
+        *,
+        fix: bool = False,
+        on_finding: Callable[[Finding], None] | None = None,
+    ) -> Report:
+        """One pass, in bounded memory: the uploads listing and the catalog are both in key
+        order (S3 lists, and DynamoDB sorts string keys, by their UTF-8 bytes), so they are
+        merged as they stream; each derived object's owner is looked up by its source key. A
+        finding is fixed (with ``fix``) as soon as it is found; an error checking or fixing one
+        object is reported with it, and the run goes on."""
         report = Report(prefix)
-        cutoff = datetime.now(UTC) - self._min_age
-        sources = {o.key: o for o in self._list(self._uploads, prefix, "sources")}
-        records = dict(self._records(prefix))
-        derived_objects = [
-            o
-            for area in (derived.THUMBNAILS, derived.RESULTS)
-            for o in self._list(self._derived, area + prefix, "derived objects")
-        ]
-        report.sources, report.records, report.derived = (
-            len(sources),
-            len(records),
-            len(derived_objects),
-        )
-        found = [
-            *self._records_without_source(records, sources, cutoff),
-            *self._unprocessed_sources(records, sources, cutoff),
-            *self._unowned_derived(records, derived_objects, cutoff),
-        ]
-        for number, finding in enumerate(found, 1):
-            if fix:
-                finding = replace(finding, fixed=self._fix(finding))
-            report.findings.append(finding)
-            if number % 100 == 0:
-                self._say(f"{'fixed' if fix else 'checked'} {number} of {len(found)} findings")
+        for finding in self._findings(prefix, report):
+            if fix and not finding.error:
+                try:
+                    finding = replace(finding, fixed=self._fix(finding))
+                except (ClientError, PipelineError) as exc:
+                    finding = replace(finding, error=_describe(exc))
+            report.add(finding)
+            if on_finding is not None:
+                on_finding(finding)
+            total = sum(report.counts.values())
+            if total % 100 == 0:
+                self._say(f"{'fixed' if fix else 'found'} {total} findings so far")
         return report
+
+    def _findings(self, prefix: str, report: Report) -> Iterator[Finding]:
+        """Every finding under ``prefix``, as the listings stream by (counted in ``report``)."""
+        cutoff = datetime.now(UTC) - self._min_age
+        sources = self._list(self._uploads, prefix, "sources")
+        for key, source, record in _merged(sources, self._records(prefix)):
+            report.sources += source is not None
+            report.records += record is not None
+            finding = _judge(key, source, record, cutoff)
+            if finding is not None:
+                yield finding
+        owners = _Owners(self._catalog, self._uploads)
+        for area in (derived.THUMBNAILS, derived.RESULTS):
+            for obj in self._list(self._derived, area + prefix, "derived objects"):
+                report.derived += 1
+                if obj.modified > cutoff:
+                    continue
+                try:
+                    judged = self._judge_derived(obj, owners)
+                except (ClientError, PipelineError) as exc:
+                    judged = Finding("orphan", obj.key, "owner not checked", error=_describe(exc))
+                if judged is not None:
+                    yield judged
 
     # -- reading -------------------------------------------------------------------------
 
@@ -159,13 +201,12 @@ class Reconciler:
             if count:
                 self._say(f"listed {count} {what}")
 
-    def _records(self, prefix: str) -> Iterator[tuple[str, ImageRecord]]:
+    def _records(self, prefix: str) -> Iterator[ImageRecord]:
         start: PageKey | None = None
         count = 0
         while True:
             page, start = self._catalog.page(self._uploads, prefix=prefix, limit=500, start=start)
-            for record in page:
-                yield record.key, record
+            yield from page
             count += len(page)
             if start is None:
                 return
@@ -173,47 +214,16 @@ class Reconciler:
 
     # -- judging -------------------------------------------------------------------------
 
-    @staticmethod
-    def _records_without_source(
-        records: dict[str, ImageRecord], sources: dict[str, Listed], cutoff: datetime
-    ) -> Iterator[Finding]:
-        for key, record in records.items():
-            if key in sources or record.status is Status.DELETED:
-                continue
-            if record.status is Status.REJECTED and record.reason is Reason.MISSING:
-                continue  # already says the source was gone
-            if _written(record) <= cutoff:
-                yield Finding("no_source", key, f"{record.status} record, no object")
-
-    @staticmethod
-    def _unprocessed_sources(
-        records: dict[str, ImageRecord], sources: dict[str, Listed], cutoff: datetime
-    ) -> Iterator[Finding]:
-        for key, source in sources.items():
-            if source.modified > cutoff:
-                continue
-            record = records.get(key)
-            if record is None:
-                yield Finding("unprocessed", key, "no record")
-            elif record.status is Status.DELETED:
-                yield Finding("unprocessed", key, "record says DELETED, the object exists")
-            elif record.etag and record.etag != source.etag:
-                yield Finding("unprocessed", key, f"record describes ETag {record.etag}")
-
-    def _unowned_derived(
-        self, records: dict[str, ImageRecord], objects: list[Listed], cutoff: datetime
-    ) -> Iterator[Finding]:
-        for obj in objects:
-            if obj.modified > cutoff:
-                continue
-            kind = "stale_result" if obj.key.startswith(derived.RESULTS) else "orphan"
-            owner = _owner(obj.key, records)
-            if owner is None:
-                yield Finding(kind, obj.key, "owned by no live version")
-            elif obj.key.endswith(".json") and kind == "stale_result":
-                described = self._described_version(obj.key)
-                if described != owner.version:
-                    yield Finding(kind, obj.key, f"describes version {described or '?'}")
+    def _judge_derived(self, obj: Listed, owners: _Owners) -> Finding | None:
+        kind = "stale_result" if obj.key.startswith(derived.RESULTS) else "orphan"
+        owner = _owner(obj.key, owners)
+        if owner is None:
+            return Finding(kind, obj.key, "owned by no live version")
+        if obj.key.endswith(".json") and kind == "stale_result":
+            described = self._described_version(obj.key)
+            if described != owner.version:
+                return Finding(kind, obj.key, f"describes version {described or '?'}")
+        return None
 
     def _described_version(self, key: str) -> str:
         try:
@@ -323,18 +333,86 @@ def _legacy_source(key: str) -> tuple[str, str] | None:
     return None
 
 
-def _owner(key: str, records: dict[str, ImageRecord]) -> ImageRecord | None:
+class _Owners:
+    """Records by source key, read when first asked for. The derived listing is in key order,
+    so one source's thumbnails come together: the last few answers are all that is kept."""
+
+    def __init__(self, catalog: Catalog, bucket: str, keep: int = 64) -> None:
+        self._catalog, self._bucket, self._keep = catalog, bucket, keep
+        self._recent: dict[str, ImageRecord | None] = {}
+
+    def get(self, key: str) -> ImageRecord | None:
+        if key not in self._recent:
+            if len(self._recent) >= self._keep:
+                self._recent.pop(next(iter(self._recent)))
+            self._recent[key] = self._catalog.get(self._bucket, key)
+        return self._recent[key]
+
+
+def _owner(key: str, owners: _Owners) -> ImageRecord | None:
     """The live record that owns ``key``, if any."""
     source = derived.source_of(key)
     if source is not None:
-        record = records.get(source[0])
+        record = owners.get(source[0])
         if record is not None and key in derived.owned(record):
             return record
         return None
     legacy = _legacy_source(key)
     if legacy is not None:
-        record = records.get(legacy[0])
+        record = owners.get(legacy[0])
         # a record from before per-version results still owns its unversioned documents
         if record is not None and record.status is Status.DONE and not record.results:
             return record
     return None
+
+
+def _merged(
+    sources: Iterator[Listed], records: Iterator[ImageRecord]
+) -> Iterator[tuple[str, Listed | None, ImageRecord | None]]:
+    """(key, its source, its record) over both key-ordered streams. Python orders ``str`` by
+    code point, which is the UTF-8 byte order S3 and DynamoDB use."""
+    source, record = next(sources, None), next(records, None)
+    while source is not None or record is not None:
+        if record is None or (source is not None and source.key < record.key):
+            assert source is not None
+            yield source.key, source, None
+            source = next(sources, None)
+        elif source is None or record.key < source.key:
+            yield record.key, None, record
+            record = next(records, None)
+        else:
+            yield source.key, source, record
+            source, record = next(sources, None), next(records, None)
+
+
+def _judge(
+    key: str, source: Listed | None, record: ImageRecord | None, cutoff: datetime
+) -> Finding | None:
+    if source is None:
+        assert record is not None
+        return _without_source(key, record, cutoff)
+    if source.modified > cutoff:
+        return None
+    if record is None:
+        return Finding("unprocessed", key, "no record")
+    if record.status is Status.DELETED:
+        return Finding("unprocessed", key, "record says DELETED, the object exists")
+    if record.etag and record.etag != source.etag:
+        return Finding("unprocessed", key, f"record describes ETag {record.etag}")
+    return None
+
+
+def _without_source(key: str, record: ImageRecord, cutoff: datetime) -> Finding | None:
+    gone_already = record.status is Status.DELETED or (
+        record.status is Status.REJECTED and record.reason is Reason.MISSING
+    )  # already says the source is gone
+    if gone_already or _written(record) > cutoff:
+        return None
+    return Finding("no_source", key, f"{record.status} record, no object")
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', '?')}: {str(error.get('Message', ''))[:200]}"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"

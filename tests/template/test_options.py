@@ -173,3 +173,25 @@ def test_the_function_reads_only_the_watermarks_prefix_of_the_derived_bucket(
         and "derived" in str(st["Resource"])
     ]
     assert len(derived_reads) == 1 and derived_reads[0].endswith("-derived/watermarks/*")
+
+
+# -- jwt --------------------------------------------------------------------------------------
+
+
+def test_jwt_routes_require_the_scope_and_the_function_checks_it_again(
+    options: dict[str, Any],
+) -> None:
+    resources = options["Resources"]
+    routes = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"
+    ]
+    assert {r["RouteKey"] for r in routes} == {"GET /images", "GET /images/{key+}"}
+    for route in routes:
+        assert route["AuthorizationType"] == "JWT"
+        assert route["AuthorizationScopes"] == ["imgpipe/read"]
+    env = resources["StatusLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert (env["JWT_SCOPE"], env["JWT_OWNER_CLAIM"]) == ("imgpipe/read", "sub")
+    [authorizer] = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Authorizer"
+    ]
+    assert authorizer["JwtConfiguration"]["Audience"] == ["gallery-client"]

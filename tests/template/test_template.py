@@ -178,6 +178,7 @@ SHIPPED = {
     "aws.py",
     "batch.py",
     "bootstrap.py",
+    "callers.py",
     "catalog.py",
     "codec.py",
     "config.py",

@@ -175,3 +175,49 @@ def test_a_record_written_before_revisions_existed_can_still_be_replaced(
     stack.catalog.put(legacy)
     report = reconciler(stack).run(fix=True)
     assert [(f.kind, f.fixed) for f in report.findings] == [("no_source", "marked DELETED")]
+
+
+def test_an_error_on_one_object_is_reported_and_the_run_goes_on(stack: FakeStack) -> None:
+    """One source cannot be re-queued (S3 refuses the copy): that finding says why, the others
+    are fixed, and the report counts the error as unresolved."""
+    from botocore.exceptions import ClientError
+
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        stack.upload(name, jpeg_bytes())
+    real_copy = stack.s3.copy_object
+
+    def copy(**kwargs: Any) -> Any:
+        if kwargs["Key"] == "b.jpg":
+            raise ClientError({"Error": {"Code": "SlowDown", "Message": "reduce"}}, "CopyObject")
+        return real_copy(**kwargs)
+
+    stack.s3.copy_object = copy
+    report = reconciler(stack).run(fix=True)
+    by_key = {f.key: f for f in report.findings}
+    assert by_key["b.jpg"].error == "SlowDown: reduce" and not by_key["b.jpg"].fixed
+    assert by_key["a.jpg"].fixed and by_key["c.jpg"].fixed
+    assert (report.errors, report.unresolved, report.fixed) == (1, 1, 2)
+    assert "errors=1" in report.line()
+    assert report.to_document()["findings"][1]["error"] == "SlowDown: reduce"  # type: ignore[index]
+
+
+def test_memory_does_not_grow_with_the_bucket() -> None:
+    """Listings are merged as they stream: the peak for 20,000 objects is the peak for 2,000
+    (held in memory, the old way's grew tenfold). `make bench-reconcile` goes to 10^6."""
+    from bench.reconcile_memory import SyntheticStack, peak_mib, streamed
+
+    small, _ = peak_mib(streamed, SyntheticStack(2_000))
+    large, found = peak_mib(streamed, SyntheticStack(20_000))
+    assert found == 20
+    assert large < small * 1.5 + 0.5, (small, large)
+
+
+def test_a_report_keeps_a_bounded_number_of_findings() -> None:
+    from imgpipe.reconcile import MAX_KEPT, Finding
+
+    report = Report("")
+    for i in range(MAX_KEPT + 5):
+        report.add(Finding("orphan", f"thumbnails/{i}", "owned by no live version"))
+    assert len(report.findings) == MAX_KEPT and report.left_out == 5
+    assert report.count("orphan") == MAX_KEPT + 5
+    assert report.to_document()["findings_left_out"] == 5

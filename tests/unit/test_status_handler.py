@@ -216,3 +216,73 @@ def test_a_cursor_from_outside_the_prefix_is_a_400_not_a_query(stack: FakeStack)
     code, body = _call(limit="1", prefix="trip/", cursor=page["cursor"])
     assert code == 400 and "prefix" in body["message"]
     assert _call(limit="1", prefix="home/", cursor=page["cursor"])[0] == 200
+
+
+def _jwt_call(
+    monkeypatch: pytest.MonkeyPatch,
+    claims: dict[str, Any],
+    key: str | None = None,
+    *,
+    scopes: list[str] | None = None,
+    owner_claim: str = "",
+    query: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    monkeypatch.setenv("API_AUTH", "jwt")
+    monkeypatch.setenv("JWT_SCOPE", "imgpipe/read")
+    monkeypatch.setenv("JWT_OWNER_CLAIM", owner_claim)
+    from imgpipe import config
+
+    config.clear_caches()
+    event = load_event("apigw-http-get-image.json")
+    event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": scopes}}
+    if key is None:
+        event["routeKey"] = event["requestContext"]["routeKey"] = "GET /images"
+        event["pathParameters"] = None
+    else:
+        event["pathParameters"] = {"key": key}
+    event["queryStringParameters"] = query or None
+    response: Any = status.handler(event, LambdaContext())  # type: ignore[arg-type]
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_jwt_without_the_stages_scope_is_refused(
+    stack: FakeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _jwt_call(monkeypatch, {"sub": "ana"}, "x.jpg")[0] == 403
+    assert (
+        _jwt_call(monkeypatch, {"sub": "ana", "scope": "openid imgpipe/write"}, "x.jpg")[0] == 403
+    )
+    assert _jwt_call(monkeypatch, {"sub": "ana", "scope": "openid imgpipe/read"}, "x.jpg")[0] == 404
+    assert _jwt_call(monkeypatch, {"sub": "ana"}, "x.jpg", scopes=["imgpipe/read"])[0] == 404
+
+
+def test_with_an_owner_claim_a_caller_sees_only_their_own_keys(
+    stack: FakeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog(stack.ddb, "images")
+    for key in ("users/ana/a.jpg", "users/ana/trip/b.jpg", "users/bob/c.jpg", "users/anax/d.jpg"):
+        catalog.put(_record(key, Status.DONE, "thumbnails/x/t/small.jpg"))
+    ana = {"sub": "ana", "scope": "imgpipe/read"}
+
+    def call(key: str | None = None, **query: str) -> tuple[int, dict[str, Any]]:
+        return _jwt_call(monkeypatch, ana, key, owner_claim="sub", query=query)
+
+    code, page = call()
+    assert code == 200 and [i["key"] for i in page["items"]] == [
+        "users/ana/a.jpg",
+        "users/ana/trip/b.jpg",
+    ]
+    assert call("users/ana/a.jpg")[0] == 200
+    assert call("users/bob/c.jpg")[0] == 404  # as if it did not exist
+    assert call("users/anax/d.jpg")[0] == 404
+    assert [i["key"] for i in call(prefix="users/ana/trip/")[1]["items"]] == [
+        "users/ana/trip/b.jpg"
+    ]
+    assert call(prefix="users/bob/")[1]["items"] == []
+    assert [i["key"] for i in call(prefix="users/")[1]["items"]] == [
+        "users/ana/a.jpg",
+        "users/ana/trip/b.jpg",
+    ]
+    # a claim that is not a plain key segment is refused, never used as a prefix
+    for sub in ("", "a/b", "../x", "ana\x00", 42):
+        assert _jwt_call(monkeypatch, {**ana, "sub": sub}, owner_claim="sub")[0] == 403

@@ -54,9 +54,11 @@ def reconcile(
         if report.findings:
             rows = [("finding", "key", "detail", "fixed")]
             rows += [
-                (f.kind, printable(f.key), printable(f.detail), f.fixed or "-")
+                (f.kind, printable(f.key), printable(f.detail), f.fixed or f.error or "-")
                 for f in report.findings
             ]
             click.echo(table(rows))
+        if report.left_out:
+            click.echo(f"... and {report.left_out} more findings (counted below, not listed)")
         click.echo(report.line())
     sys.exit(1 if report.unresolved else 0)
