@@ -173,11 +173,17 @@ class StatusApi:
     def public(self, record: ImageRecord) -> JsonObject:
         """The public document (see record.to_public), each thumbnail with a presigned URL."""
         doc = to_public(record)
-        thumbs = doc["thumbnails"]
-        assert isinstance(thumbs, list)
-        for thumb, ref in zip(thumbs, record.thumbnails, strict=True):
+        thumbs, pictures = doc["thumbnails"], doc["pictures"]
+        assert isinstance(thumbs, list) and isinstance(pictures, list)
+        urls = [self.url(ref.key) for ref in record.thumbnails]
+        for thumb, url in zip(thumbs, urls, strict=True):
             assert isinstance(thumb, dict)
-            thumb["url"] = self.url(ref.key)
+            thumb["url"] = url
+        for picture in pictures:
+            assert isinstance(picture, dict) and isinstance(picture["sources"], list)
+            for source in picture["sources"]:
+                assert isinstance(source, dict) and isinstance(source["thumbnail"], int)
+                source["url"] = urls[source["thumbnail"]]
         return doc
 
     def url(self, derived_key: str) -> str:

@@ -25,6 +25,7 @@ from .imaging import (
     RenderOptions,
     Watermark,
     WatermarkError,
+    parse_formats,
     parse_sizes,
 )
 from .labels import BACKENDS, DETECTORS, LabelSettings
@@ -171,10 +172,18 @@ def load(env: Mapping[str, str] | None = None) -> ProcessSettings:
     """The process function's settings from ``env`` (default: the process environment)."""
     env = _env(env)
     try:
-        sizes = parse_sizes(env.get("THUMBNAIL_SIZES", DEFAULT_SIZES))
+        formats = parse_formats(env.get("THUMBNAIL_FORMATS", "jpeg"))
+    except ValueError as exc:
+        raise ConfigError(f"THUMBNAIL_FORMATS: {exc}") from None
+    try:
+        sizes = parse_sizes(env.get("THUMBNAIL_SIZES", DEFAULT_SIZES), formats)
     except ValueError as exc:
         raise ConfigError(f"THUMBNAIL_SIZES: {exc}") from None
     quality = _int(env, "JPEG_QUALITY", _RENDER.jpeg_quality)
+    webp_quality = _int(env, "WEBP_QUALITY", _RENDER.webp_quality, minimum=1)
+    avif_quality = _int(env, "AVIF_QUALITY", _RENDER.avif_quality, minimum=1)
+    if webp_quality > 100 or avif_quality > 100:
+        raise ConfigError("WEBP_QUALITY and AVIF_QUALITY are 1..100")
     memory = _int(env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", lanes.DEFAULT_MEMORY_MB)
     max_decode = _int(env, "MAX_DECODE_BYTES", _RENDER.limits.max_decode_bytes)
     if quality > 95:
@@ -198,6 +207,8 @@ def load(env: Mapping[str, str] | None = None) -> ProcessSettings:
                 max_decode_bytes=max_decode,
             ),
             jpeg_quality=quality,
+            webp_quality=webp_quality,
+            avif_quality=avif_quality,
             include_gps=_bool(env, "INCLUDE_GPS"),
             watermark=text_mark,
         ),

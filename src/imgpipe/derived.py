@@ -26,7 +26,7 @@ from .record import ImageRecord
 THUMBNAILS = "thumbnails/"
 RESULTS = "results/"
 RESULT_FORMATS = ("json", "csv")
-THUMBNAIL_EXTENSIONS = ("jpg", "png")  # what the engine writes (see imaging.engine)
+THUMBNAIL_EXTENSIONS = ("jpg", "png", "webp", "avif")  # what the engine writes (imaging.types)
 TOKEN_LENGTH = 16
 
 

@@ -1,12 +1,14 @@
-"""Bytes in, a processed image out: render the thumbnails, pick what the labeler looks at,
-label it. The one path the pipeline (Lambda) and ``imgpipe process`` (local files) share."""
+"""Bytes in, a processed image out: decode, label what the photo shows, then cut, pad and
+encode the thumbnails (cover crops centre on the faces the labeler found). The one path the
+pipeline (Lambda) and ``imgpipe process`` (local files) share."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
-from .imaging import Rendered, RenderOptions, Thumbnail, render
+from .imaging import Rendered, RenderOptions
+from .imaging.engine import LABEL_SIDE, Quality, finish, label_view, prepare
 from .labels import Labeler, LabelRequest, LabelResult
 
 
@@ -17,9 +19,8 @@ class Processed:
     render_ms: float
 
 
-def label_input(rendered: Rendered) -> Thumbnail:
-    """The largest thumbnail: what byte-taking labelers see (Rekognition may read S3 itself)."""
-    return max(rendered.thumbnails, key=lambda t: t.width * t.height)
+def quality_of(options: RenderOptions) -> Quality:
+    return Quality(options.jpeg_quality, options.webp_quality, options.avif_quality)
 
 
 def process_image(
@@ -27,14 +28,22 @@ def process_image(
 ) -> Processed:
     """Raises ImageRejected for bad input; a labeler raises only transient failures."""
     started = time.perf_counter()
-    rendered = render(
+    labelling = labeler.name != "none"
+    prepared = prepare(
         data,
         options.sizes,
         options.limits,
-        jpeg_quality=options.jpeg_quality,
         include_gps=options.include_gps,
-        watermark=options.watermark,
+        label_side=LABEL_SIDE if labelling else 0,
     )
-    render_ms = (time.perf_counter() - started) * 1000
-    request = LabelRequest(bucket, key, len(data), rendered.info.format, label_input(rendered).data)
-    return Processed(rendered, labeler.detect(request), round(render_ms, 1))
+    quality = quality_of(options)
+    decoded_ms = (time.perf_counter() - started) * 1000
+    # Byte-taking labelers see the largest thumbnail uncropped (a JPEG; Rekognition may read
+    # the original from S3 instead), so face boxes are fractions of the whole photo.
+    view = label_view(prepared, quality) if labelling else b""
+    findings = labeler.detect(LabelRequest(bucket, key, len(data), prepared.info.format, view))
+    started = time.perf_counter()
+    faces = [(f.box.left, f.box.top, f.box.width, f.box.height) for f in findings.faces]
+    thumbnails = finish(prepared, quality, options.watermark, faces)
+    render_ms = decoded_ms + (time.perf_counter() - started) * 1000
+    return Processed(Rendered(prepared.info, thumbnails), findings, round(render_ms, 1))

@@ -114,7 +114,11 @@ def to_document(record: ImageRecord, *, internal: bool = False) -> JsonObject:
         if value is not None and value != "":
             doc[name] = unstructure(value)
     _add_image(doc, record)
-    doc["thumbnails"] = unstructure(record.thumbnails)
+    doc["thumbnails"] = [
+        {**_as_object(unstructure(t)), "format": _FORMAT_OF.get(t.content_type, t.content_type)}
+        for t in record.thumbnails
+    ]
+    doc["pictures"] = pictures(record.thumbnails)
     if record.results:
         doc["results"] = list(record.results)
     _add_findings(doc, record, _LABELER)
@@ -150,11 +154,44 @@ def to_public(record: ImageRecord) -> JsonObject:
             "height": t.height,
             "bytes": t.bytes,
             "content_type": t.content_type,
+            "format": _FORMAT_OF.get(t.content_type, t.content_type),
         }
         for t in record.thumbnails
     ]
+    doc["pictures"] = pictures(record.thumbnails)
     _add_findings(doc, record, ("backend",))
     return doc
+
+
+_FORMAT_OF = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp", "image/avif": "avif"}
+# A <picture> lists the most compact format first; the browser takes the first it can show,
+# and the last one (JPEG or PNG, where the size has one) is the <img> every browser shows.
+_PREFERENCE = {"image/avif": 0, "image/webp": 1, "image/png": 2, "image/jpeg": 3}
+
+
+def pictures(thumbnails: tuple[ThumbnailRef, ...]) -> list[Json]:
+    """The thumbnails grouped by size, for a page's ``<picture>``: each size's width and
+    height, and its ``sources`` (type, bytes, and which of ``thumbnails`` it is), most compact
+    format first. Smallest size first, so ``srcset`` widths read in order."""
+    groups: dict[str, list[int]] = {}
+    for index, thumb in enumerate(thumbnails):
+        groups.setdefault(thumb.name, []).append(index)
+    out: list[Json] = []
+    for name, indexes in sorted(
+        groups.items(), key=lambda g: thumbnails[g[1][0]].width * thumbnails[g[1][0]].height
+    ):
+        ordered = sorted(indexes, key=lambda i: _PREFERENCE.get(thumbnails[i].content_type, 9))
+        first = thumbnails[ordered[0]]
+        sources: list[Json] = [
+            {
+                "type": thumbnails[i].content_type,
+                "bytes": thumbnails[i].bytes,
+                "thumbnail": i,
+            }
+            for i in ordered
+        ]
+        out.append({"name": name, "width": first.width, "height": first.height, "sources": sources})
+    return out
 
 
 def _add_image(doc: JsonObject, record: ImageRecord) -> None:
@@ -185,10 +222,16 @@ def _bookkeeping(record: ImageRecord) -> JsonObject:
     return doc
 
 
+def _as_object(value: Json) -> JsonObject:
+    assert isinstance(value, dict)
+    return value
+
+
 def from_document(doc: Mapping[str, Json]) -> ImageRecord:
     """Read a document back (a catalog item, a notification); DecodeError if malformed."""
     flat = {k: v for k, v in doc.items() if k not in _IMAGE_FIELDS and k not in _FINDINGS}
     flat.pop("labeler", None)
+    flat.pop("pictures", None)  # derived from the thumbnails
     if "format" in doc:
         flat["image"] = {k: doc[k] for k in _IMAGE_FIELDS if k in doc}
     if "labeler" in doc:

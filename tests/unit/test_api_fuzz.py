@@ -170,7 +170,9 @@ def test_the_loopback_server_answers_every_generated_request(server: ApiServer) 
             host if good_host else "rebind.example:80",
             server.token if good_token else "guess",
         )
-        page = urlsplit(target).path in STATIC  # no data in it: served without the token
+        # http.server folds a leading "//" to "/" (an open-redirect guard) before we see it
+        served = target if not target.startswith("//") else "/" + target.lstrip("/")
+        page = urlsplit(served).path in STATIC  # no data in it: served without the token
         allowed = DELIBERATE if good_host and (good_token or page) else {401, 403}
         assert status in allowed | {400, 401, 403}, (target[:200], status)
         answered.append(status)

@@ -102,6 +102,15 @@ def test_document_shape_of_a_done_record_is_pinned(done: ImageRecord) -> None:
                 "height": 85,
                 "bytes": 4000,
                 "content_type": "image/jpeg",
+                "format": "jpeg",
+            }
+        ],
+        "pictures": [
+            {
+                "name": "small",
+                "width": 128,
+                "height": 85,
+                "sources": [{"type": "image/jpeg", "bytes": 4000, "thumbnail": 0}],
             }
         ],
         "labels": [
@@ -172,6 +181,15 @@ def test_public_shape_is_pinned_and_exposes_nothing_internal(done: ImageRecord) 
                 "height": 85,
                 "bytes": 4000,
                 "content_type": "image/jpeg",
+                "format": "jpeg",
+            }
+        ],
+        "pictures": [
+            {
+                "name": "small",
+                "width": 128,
+                "height": 85,
+                "sources": [{"type": "image/jpeg", "bytes": 4000, "thumbnail": 0}],
             }
         ],
         "labels": [
@@ -213,6 +231,7 @@ def test_rejected_and_deleted_documents(done: ImageRecord) -> None:
         "size": 0,
         "attempts": 1,
         "thumbnails": [],
+        "pictures": [],
     }
     deleted = replace(done, status=Status.DELETED, image=None, thumbnails=(), findings=None)
     assert "width" not in to_document(deleted) and "labels" not in to_document(deleted)

@@ -21,6 +21,7 @@ from ..imaging import (
     Thumbnail,
     Watermark,
     WatermarkError,
+    parse_formats,
     parse_sizes,
 )
 from ..imaging.types import WATERMARK_POSITIONS
@@ -51,9 +52,32 @@ _DEFAULTS = RenderOptions()  # the service's own defaults, not restated here
     help="where thumbnails go: OUT/<file name>/<size>.<ext>",
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per file")
-@click.option("--sizes", default=DEFAULT_SIZES, show_default=True)
 @click.option(
-    "--quality", type=click.IntRange(1, 95), default=_DEFAULTS.jpeg_quality, show_default=True
+    "--sizes",
+    default=DEFAULT_SIZES,
+    show_default=True,
+    help="name=N|WxH[:fit|cover|pad[-RRGGBB]][:formats], separated by , or ;"
+    " (e.g. 'square=300x300:cover:avif,webp; large=1600')",
+)
+@click.option(
+    "--format",
+    "formats",
+    default="jpeg",
+    show_default=True,
+    help="formats of the sizes that name none: jpeg, png, webp, avif (comma-separated)",
+)
+@click.option(
+    "--quality",
+    type=click.IntRange(1, 95),
+    default=_DEFAULTS.jpeg_quality,
+    show_default=True,
+    help="JPEG quality",
+)
+@click.option(
+    "--webp-quality", type=click.IntRange(1, 100), default=_DEFAULTS.webp_quality, show_default=True
+)
+@click.option(
+    "--avif-quality", type=click.IntRange(1, 100), default=_DEFAULTS.avif_quality, show_default=True
 )
 @click.option("--gps", is_flag=True, help="include GPS position in the metadata (personal data)")
 @click.option(
@@ -104,7 +128,10 @@ def process(
     out: Path,
     as_json: bool,
     sizes: str,
+    formats: str,
     quality: int,
+    webp_quality: int,
+    avif_quality: int,
     gps: bool,
     max_bytes: int,
     max_pixels: int,
@@ -118,13 +145,19 @@ def process(
 
     Exit status is 0 even when some files are REJECTED: that is a result, not an error."""
     try:
-        specs = parse_sizes(sizes)
+        default_formats = parse_formats(formats)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--format") from None
+    try:
+        specs = parse_sizes(sizes, default_formats)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sizes") from None
     options = RenderOptions(
         sizes=specs,
         limits=replace(_DEFAULTS.limits, max_bytes=max_bytes, max_pixels=max_pixels),
         jpeg_quality=quality,
+        webp_quality=webp_quality,
+        avif_quality=avif_quality,
         include_gps=gps,
         watermark=_watermark(watermark, watermark_position, watermark_opacity),
     )

@@ -25,6 +25,7 @@ from .types import (
     WatermarkError,
     check_size,
     fit,
+    parse_formats,
     parse_sizes,
 )
 
@@ -59,6 +60,7 @@ __all__ = [
     "WatermarkError",
     "check_size",
     "fit",
+    "parse_formats",
     "parse_sizes",
     "render",
     "sniff",

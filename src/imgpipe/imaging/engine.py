@@ -15,14 +15,17 @@ import io
 import threading
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from PIL import Image, ImageCms, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageColor, UnidentifiedImageError
 
 from ..outcomes import Reason
 from .budget import check_decode, check_png_plausible, count_frames
+from .crop import RelBox, Saliency, crop_size, faces_focus, scaled_size, window
 from .formats import HEAD_BYTES, sniff, supported
 from .metadata import bits, dhash, dominant_colour, read_exif
 from .types import (
+    FORMATS,
     ImageInfo,
     ImageRejected,
     Limits,
@@ -30,9 +33,7 @@ from .types import (
     Thumbnail,
     ThumbSpec,
     Watermark,
-    WatermarkError,
     check_size,
-    fit,
 )
 
 # Chosen by measurement (make bench: the PSNR of the 1024 px JPEG against LANCZOS from the full
@@ -57,16 +58,66 @@ _SWAPS_AXES = {5, 6, 7, 8}
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
-def render(
+@dataclass(frozen=True, slots=True)
+class Quality:
+    jpeg: int = 85
+    webp: int = 80
+    avif: int = 60
+
+
+@dataclass
+class Prepared:
+    """A validated, decoded photo, oriented and in sRGB: the whole photo at each spec's
+    scale (uncropped), before any crop, pad, watermark or encode."""
+
+    info: ImageInfo
+    has_alpha: bool
+    specs: tuple[ThumbSpec, ...]
+    scaled: dict[str, Image.Image]
+    _encoded: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    _saliency: Saliency | None = None
+
+    def largest(self) -> Image.Image:
+        return max(self.scaled.values(), key=lambda im: im.width * im.height)
+
+    def saliency(self) -> Saliency:
+        if self._saliency is None:
+            self._saliency = Saliency.of(self.largest())
+        return self._saliency
+
+
+def render(  # noqa: PLR0913 - the photo and everything a caller may say about its thumbnails
     data: bytes,
     specs: Sequence[ThumbSpec],
     limits: Limits,
     *,
     jpeg_quality: int = 85,
+    quality: Quality | None = None,
     include_gps: bool = False,
     watermark: Watermark | None = None,
+    faces: Sequence[RelBox] = (),
 ) -> Rendered:
-    """Validate ``data`` and make one thumbnail per spec. Raises ImageRejected for bad input."""
+    """Validate ``data`` and make each spec's thumbnails. Raises ImageRejected for bad input.
+    ``faces`` (relative boxes) are where cover crops centre; without them, attention."""
+    prepared = prepare(data, specs, limits, include_gps=include_gps)
+    chosen = quality or Quality(jpeg=jpeg_quality)
+    return Rendered(prepared.info, finish(prepared, chosen, watermark, faces))
+
+
+LABEL_VIEW = "_label_view"  # the uncropped photo a labeler looks at, when one is asked for
+LABEL_SIDE = 1024  # pixels, its longest side: detectors need faces and letters this large
+
+
+def prepare(
+    data: bytes,
+    specs: Sequence[ThumbSpec],
+    limits: Limits,
+    *,
+    include_gps: bool = False,
+    label_side: int = 0,
+) -> Prepared:
+    """Validate and decode ``data`` for ``specs`` (and, with ``label_side``, a view of the
+    whole photo that size for ``label_view``). Raises ImageRejected for bad input."""
     check_size(len(data), limits)
     fmt = sniff(data[:HEAD_BYTES])
     if fmt is None:
@@ -75,18 +126,21 @@ def render(
         )
     if not supported(fmt):
         raise ImageRejected(Reason.UNSUPPORTED_FORMAT, f"{fmt} needs a plugin this build lacks")
+    extra = (ThumbSpec(LABEL_VIEW, label_side),) if label_side else ()
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that: a bomb must be an outcome.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(data), formats=[fmt]) as im:
-                return _render(data, im, fmt, specs, limits, jpeg_quality, include_gps, watermark)
+                prepared = _prepare(data, im, fmt, (*specs, *extra), limits, include_gps)
+                prepared.specs = tuple(specs)
+                return prepared
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
         except UnidentifiedImageError:
             raise ImageRejected(Reason.CORRUPT, f"{fmt} header could not be parsed") from None
-        except (ImageRejected, WatermarkError):
-            raise  # a watermark failure is the configuration's, not this file's
+        except ImageRejected:
+            raise
         except MemoryError:
             raise ImageRejected(Reason.TOO_MANY_PIXELS, "the decode ran out of memory") from None
         except Exception as exc:  # noqa: BLE001 - decoders fail in every way on hostile bytes
@@ -98,16 +152,14 @@ def render(
             raise ImageRejected(reason, message[:300]) from None
 
 
-def _render(  # noqa: PLR0913 - the decoded image and everything render() was told
+def _prepare(
     data: bytes,
     im: Image.Image,
     fmt: str,
-    specs: Sequence[ThumbSpec],
+    specs: tuple[ThumbSpec, ...],
     limits: Limits,
-    quality: int,
     include_gps: bool,
-    watermark: Watermark | None = None,
-) -> Rendered:
+) -> Prepared:
     stored_w, stored_h = im.size
     if stored_w * stored_h > limits.max_pixels:
         raise ImageRejected(
@@ -116,8 +168,14 @@ def _render(  # noqa: PLR0913 - the decoded image and everything render() was to
         )
     frames = count_frames(im, limits)
     mode, icc = im.mode, im.info.get("icc_profile")
-    largest = max(s.size for s in specs)
-    target = fit(stored_w, stored_h, largest)  # the longest side is the same either way round
+    # JPEG is decoded at a reduced scale (draft), sized before the decode: from the header's
+    # orientation. Other formats read EXIF only after the decode (see below), and size then.
+    orientation_hint = _orientation_hint(im) if fmt == "JPEG" else 1
+    swaps_hint = orientation_hint in _SWAPS_AXES
+    upright = (stored_h, stored_w) if swaps_hint else (stored_w, stored_h)
+    wanted = {s.name: scaled_size(*upright, s) for s in specs}
+    largest = max(wanted.values(), key=lambda wh: wh[0] * wh[1])
+    target = (largest[1], largest[0]) if swaps_hint else largest
     if fmt == "JPEG":
         im.draft(im.mode, target)
     if fmt == "PNG":
@@ -129,6 +187,10 @@ def _render(  # noqa: PLR0913 - the decoded image and everything render() was to
     orientation, exif = read_exif(im, include_gps)
     swaps = orientation in _SWAPS_AXES
     width, height = (stored_h, stored_w) if swaps else (stored_w, stored_h)
+    if swaps != swaps_hint:  # the EXIF read after the decode disagrees: size for what it says
+        wanted = {s.name: scaled_size(width, height, s) for s in specs}
+        largest = max(wanted.values(), key=lambda wh: wh[0] * wh[1])
+        target = (largest[1], largest[0]) if swaps else largest
     has_alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
     work = _to_resizable(im, has_alpha)
     if work.size != target:
@@ -136,11 +198,11 @@ def _render(  # noqa: PLR0913 - the decoded image and everything render() was to
     if orientation in _TRANSPOSE:
         work = work.transpose(_TRANSPOSE[orientation])
     work = _to_srgb(work, icc if isinstance(icc, bytes) else None, has_alpha)
-    images: list[tuple[ThumbSpec, Image.Image]] = []
-    for spec in sorted(specs, key=lambda s: s.size, reverse=True):
-        work = _shrink(work, fit(width, height, spec.size))
-        images.append((spec, work))
-    smallest = images[-1][1]
+    scaled: dict[str, Image.Image] = {}
+    for spec in sorted(specs, key=lambda s: wanted[s.name][0], reverse=True):
+        work = _shrink(work, wanted[spec.name])
+        scaled[spec.name] = work
+    smallest = min(scaled.values(), key=lambda i: i.width * i.height)
     info = ImageInfo(
         format=fmt,
         width=width,
@@ -156,11 +218,71 @@ def _render(  # noqa: PLR0913 - the decoded image and everything render() was to
         phash=dhash(smallest),
         colour=dominant_colour(smallest),
     )
-    thumbs = tuple(
-        _encode(spec.name, _marked(image, spec, watermark), has_alpha, quality)
-        for spec, image in reversed(images)
-    )
-    return Rendered(info, thumbs)
+    return Prepared(info, has_alpha, specs, scaled)
+
+
+def _orientation_hint(im: Image.Image) -> int:
+    """The EXIF orientation as the header says it, before the decode (to size the decode)."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - hostile EXIF: the full read after the decode decides
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def label_view(prepared: Prepared, quality: Quality) -> bytes:
+    """The largest uncropped image as a JPEG (PNG with alpha): what byte-taking labelers see,
+    so that their boxes are fractions of the whole photo. Shared with a fit JPEG of the same
+    size, which is then not encoded twice."""
+    view = prepared.scaled.get(LABEL_VIEW) or prepared.largest()
+    return _encoded(prepared, view, "jpeg", quality)
+
+
+def finish(
+    prepared: Prepared,
+    quality: Quality,
+    watermark: Watermark | None = None,
+    faces: Sequence[RelBox] = (),
+) -> tuple[Thumbnail, ...]:
+    """Each spec's thumbnails, in each of its formats, smallest first."""
+    focus = faces_focus(faces)
+    out: list[Thumbnail] = []
+    for spec in prepared.specs:
+        whole = prepared.scaled[spec.name]
+        shaped = _shaped(prepared, spec, whole, focus)
+        marked = _marked(shaped, spec, watermark)
+        for fmt in spec.formats:
+            out.append(_thumbnail(prepared, spec.name, marked, fmt, quality))
+    return tuple(sorted(out, key=lambda t: (t.width * t.height, t.name, t.extension)))
+
+
+def _shaped(
+    prepared: Prepared,
+    spec: ThumbSpec,
+    whole: Image.Image,
+    focus: tuple[float, float] | None,
+) -> Image.Image:
+    if spec.mode == "cover":
+        cut = crop_size(whole.width, whole.height, spec)
+        if cut == whole.size:
+            return whole
+        at = focus or prepared.saliency().focus(cut[0] / whole.width, cut[1] / whole.height)
+        return whole.crop(window(whole.size, cut, at))
+    if spec.mode == "pad" and whole.size != (spec.width, spec.height):
+        colour = ImageColor.getrgb(spec.background)
+        canvas = Image.new(whole.mode, (spec.width, spec.height), _fill(whole.mode, colour))
+        canvas.paste(whole, ((spec.width - whole.width) // 2, (spec.height - whole.height) // 2))
+        return canvas
+    return whole
+
+
+def _fill(mode: str, colour: tuple[int, ...]) -> int | tuple[int, ...]:
+    r, g, b = colour[:3]
+    if mode == "L":
+        return round(0.299 * r + 0.587 * g + 0.114 * b)
+    if mode == "LA":
+        return (round(0.299 * r + 0.587 * g + 0.114 * b), 255)
+    return (r, g, b, 255) if mode == "RGBA" else (r, g, b)
 
 
 def _marked(im: Image.Image, spec: ThumbSpec, watermark: Watermark | None) -> Image.Image:
@@ -239,13 +361,37 @@ def _to_srgb(im: Image.Image, icc: bytes | None, has_alpha: bool) -> Image.Image
     return im if im.mode == target_mode else im.convert(target_mode)
 
 
-def _encode(name: str, im: Image.Image, has_alpha: bool, quality: int) -> Thumbnail:
+def _thumbnail(
+    prepared: Prepared, name: str, im: Image.Image, fmt: str, quality: Quality
+) -> Thumbnail:
+    if fmt == "jpeg" and prepared.has_alpha:
+        fmt = "png"  # JPEG has no alpha channel: PNG keeps transparency, not a black ground
+    ext, ctype = FORMATS[fmt]
+    return Thumbnail(name, im.width, im.height, _encoded(prepared, im, fmt, quality), ext, ctype)
+
+
+def _encoded(prepared: Prepared, im: Image.Image, fmt: str, quality: Quality) -> bytes:
+    if fmt == "jpeg" and prepared.has_alpha:
+        fmt = "png"
+    key = (id(im), fmt)
+    if key not in prepared._encoded:
+        prepared._encoded[key] = encode(im, fmt, quality)
+    return prepared._encoded[key]
+
+
+def encode(im: Image.Image, fmt: str, quality: Quality) -> bytes:
+    """One image in one format. JPEG progressive with optimised Huffman tables (smaller, and
+    shown whole at once while loading); WebP and AVIF keep alpha; AVIF at libavif's speed 8
+    (make bench: a fraction of speed 6's time for a few percent more bytes)."""
     buf = io.BytesIO()
-    if has_alpha:
-        # JPEG has no alpha channel; PNG keeps transparency instead of a black background.
+    if fmt == "jpeg":
+        im.save(buf, "JPEG", quality=quality.jpeg, progressive=True, optimize=True)
+    elif fmt == "png":
         im.save(buf, "PNG", compress_level=6)
-        ext, ctype = "png", "image/png"
+    elif fmt == "webp":
+        im.save(buf, "WEBP", quality=quality.webp, method=4)
+    elif fmt == "avif":
+        im.save(buf, "AVIF", quality=quality.avif, speed=8)
     else:
-        im.save(buf, "JPEG", quality=quality)
-        ext, ctype = "jpg", "image/jpeg"
-    return Thumbnail(name, im.width, im.height, buf.getvalue(), ext, ctype)
+        raise ValueError(f"no encoder for {fmt!r}")
+    return buf.getvalue()

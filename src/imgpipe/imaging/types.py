@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
 from ..outcomes import Reason
@@ -20,10 +21,40 @@ class ImageRejected(Exception):
         self.detail = detail
 
 
+# Output formats: (file extension, content type). PNG stands in for JPEG where the photo has
+# alpha (JPEG has no alpha channel); WebP and AVIF keep alpha themselves.
+FORMATS = {
+    "jpeg": ("jpg", "image/jpeg"),
+    "png": ("png", "image/png"),
+    "webp": ("webp", "image/webp"),
+    "avif": ("avif", "image/avif"),
+}
+FORMAT_ALIASES = {"jpg": "jpeg"}
+MODES = ("fit", "cover", "pad")
+
+
 @dataclass(frozen=True, slots=True)
 class ThumbSpec:
+    """One thumbnail size: ``fit`` inside ``width`` x ``height`` (aspect kept; the longest side
+    of a square box, as in ``small=128``), ``cover`` that exact box (cropped around the photo's
+    focus), or ``pad`` it (letterboxed with ``background``); written in each of ``formats``.
+    Never enlarged: a photo smaller than the box stays its size (cover keeps the box's aspect)."""
+
     name: str
-    size: int  # longest side in pixels
+    width: int
+    height: int = 0  # 0: the same as width (a square box)
+    mode: str = "fit"
+    formats: tuple[str, ...] = ("jpeg",)
+    background: str = "#ffffff"  # pad's colour
+
+    def __post_init__(self) -> None:
+        if not self.height:
+            object.__setattr__(self, "height", self.width)
+
+    @property
+    def size(self) -> int:
+        """The box's longest side."""
+        return max(self.width, self.height)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +100,86 @@ class Rendered:
     thumbnails: tuple[Thumbnail, ...]  # smallest first
 
 
-def parse_sizes(text: str) -> tuple[ThumbSpec, ...]:
-    """Parse ``"small=128,medium=512,large=1024"`` into specs, largest first."""
+_BOX = re.compile(r"(?P<w>[0-9]{1,4})(?:x(?P<h>[0-9]{1,4}))?")
+_COLOUR = re.compile(r"#?(?P<hex>[0-9a-fA-F]{6})")
+
+
+def parse_sizes(text: str, default_formats: tuple[str, ...] = ("jpeg",)) -> tuple[ThumbSpec, ...]:
+    """Parse the thumbnail sizes, largest first. Entries are separated by ``,`` or ``;``:
+
+        name=SIZE[:MODE][:FORMAT[,FORMAT...]]
+
+    SIZE is ``N`` (a square box) or ``WxH``; MODE ``fit`` (default), ``cover`` or ``pad``
+    (``pad-RRGGBB`` for a colour other than white); FORMATs among jpeg, png, webp, avif
+    (default: ``default_formats``). A word without ``=`` after an entry is one more format of
+    it, so ``square=300x300:cover:webp,avif; large=1600`` reads as two sizes, and
+    ``small=128,medium=512,large=1024`` keeps its meaning: three JPEG fits."""
     specs: list[ThumbSpec] = []
-    for part in text.split(","):
-        name, sep, size = part.strip().partition("=")
-        if not sep or not name.strip().isidentifier() or not size.strip().isdigit():
-            raise ValueError(f"expected name=pixels, got {part.strip()!r}")
-        value = int(size)
-        if not 8 <= value <= 8192:
-            raise ValueError(f"size for {name.strip()!r} must be within 8..8192, got {value}")
-        specs.append(ThumbSpec(name.strip(), value))
+    tokens = [t.strip() for chunk in text.split(";") for t in chunk.split(",")]
+    for token in tokens:
+        if not token:
+            raise ValueError(f"an empty entry in {text!r}")
+        if "=" not in token:
+            if not specs:
+                raise ValueError(f"expected name=size first, got {token!r}")
+            last = specs[-1]
+            specs[-1] = replace(last, formats=(*last.formats, _format(token, last.name)))
+            continue
+        specs.append(_entry(token, default_formats))
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate thumbnail names in {text!r}")
+    for spec in specs:
+        if len(set(spec.formats)) != len(spec.formats):
+            raise ValueError(f"{spec.name}: a format named twice")
     return tuple(sorted(specs, key=lambda s: s.size, reverse=True))
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    """``"webp,jpeg"``: the formats of sizes that name none."""
+    formats = tuple(_format(w.strip(), "THUMBNAIL_FORMATS") for w in text.split(",") if w.strip())
+    if not formats or len(set(formats)) != len(formats):
+        raise ValueError(f"one or more different formats of {', '.join(FORMATS)}: {text!r}")
+    return formats
+
+
+def _entry(token: str, default_formats: tuple[str, ...]) -> ThumbSpec:
+    name, _, rest = (part.strip() for part in token.partition("="))
+    if not name.isidentifier():
+        raise ValueError(f"expected name=size, got {token!r}")
+    size, *options = (part.strip() for part in rest.split(":"))
+    box = _BOX.fullmatch(size)
+    if box is None:
+        raise ValueError(f"size for {name!r}: N or WxH pixels, got {size!r}")
+    width, height = int(box["w"]), int(box["h"] or box["w"])
+    if not (8 <= width <= 8192 and 8 <= height <= 8192):
+        raise ValueError(f"size for {name!r} must be within 8..8192, got {size}")
+    mode, background, formats = "fit", "#ffffff", default_formats
+    if len(options) > 2:
+        raise ValueError(f"{name!r}: name=size[:mode][:formats], got {token!r}")
+    for option in options:
+        if option.split("-")[0] in MODES:
+            mode, background = _mode(option, name)
+        else:
+            formats = (_format(option, name),)
+    return ThumbSpec(name, width, height, mode, tuple(formats), background)
+
+
+def _mode(option: str, name: str) -> tuple[str, str]:
+    mode, _, colour = option.partition("-")
+    if not colour:
+        return mode, "#ffffff"
+    found = _COLOUR.fullmatch(colour)
+    if mode != "pad" or found is None:
+        raise ValueError(f"{name!r}: a colour goes with pad only, as pad-RRGGBB: {option!r}")
+    return mode, f"#{found['hex'].lower()}"
+
+
+def _format(word: str, name: str) -> str:
+    fmt = FORMAT_ALIASES.get(word.lower(), word.lower())
+    if fmt not in FORMATS:
+        raise ValueError(f"{name!r}: format {word!r} is not one of {', '.join(FORMATS)}")
+    return fmt
 
 
 def fit(width: int, height: int, longest: int) -> tuple[int, int]:
@@ -149,6 +245,8 @@ class RenderOptions:
 
     sizes: tuple[ThumbSpec, ...] = parse_sizes(DEFAULT_SIZES)
     limits: Limits = Limits()
-    jpeg_quality: int = 85
+    jpeg_quality: int = 85  # progressive, optimised
+    webp_quality: int = 80
+    avif_quality: int = 60
     include_gps: bool = False  # GPS is personal data: off unless asked for
     watermark: Watermark | None = None
