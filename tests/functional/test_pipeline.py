@@ -25,7 +25,7 @@ def _image(s3: Any, bucket: str, key: str) -> Image.Image:
     return im
 
 
-def test_upload_becomes_done_with_three_upright_thumbnails(
+def test_upload_becomes_done_with_upright_thumbnails_in_every_format(
     local_stack: Deployment,
     running: Processing,
     catalog: Catalog,
@@ -43,15 +43,23 @@ def test_upload_becomes_done_with_three_upright_thumbnails(
         )
     # WHEN the pipeline has run
     records = wait_for(catalog, local_stack, keys)
-    # THEN both are DONE with three thumbnails of the right, upright dimensions
+    # THEN both are DONE with thumbnails of the right, upright dimensions, in each format the
+    # local stage asks for (medium: AVIF and WebP too)
     rotated, upright = records[keys[0]], records[keys[1]]
     assert rotated.status == "DONE" and rotated.image is not None
     assert (rotated.image.width, rotated.image.height, rotated.image.orientation) == (1200, 1800, 6)
-    dims = [(t.name, t.width, t.height) for t in rotated.thumbnails]
-    assert dims == [("small", 85, 128), ("medium", 341, 512), ("large", 683, 1024)]
+    dims = [(t.name, t.width, t.height, t.content_type) for t in rotated.thumbnails]
+    assert dims == [
+        ("small", 85, 128, "image/jpeg"),
+        ("medium", 341, 512, "image/avif"),
+        ("medium", 341, 512, "image/jpeg"),
+        ("medium", 341, 512, "image/webp"),
+        ("large", 683, 1024, "image/jpeg"),
+    ]
     for thumb, twin in zip(rotated.thumbnails, upright.thumbnails, strict=True):
         im = _image(s3, local_stack.derived_bucket, thumb.key)
-        assert im.format == "JPEG" and im.size == (thumb.width, thumb.height)
+        assert im.format == thumb.content_type.removeprefix("image/").upper()
+        assert im.size == (thumb.width, thumb.height)
         reference = _image(s3, local_stack.derived_bucket, twin.key)
         diff = ImageStat.Stat(ImageChops.difference(im.convert("RGB"), reference.convert("RGB")))
         assert sum(diff.mean) / 3 < 6, f"{thumb.key} is not upright"

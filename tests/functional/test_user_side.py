@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -89,8 +89,16 @@ def test_status_api_over_http(
     assert code == 200 and record["key"] == keys[0] and record["status"] == "DONE"
     for thumb in record["thumbnails"]:
         with urllib.request.urlopen(request(thumb["url"])) as resp:
-            assert resp.headers["content-type"] == "image/jpeg"
+            assert resp.headers["content-type"] == thumb["content_type"]
             assert len(resp.read()) == thumb["bytes"]
+    # grouped for a page's <picture>: each size once, most compact format first, with URLs
+    pictures = {p["name"]: p for p in record["pictures"]}
+    assert [s["type"] for s in pictures["medium"]["sources"]] == [
+        "image/avif",
+        "image/webp",
+        "image/jpeg",
+    ]
+    assert all(s["url"].startswith("http") for p in pictures.values() for s in p["sources"])
     assert _get(f"{api}/images/{quote(prefix)}missing.jpg")[0] == 404
     assert _get(f"{api}/images?limit=1000")[0] == 400
     # pages of two, in key order, to the end
@@ -285,6 +293,9 @@ def test_gallery_in_a_real_browser(
             "img => img.complete && img.naturalWidth > 0", arg=img.element_handle()
         )
         assert img.evaluate("i => i.naturalHeight > i.naturalWidth")  # upright portrait
+        # the <picture> gave Chromium a modern format, not the JPEG fallback
+        chosen = urlsplit(img.evaluate("i => i.currentSrc")).path
+        assert chosen.endswith((".avif", ".webp")), chosen
         page.screenshot(path=str(out_dir / "gallery.png"), full_page=True)
         browser.close()
     assert (out_dir / "gallery.png").stat().st_size > 10_000

@@ -193,6 +193,7 @@ SHIPPED = {
     "handlers/status.py",
     "imaging/__init__.py",
     "imaging/budget.py",
+    "imaging/crop.py",
     "imaging/engine.py",
     "imaging/formats.py",
     "imaging/metadata.py",

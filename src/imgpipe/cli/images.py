@@ -225,18 +225,28 @@ def _findings_lines(record: ImageRecord) -> list[str]:
     return lines
 
 
+_FORMATS = ("jpeg", "png", "webp", "avif")
+
+
 @main.command("open")
 @click.argument("key")
 @click.option("--size", default="large", show_default=True, help="thumbnail name")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), help="[default: JPEG or PNG if any]")
 @click.option("--print", "print_only", is_flag=True, help="print the URL, do not open it")
 @target_options
 def open_thumbnail(
-    key: str, size: str, print_only: bool, stage: str, endpoint: str | None, as_json: bool
+    key: str,
+    size: str,
+    fmt: str | None,
+    print_only: bool,
+    stage: str,
+    endpoint: str | None,
+    as_json: bool,
 ) -> None:
     """Open a thumbnail in the browser (a presigned URL, valid 15 minutes); where there is no
     display (SSH, CI) the URL is printed instead."""
     api = StatusApi.of(deployment(stage, endpoint))
-    url = api.url(_thumbnail(api.record(key), key, size).key)
+    url = api.url(_thumbnail(api.record(key), key, size, fmt).key)
     if as_json:
         echo_json({"key": key, "size": size, "url": url})
     elif print_only or not _has_display() or click.launch(url) != 0:
@@ -245,15 +255,30 @@ def open_thumbnail(
         click.echo(printable(f"opened {key} ({size}) in the browser"), err=True)
 
 
-def _thumbnail(record: ImageRecord | None, key: str, size: str) -> ThumbnailRef:
-    """The ``size`` thumbnail of ``key``'s record, or an error that says what there is."""
+# Which of a size's formats a file viewer is likeliest to show: the fallback formats first.
+_VIEWABLE = {"image/jpeg": 0, "image/png": 1, "image/webp": 2, "image/avif": 3}
+
+
+def _thumbnail(
+    record: ImageRecord | None, key: str, size: str, fmt: str | None = None
+) -> ThumbnailRef:
+    """The ``size`` thumbnail of ``key``'s record (in ``fmt``, else the most widely viewable
+    format it has), or an error that says what there is."""
     if record is None:
         raise click.ClickException(f"no image with key {key!r}: see `imgpipe ls`")
-    thumbs = {t.name: t for t in record.thumbnails}
-    if size not in thumbs:
-        have = ", ".join(thumbs) or f"none: the upload is {record.status}"
+    sized = [t for t in record.thumbnails if t.name == size]
+    if not sized:
+        have = ", ".join(dict.fromkeys(t.name for t in record.thumbnails))
+        have = have or f"none: the upload is {record.status}"
         raise click.ClickException(f"no {size!r} thumbnail for {key!r} ({have})")
-    return thumbs[size]
+    if fmt is not None:
+        wanted = "image/jpeg" if fmt in ("jpeg", "jpg") else f"image/{fmt}"
+        found = [t for t in sized if t.content_type == wanted]
+        if not found:
+            have = ", ".join(t.content_type.removeprefix("image/") for t in sized)
+            raise click.ClickException(f"no {fmt} {size!r} thumbnail for {key!r} ({have})")
+        return found[0]
+    return min(sized, key=lambda t: _VIEWABLE.get(t.content_type, 9))
 
 
 def _has_display() -> bool:
@@ -365,15 +390,22 @@ def _has_label(record: ImageRecord, wanted: str) -> bool:
 @main.command()
 @click.argument("key")
 @click.option("--size", default="medium", show_default=True, help="thumbnail name")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), help="[default: JPEG or PNG if any]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path))
 @target_options
 def get(
-    key: str, size: str, output: Path | None, stage: str, endpoint: str | None, as_json: bool
+    key: str,
+    size: str,
+    fmt: str | None,
+    output: Path | None,
+    stage: str,
+    endpoint: str | None,
+    as_json: bool,
 ) -> None:
     """Download one thumbnail of an upload."""
     dep = deployment(stage, endpoint)
     record = Catalog(dep.client("dynamodb"), dep.table).get(dep.uploads_bucket, key)
-    thumb = _thumbnail(record, key, size)
+    thumb = _thumbnail(record, key, size, fmt)
     target = output or Path(f"{Path(key).stem}-{size}.{thumb.key.rsplit('.', 1)[-1]}")
     dep.client("s3").download_file(dep.derived_bucket, thumb.key, str(target))
     written = target.stat().st_size
