@@ -127,8 +127,9 @@ else
 	$(SLS) invoke -f redrive --stage $(STAGE) -d '$(REDRIVE_EVENT)'
 endif
 
-bench: install ## thumbnail engine vs naive Pillow, thumbnail(), decode floor and sharp
+bench: install ## thumbnail engine vs naive Pillow, thumbnail(), decode floor and sharp; each format vs sharp
 	$(BIN)/python -m bench.thumbs $(BENCH_ARGS)
+	$(BIN)/python -m bench.formats
 
 label-photos: ## Debian's photo wallpapers, half of bench-labels' held-out evaluation set (apt, as root)
 	@test -d /usr/share/backgrounds/mate/nature -a -d /usr/share/wallpapers/Path || { \

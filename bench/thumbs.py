@@ -48,12 +48,13 @@ async function once() {
     .raw().toBuffer({resolveWithObject: true});
   const raw = (r) => ({
     raw: {width: r.info.width, height: r.info.height, channels: r.info.channels}});
-  const large = await sharp(big.data, raw(big)).jpeg({quality: 85}).toBuffer();
+  const jpeg = {quality: 85, progressive: true};  // as imgpipe writes them
+  const large = await sharp(big.data, raw(big)).jpeg(jpeg).toBuffer();
   if (out) fs.writeFileSync(out, large);
   const mid = await sharp(big.data, raw(big)).resize(512, 512, {fit: 'inside'})
     .raw().toBuffer({resolveWithObject: true});
-  await sharp(mid.data, raw(mid)).jpeg({quality: 85}).toBuffer();
-  await sharp(mid.data, raw(mid)).resize(128, 128, {fit: 'inside'}).jpeg({quality: 85}).toBuffer();
+  await sharp(mid.data, raw(mid)).jpeg(jpeg).toBuffer();
+  await sharp(mid.data, raw(mid)).resize(128, 128, {fit: 'inside'}).jpeg(jpeg).toBuffer();
 }
 (async () => {
   // VmHWM, not maxRSS: getrusage's maximum is inherited from the parent across fork/exec.
@@ -75,7 +76,7 @@ async function once() {
 
 def _jpeg(im: Image.Image) -> bytes:
     buf = io.BytesIO()
-    im.save(buf, "JPEG", quality=QUALITY)
+    im.save(buf, "JPEG", quality=QUALITY, progressive=True, optimize=True)  # as imgpipe writes
     return buf.getvalue()
 
 
@@ -208,11 +209,12 @@ async function one(name) {
     raw: {width: r.info.width, height: r.info.height, channels: r.info.channels}});
   const target = path.join(out, name);
   fs.mkdirSync(target, {recursive: true});
-  await sharp(big.data, raw(big)).jpeg({quality: 85}).toFile(path.join(target, 'large.jpg'));
+  const jpeg = {quality: 85, progressive: true};  // as imgpipe writes them
+  await sharp(big.data, raw(big)).jpeg(jpeg).toFile(path.join(target, 'large.jpg'));
   const mid = await sharp(big.data, raw(big)).resize(512, 512, {fit: 'inside'})
     .raw().toBuffer({resolveWithObject: true});
-  await sharp(mid.data, raw(mid)).jpeg({quality: 85}).toFile(path.join(target, 'medium.jpg'));
-  await sharp(mid.data, raw(mid)).resize(128, 128, {fit: 'inside'}).jpeg({quality: 85})
+  await sharp(mid.data, raw(mid)).jpeg(jpeg).toFile(path.join(target, 'medium.jpg'));
+  await sharp(mid.data, raw(mid)).resize(128, 128, {fit: 'inside'}).jpeg(jpeg)
     .toFile(path.join(target, 'small.jpg'));
 }
 (async () => {

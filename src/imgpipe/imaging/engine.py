@@ -61,8 +61,8 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 @dataclass(frozen=True, slots=True)
 class Quality:
     jpeg: int = 85
-    webp: int = 80
-    avif: int = 60
+    webp: int = 85
+    avif: int = 72
 
 
 @dataclass
