@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from .config import StatusSettings
+
+class AuthSettings(Protocol):
+    """What a function behind the API knows of its stage's auth (Status-, UploadSettings)."""
+
+    @property
+    def api_auth(self) -> str: ...
+    @property
+    def jwt_scope(self) -> str: ...
+    @property
+    def jwt_owner_claim(self) -> str: ...
+
 
 OWNER_PREFIX = "users/{}/"
 # An owner is a key segment: no "/", no controls, nothing that could widen a prefix.
@@ -46,7 +56,7 @@ def scopes_of(jwt: dict[str, Any]) -> set[str]:
     return found
 
 
-def caller(event: dict[str, Any], cfg: StatusSettings) -> Caller | None:
+def caller(event: dict[str, Any], cfg: AuthSettings) -> Caller | None:
     """The caller, or None when the request is refused (403)."""
     if cfg.api_auth == "none":
         return Caller()
@@ -62,7 +72,7 @@ def caller(event: dict[str, Any], cfg: StatusSettings) -> Caller | None:
     return None
 
 
-def _jwt_caller(jwt: object, cfg: StatusSettings) -> Caller | None:
+def _jwt_caller(jwt: object, cfg: AuthSettings) -> Caller | None:
     if not isinstance(jwt, dict) or not isinstance(jwt.get("claims"), dict):
         return None
     if cfg.jwt_scope and cfg.jwt_scope not in scopes_of(jwt):

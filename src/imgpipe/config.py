@@ -133,6 +133,28 @@ class StatusSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadSettings:
+    uploads_bucket: str
+    max_bytes: int  # the pipeline's own MAX_BYTES: a form never allows more
+    expires: int  # seconds a form may be used
+    api_auth: str
+    jwt_scope: str = ""
+    jwt_owner_claim: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> UploadSettings:
+        env = _env(env)
+        return cls(
+            uploads_bucket=_required(env, "UPLOADS_BUCKET"),
+            max_bytes=_int(env, "MAX_BYTES", _RENDER.limits.max_bytes),
+            expires=_int(env, "UPLOAD_EXPIRES", 300),
+            api_auth=_choice(env, "API_AUTH", API_AUTH_MODES),
+            jwt_scope=env.get("JWT_SCOPE", "").strip(),
+            jwt_owner_claim=env.get("JWT_OWNER_CLAIM", "").strip(),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RedriveSettings:
     images_queue_url: str
     dlq_url: str
@@ -318,6 +340,11 @@ def status_settings() -> StatusSettings:
 
 
 @lru_cache(maxsize=1)
+def upload_settings() -> UploadSettings:
+    return UploadSettings.from_env()
+
+
+@lru_cache(maxsize=1)
 def redrive_settings() -> RedriveSettings:
     return RedriveSettings.from_env()
 
@@ -329,5 +356,11 @@ def reconcile_settings() -> ReconcileSettings:
 
 def clear_caches() -> None:
     """Forget every settings read (tests change the environment between cases)."""
-    for cached in (settings, status_settings, redrive_settings, reconcile_settings):
+    for cached in (
+        settings,
+        status_settings,
+        upload_settings,
+        redrive_settings,
+        reconcile_settings,
+    ):
         cached.cache_clear()

@@ -22,6 +22,8 @@ from tests.harness.backends import Processing, functions_run_here, processing
 from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
+MAX_BYTES = 3 * 1024 * 1024
+UPLOAD_EXPIRES = 20
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +38,15 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment
         # A short function timeout (and, 6 times it, the visibility timeout): on MiniStack a
         # failed message returns only after the visibility timeout, as on AWS, which tests
         # shorten to just above the function's timeout.
-        deploy(ep, quiet=True, params={"processTimeout": "12", "visibilityTimeout": "72"})
+        # maxBytes: 3 MB, so that an upload form's size limit can be tried with a small body
+        # and upload forms that expire after UPLOAD_EXPIRES seconds, so that one can be seen to
+        params = {
+            "processTimeout": "12",
+            "visibilityTimeout": "72",
+            "maxBytes": str(MAX_BYTES),
+            "uploadExpires": str(UPLOAD_EXPIRES),
+        }
+        deploy(ep, quiet=True, params=params)
         stack = discover(ep)
         set_trigger(stack, False)  # processing happens inside `processing(...)` blocks
         yield stack

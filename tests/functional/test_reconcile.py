@@ -49,7 +49,9 @@ def test_reconcile_finds_and_fixes_planted_damage(
         # GIVEN a pipeline that left nothing behind, reconcile finds nothing
         code, clean = reconcile(prefix)
         assert code == 0 and clean["counts"] == dict.fromkeys(clean["counts"], 0)
-        assert clean["scanned"] == {"sources": 2, "records": 2, "derived": 10}
+        owned = sum(len(r.thumbnails) + len(r.results) for r in (kept, requeued))
+        assert owned == 14  # 5 thumbnails (medium in 3 formats on the local stage) + 2 documents
+        assert clean["scanned"] == {"sources": 2, "records": 2, "derived": owned}
 
         # WHEN damage of each kind is planted
         orphan = derived.thumbnail_key(kept_key, "s:00DEAD", "small", "jpg")

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from imgpipe.deployment import Deployment
 from imgpipe.web.server import ApiServer, stage_api
 from imgpipe.web.signing import signed_get
 from tests.conftest import ROOT, Events, jpeg_bytes, jpeg_of, skimage_photo
-from tests.functional.conftest import wait_for
+from tests.functional.conftest import MAX_BYTES, UPLOAD_EXPIRES, wait_for
 from tests.harness.backends import processing
 from tests.harness.cli import imgpipe
 from tests.harness.http import get_json, request
@@ -339,3 +341,84 @@ def test_a_third_party_sigv4_client_calls_the_local_api(local_stack: Deployment)
         check=True,
     )
     assert unsigned.stdout == "403"
+
+
+def _post_form(upload: dict[str, Any], data: bytes, content_type: str, **override: str) -> int:
+    """A browser's multipart POST of the form, with plain urllib: the status S3 answers."""
+    fields = {**upload["fields"], **override}
+    boundary = uuid.uuid4().hex
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    )
+    body += (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.jpg"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        upload["url"],
+        data=body,
+        method="POST",
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_an_app_uploads_through_post_uploads_with_plain_http(
+    local_stack: Deployment, server: ApiServer, catalog: Catalog, corpus: Path
+) -> None:
+    """No AWS SDK on the app's side: JSON to POST /uploads (here through the loopback server,
+    which signs for the deployed route), then the form to S3. The server chose the key; the
+    form allows that key, an image type and up to the stage's size, for five minutes."""
+    token = {"authorization": f"Bearer {server.token}", "content-type": "application/json"}
+
+    def ask(doc: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        req = urllib.request.Request(
+            f"{server.url}/uploads", data=json.dumps(doc).encode(), method="POST", headers=token
+        )
+        try:
+            with urllib.request.urlopen(req) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    photo = (corpus / "Landscape_2.jpg").read_bytes()
+    code, answer = ask({"content_type": "image/jpeg", "filename": "../../etc/passwd", "size": 9})
+    assert code == 201 and answer["key"].startswith("uploads/") and ".." not in answer["key"]
+    assert answer["status"] == "/images/" + quote(answer["key"])
+    assert _post_form(answer["upload"], photo, "image/jpeg") in (200, 201, 204)
+    with processing(local_stack):
+        record = wait_for(catalog, local_stack, [answer["key"]])[answer["key"]]
+    assert record.status == "DONE"
+    # refused by the route: not an image, more than the stage allows, unknown fields
+    assert ask({"content_type": "text/html"})[0] == 400
+    assert ask({"content_type": "image/png", "size": MAX_BYTES + 1})[0] == 400
+    assert ask({"content_type": "image/png", "key": "users/bob/x.png"})[0] == 400
+    # refused by S3, whatever the client sends with a valid form
+    _, fresh = ask({"content_type": "image/jpeg"})
+    form = fresh["upload"]
+    assert _post_form(form, photo, "text/html", **{"Content-Type": "text/html"}) == 403
+    assert _post_form(form, b"x" * (MAX_BYTES + 1), "image/jpeg") == 400  # bigger than allowed
+    assert _post_form(form, photo, "image/jpeg", key="users/bob/mine.jpg") == 403  # another's
+    time.sleep(UPLOAD_EXPIRES + 1)  # a form used after its time
+    assert _post_form(form, photo, "image/jpeg") == 403
+    # the loopback server sends a file the page PUTs to it, with the form's fields
+    _, proxied = ask({"content_type": "image/jpeg", "filename": "cat.jpg"})
+    req = urllib.request.Request(
+        server.url + proxied["send"],
+        data=photo,
+        method="PUT",
+        headers={"authorization": token["authorization"], "content-type": "image/jpeg"},
+    )
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 200
+    with processing(local_stack):
+        assert wait_for(catalog, local_stack, [proxied["key"]])[proxied["key"]].status == "DONE"

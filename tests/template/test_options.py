@@ -185,10 +185,15 @@ def test_jwt_routes_require_the_scope_and_the_function_checks_it_again(
     routes = [
         r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"
     ]
-    assert {r["RouteKey"] for r in routes} == {"GET /images", "GET /images/{key+}"}
-    for route in routes:
-        assert route["AuthorizationType"] == "JWT"
-        assert route["AuthorizationScopes"] == ["imgpipe/read"]
+    scopes = {r["RouteKey"]: r["AuthorizationScopes"] for r in routes}
+    assert scopes == {
+        "GET /images": ["imgpipe/read"],
+        "GET /images/{key+}": ["imgpipe/read"],
+        "POST /uploads": ["imgpipe/upload"],  # reading does not let a token write
+    }
+    assert all(r["AuthorizationType"] == "JWT" for r in routes)
+    uploads = resources["UploadsLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert (uploads["JWT_SCOPE"], uploads["JWT_OWNER_CLAIM"]) == ("imgpipe/upload", "sub")
     env = resources["StatusLambdaFunction"]["Properties"]["Environment"]["Variables"]
     assert (env["JWT_SCOPE"], env["JWT_OWNER_CLAIM"]) == ("imgpipe/read", "sub")
     [authorizer] = [

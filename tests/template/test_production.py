@@ -12,6 +12,7 @@ FUNCTIONS = {
     "RedriveLambdaFunction": "RedriveRole",
     "ReconcileLambdaFunction": "ReconcileRole",
     "StatusLambdaFunction": "StatusRole",
+    "UploadsLambdaFunction": "UploadsRole",
 }
 # Where AWS offers no resource scope, and why (each is commented in serverless.yml too).
 WILDCARD_EXCEPTIONS = {
@@ -77,6 +78,12 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
     },
+    "UploadsRole": {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "s3:PutObject",  # what its presigned POSTs are signed with: uploads/* and users/*
+        "kms:GenerateDataKey",  # only with the optional customer managed key
+    },
     "StatusRole": {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -133,6 +140,7 @@ DERIVED_SCOPES = {
         for a in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
     },
     "StatusRole": {"s3:GetObject": {"thumbnails/*"}},
+    "UploadsRole": {},
     "RedriveRole": {},
 }
 

@@ -127,14 +127,15 @@ def test_functions(resources: dict[str, Any]) -> None:
         "RedriveLambdaFunction",
         "ReconcileLambdaFunction",
         "StatusLambdaFunction",
+        "UploadsLambdaFunction",
     }
     for props in functions.values():
         assert props["Runtime"] == "python3.12"
     routes = [p["RouteKey"] for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
-    assert sorted(routes) == ["GET /images", "GET /images/{key+}"]
+    assert sorted(routes) == ["GET /images", "GET /images/{key+}", "POST /uploads"]
     # every route needs a caller with AWS credentials (the default apiAuth: iam); no CORS
     auth = [p.get("AuthorizationType") for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
-    assert auth == ["AWS_IAM", "AWS_IAM"]
+    assert auth == ["AWS_IAM", "AWS_IAM", "AWS_IAM"]
     (api,) = [p for _, p in _of_type(resources, "AWS::ApiGatewayV2::Api")]
     assert "CorsConfiguration" not in api
     (stage,) = [p for _, p in _of_type(resources, "AWS::ApiGatewayV2::Stage")]
@@ -191,6 +192,7 @@ SHIPPED = {
     "handlers/reconcile.py",
     "handlers/redrive.py",
     "handlers/status.py",
+    "handlers/uploads.py",
     "imaging/__init__.py",
     "imaging/budget.py",
     "imaging/crop.py",
@@ -222,6 +224,7 @@ SHIPPED = {
     "redrive.py",
     "results.py",
     "storage.py",
+    "uploads.py",
 }
 TEST_ONLY = re.compile(r"(^|/)(faults?|chaos|demo|tests?|harness|conftest|bench)(/|\.py$|_)")
 

@@ -16,7 +16,11 @@ import hmac
 import json
 import secrets
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
 from typing import Any
@@ -35,33 +39,52 @@ MAX_QUERY_FIELDS = 20
 Answer = Callable[[str, dict[str, str]], tuple[int, bytes]]
 
 
-def signed_proxy(stack: Deployment, api_url: str) -> Answer:
-    """Each call forwarded to the stage's HTTP API (API Gateway and the status function, on
-    AWS or the local endpoint), signed with the stage's credentials."""
-    from .signing import signed_get
+class SignedProxy:
+    """Each call forwarded to the stage's HTTP API (API Gateway and its functions, on AWS or
+    the local endpoint), signed with the stage's credentials."""
 
-    base = urlsplit(api_url)
-    if base.scheme not in ("https", "http") or not base.hostname:
-        raise ValueError(f"not an HTTP(S) API URL: {api_url[:80]!r}")
+    def __init__(self, stack: Deployment, api_url: str) -> None:
+        self.stack = stack
+        self.base = urlsplit(api_url)
+        if self.base.scheme not in ("https", "http") or not self.base.hostname:
+            raise ValueError(f"not an HTTP(S) API URL: {api_url[:80]!r}")
 
-    def answer(path: str, query: dict[str, str]) -> tuple[int, bytes]:
+    def _url(self, path: str, query: dict[str, str]) -> str | None:
         # Built from parts, never by concatenation: whatever the path holds, the call goes to
         # the stage's API host (a target like ".attacker.example/x" must not extend its name).
         if not path.startswith("/"):
+            return None
+        target = self.base.path.rstrip("/") + quote(path, safe="/")
+        return urlunsplit((self.base.scheme, self.base.netloc, target, urlencode(query), ""))
+
+    def __call__(self, path: str, query: dict[str, str]) -> tuple[int, bytes]:
+        from .signing import signed_get
+
+        url = self._url(path, query)
+        if url is None:
             return 400, _json("the path must start with /")
-        target = base.path.rstrip("/") + quote(path, safe="/")
-        url = urlunsplit((base.scheme, base.netloc, target, urlencode(query), ""))
-        status, body, _ = signed_get(url, stack.access)
+        status, body, _ = signed_get(url, self.stack.access)
         return status, body
 
-    return answer
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        from .signing import signed_request
+
+        url = self._url(path, {})
+        if url is None:
+            return 400, _json("the path must start with /")
+        status, answer, _ = signed_request("POST", url, self.stack.access, body, "application/json")
+        return status, answer
+
+
+def signed_proxy(stack: Deployment, api_url: str) -> SignedProxy:
+    return SignedProxy(stack, api_url)
 
 
 class NoHttpApi(RuntimeError):
     pass
 
 
-def stage_api(stack: Deployment) -> Answer:
+def stage_api(stack: Deployment) -> SignedProxy:
     """The stage's own HTTP API, signed (see ``signed_proxy``)."""
     if not stack.api_url:
         raise NoHttpApi(f"{stack.name} has no HTTP API (no HttpApi in the stack) to serve from")
@@ -137,16 +160,155 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, body, "application/json")
 
     def _refuse(self) -> None:
-        self._error(405, "only GET is served")
+        self._error(405, "only GET, and POST/PUT of /uploads, are served")
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
+    do_DELETE = do_PATCH = do_OPTIONS = _refuse
+
+    def _admitted(self) -> str | None:
+        """The request's path if its Host and token pass (else answered here: None)."""
+        app = self.server.app
+        if not app.host_allowed(self.headers.get("host", "")):
+            self._error(403, "foreign Host header refused")
+            return None
+        url = urlsplit(self.path)
+        try:
+            query = dict(parse_qsl(url.query, max_num_fields=MAX_QUERY_FIELDS))
+            path = unquote(url.path, errors="strict")
+        except (ValueError, UnicodeDecodeError):
+            self._error(400, "malformed query or path")
+            return None
+        if not app.authorized(self.headers, query.get("token", "")):
+            self._error(401, "a token is needed: open the URL the command printed")
+            return None
+        return path
+
+    def _body(self, limit: int) -> bytes | None:
+        try:
+            length = int(self.headers.get("content-length", ""))
+        except ValueError:
+            self._error(411, "a Content-Length is needed")
+            return None
+        if not 0 <= length <= limit:
+            self._error(413, f"the body must be at most {limit} bytes")
+            return None
+        return self.rfile.read(length)
+
+    def do_POST(self) -> None:
+        try:
+            path = self._admitted()
+            if path is None:
+                return
+            if path != "/uploads" or self.server.app.uploads is None:
+                self._refuse()
+                return
+            body = self._body(MAX_UPLOAD_REQUEST)
+            if body is not None:
+                self._send(*self.server.app.uploads.request(body), "application/json")
+        except Exception:  # noqa: BLE001 - answer, never drop the connection
+            self._error(500, "internal error")
+
+    def do_PUT(self) -> None:
+        try:
+            path = self._admitted()
+            if path is None:
+                return
+            uploads = self.server.app.uploads
+            if not path.startswith("/uploads/") or uploads is None:
+                self._refuse()
+                return
+            form = uploads.take(path.removeprefix("/uploads/"))
+            if form is None:
+                self._error(404, "no upload form for that key here (used, or expired)")
+                return
+            body = self._body(form.max_bytes)
+            if body is not None:
+                self._send(
+                    *form.send(body, self.headers.get("content-type", "")), "application/json"
+                )
+        except Exception:  # noqa: BLE001 - answer, never drop the connection
+            self._error(500, "internal error")
+
+
+MAX_UPLOAD_REQUEST = 4096  # bytes of a POST /uploads request (a small JSON document)
+
+
+@dataclass
+class Form:
+    """A presigned POST the stage's API handed out, kept here for the page's one PUT of the
+    file: the page sends the raw bytes to this server (same origin, so with progress and no
+    bucket CORS), and this server posts them to S3 with exactly the form's fields."""
+
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+    expires: float
+
+    def send(self, data: bytes, content_type: str) -> tuple[int, bytes]:
+        if content_type.split(";")[0].strip().lower() != self.fields.get("Content-Type"):
+            return 400, _json(f"the file must be sent as {self.fields.get('Content-Type')}")
+        boundary = secrets.token_hex(16)
+        disposition = '--{}\r\nContent-Disposition: form-data; name="{}"\r\n\r\n{}\r\n'
+        parts = [disposition.format(boundary, k, v).encode() for k, v in self.fields.items()]
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="upload"\r\n'
+            f"Content-Type: {self.fields.get('Content-Type')}\r\n\r\n".encode()
+            + data
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        request = urllib.request.Request(  # noqa: S310 - the URL the stage's API signed
+            self.url,
+            data=b"".join(parts),
+            method="POST",
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as resp:  # noqa: S310
+                return resp.status if resp.status != 204 else 200, _json("uploaded")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:300].decode(errors="replace")
+            return exc.code, _json(f"S3 refused the upload: {detail}")
+
+
+class Uploads:
+    """POST /uploads through the stage's API; the forms it answers, by key, until used."""
+
+    def __init__(self, proxy: SignedProxy) -> None:
+        self.proxy = proxy
+        self.forms: dict[str, Form] = {}
+        self.lock = threading.Lock()
+
+    def request(self, body: bytes) -> tuple[int, bytes]:
+        status, answer = self.proxy.post("/uploads", body)
+        if status != 201:
+            return status, answer
+        doc = json.loads(answer)
+        key, upload = doc["key"], doc["upload"]
+        form = Form(
+            upload["url"],
+            {str(k): str(v) for k, v in upload["fields"].items()},
+            int(doc["max_bytes"]),
+            time.monotonic() + int(doc["expires_in"]),
+        )
+        with self.lock:
+            now = time.monotonic()
+            self.forms = {k: f for k, f in self.forms.items() if f.expires > now}
+            self.forms[key] = form
+        doc["send"] = "/uploads/" + quote(key)  # where the page PUTs the file, here
+        return 201, json.dumps(doc).encode()
+
+    def take(self, key: str) -> Form | None:
+        with self.lock:
+            form = self.forms.pop(key, None)
+        return form if form is not None and form.expires > time.monotonic() else None
 
 
 class ApiServer:
     def __init__(self, answer: Answer, port: int = 0, *, token: str | None = None) -> None:
-        """``answer``: what a GET of the API gets (``signed_proxy`` to a stage's API)."""
+        """``answer``: what a GET of the API gets (``signed_proxy`` to a stage's API; with
+        it, uploads go through the stage's POST /uploads too)."""
         self.token = token or secrets.token_urlsafe(24)
         self.answer = answer
+        self.uploads = Uploads(answer) if isinstance(answer, SignedProxy) else None
         self._server = _Http(("127.0.0.1", port), _Handler)
         self._server.app = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

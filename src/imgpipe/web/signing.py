@@ -21,6 +21,13 @@ def signed_get(url: str, access: Access) -> tuple[int, bytes, str]:
 
     ``*.localhost`` hosts (the local endpoint's API Gateway) are reached on 127.0.0.1 with the
     signed name as Host: Python's resolver does not map them to loopback as browsers do."""
+    return signed_request("GET", url, access)
+
+
+def signed_request(
+    method: str, url: str, access: Access, body: bytes = b"", content_type: str = ""
+) -> tuple[int, bytes, str]:
+    """(status, body, content type) of a SigV4-signed ``method`` of ``url`` (see signed_get)."""
     session = boto3.Session(
         aws_access_key_id=access.key_id,
         aws_secret_access_key=access.secret,
@@ -30,7 +37,8 @@ def signed_get(url: str, access: Access) -> tuple[int, bytes, str]:
     if credentials is None:
         raise RuntimeError("no AWS credentials to sign the request with (aws configure?)")
     region = session.region_name or "us-east-1"
-    signed = AWSRequest(method="GET", url=url)
+    headers = {"content-type": content_type} if content_type else {}
+    signed = AWSRequest(method=method, url=url, data=body or None, headers=headers)
     SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(signed)
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http"):
@@ -39,7 +47,9 @@ def signed_get(url: str, access: Access) -> tuple[int, bytes, str]:
     if (parts.hostname or "").endswith(".localhost"):
         netloc = f"127.0.0.1:{parts.port}" if parts.port else "127.0.0.1"
         target = urlunsplit(parts._replace(netloc=netloc))
-    req = urllib.request.Request(target, headers=dict(signed.headers.items()))  # noqa: S310
+    req = urllib.request.Request(  # noqa: S310 - checked above
+        target, data=body or None, method=method, headers=dict(signed.headers.items())
+    )
     req.add_header("Host", parts.netloc)
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:  # noqa: S310 - checked above

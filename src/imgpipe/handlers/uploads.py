@@ -1,0 +1,37 @@
+"""HTTP API: ``POST /uploads`` -> a presigned POST for one new upload (see ``imgpipe.uploads``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from .. import aws
+from ..api import Response
+from ..callers import caller
+from ..config import upload_settings
+from ..uploads import answer
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+    cfg = upload_settings()
+    who = caller(event, cfg)
+    if who is None:
+        logger.warning("refused: not the stage's identity or scope", extra={"mode": cfg.api_auth})
+        return Response(403, {"message": "Forbidden"}).as_lambda()
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(body, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return Response(400, {"message": "the request is not UTF-8 JSON"}).as_lambda()
+    result = answer(aws.s3(), cfg.uploads_bucket, who.within, str(body), cfg.max_bytes, cfg.expires)
+    if result.status == 201:
+        logger.info("upload form", extra={"key": result.body["key"]})
+    return result.as_lambda()
