@@ -298,6 +298,24 @@ def test_gallery_in_a_real_browser(
         # the <picture> gave Chromium a modern format, not the JPEG fallback
         chosen = urlsplit(img.evaluate("i => i.currentSrc")).path
         assert chosen.endswith((".avif", ".webp")), chosen
+        # the page's own upload: two photos chosen in its file picker, progress, then their
+        # status, and their thumbnails in the grid
+        with processing(local_stack):
+            page.set_input_files(
+                "#files", [str(corpus / "Landscape_3.jpg"), str(corpus / "Portrait_2.jpg")]
+            )
+            page.locator('.upload-row[data-state="DONE"]').nth(1).wait_for(timeout=90_000)
+        rows = page.locator(".upload-row").all()
+        assert len(rows) == 2
+        for row in rows:
+            key = row.get_attribute("data-key")
+            assert key and key.startswith("uploads/")
+            assert row.locator("progress").get_attribute("value") == "100"
+            thumb = page.locator(f'article[data-key="{key}"] img')
+            thumb.wait_for(timeout=20_000)
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle()
+            )
         page.screenshot(path=str(out_dir / "gallery.png"), full_page=True)
         browser.close()
     assert (out_dir / "gallery.png").stat().st_size > 10_000
