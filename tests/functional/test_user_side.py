@@ -308,10 +308,10 @@ def test_gallery_in_a_real_browser(
         rows = page.locator(".upload-row").all()
         assert len(rows) == 2
         for row in rows:
-            key = row.get_attribute("data-key")
-            assert key and key.startswith("uploads/")
+            uploaded = row.get_attribute("data-key")
+            assert uploaded and uploaded.startswith("uploads/")
             assert row.locator("progress").get_attribute("value") == "100"
-            thumb = page.locator(f'article[data-key="{key}"] img')
+            thumb = page.locator(f'article[data-key="{uploaded}"] img')
             thumb.wait_for(timeout=20_000)
             page.wait_for_function(
                 "img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle()
