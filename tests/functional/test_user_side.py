@@ -3,7 +3,9 @@ its entry point, and the gallery page in a real browser."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
@@ -24,7 +28,7 @@ from imgpipe.web.signing import signed_get
 from tests.conftest import ROOT, Events, jpeg_bytes, jpeg_of, skimage_photo
 from tests.functional.conftest import MAX_BYTES, UPLOAD_EXPIRES, wait_for
 from tests.harness.backends import processing
-from tests.harness.cli import imgpipe
+from tests.harness.cli import IMGPIPE, imgpipe
 from tests.harness.http import get_json, request
 
 pytestmark = pytest.mark.functional
@@ -440,3 +444,64 @@ def test_an_app_uploads_through_post_uploads_with_plain_http(
         assert resp.status == 200
     with processing(local_stack):
         assert wait_for(catalog, local_stack, [proxied["key"]])[proxied["key"]].status == "DONE"
+
+
+def test_cli_upload_via_api_needs_only_execute_api_invoke(
+    local_stack: Deployment, iam_enforced: bool, corpus: Path, tmp_path: Path
+) -> None:
+    """A user whose only right is to call the stage's HTTP API uploads with `--via-api`: no
+    S3, no DynamoDB, no CloudFormation; the stage keys the upload and `--wait` polls the API."""
+    iam, name = local_stack.client("iam"), f"{local_stack.name}-api-only"[:64]
+    trust = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
+    with contextlib.suppress(local_stack.client("iam").exceptions.EntityAlreadyExistsException):
+        iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
+        )
+    invoke = {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName="invoke",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [invoke]}),
+    )
+    arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    creds = local_stack.client("sts").assume_role(RoleArn=arn, RoleSessionName="app-user")[
+        "Credentials"
+    ]
+    photo = tmp_path / "holiday.jpg"
+    shutil.copy(corpus / "Landscape_4.jpg", photo)
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "IMGPIPE_", "LOCALSTACK_"))
+    } | {
+        "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": creds["SessionToken"],
+        "AWS_DEFAULT_REGION": local_stack.access.region or "us-east-1",
+        "IMGPIPE_API_URL": str(local_stack.api_url),
+        "COLUMNS": "200",
+    }
+    with processing(local_stack):
+        out = subprocess.run(
+            [IMGPIPE, "upload", "--via-api", "--wait", "--json", str(photo)],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+    assert out.returncode == 0, out.stdout + out.stderr
+    [result] = json.loads(out.stdout)
+    assert result["status"] == "DONE" and result["key"].startswith("uploads/")
+    assert result["width"] == 1800
+    # the same user cannot reach S3 directly (where the endpoint enforces IAM): the form
+    # was their only way in
+    if iam_enforced:
+        direct = boto3.client(
+            "s3",
+            endpoint_url=local_stack.access.endpoint_url,
+            region_name=env["AWS_DEFAULT_REGION"],
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
+        with pytest.raises(ClientError):
+            direct.put_object(Bucket=local_stack.uploads_bucket, Key="mine.jpg", Body=b"x")

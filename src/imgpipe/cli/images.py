@@ -14,11 +14,12 @@ import click
 
 from ..api import Page, StatusApi, encode_cursor
 from ..catalog import Catalog, PageKey
-from ..deployment import Deployment
+from ..deployment import Access, Deployment
 from ..outcomes import FINAL, Status
 from ..record import ImageRecord, ThumbnailRef, to_document
 from . import deployment, echo_json, main, printable, table, target_options
 from .files import files_under
+from .upload_api import upload_via_api
 from .watch import wait_final
 
 
@@ -95,12 +96,25 @@ HEADER = ("key", "status", "original", "thumbnails", "top labels", "ms")
 @click.option("--prefix", default="", help="key prefix, e.g. trips/2026/")
 @click.option("--wait", is_flag=True, help="wait for every upload's final status and show them")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="for --wait, seconds")
+@click.option(
+    "--via-api",
+    is_flag=True,
+    help="through the stage's POST /uploads, as an app's user: only execute-api:Invoke needed;"
+    " the stage chooses the keys (--prefix does not apply)",
+)
+@click.option(
+    "--api-url",
+    envvar="IMGPIPE_API_URL",
+    help="with --via-api: the HTTP API's URL [default: the stage's, from its stack]",
+)
 @target_options
 def upload(
     paths: tuple[Path, ...],
     prefix: str,
     wait: bool,
     timeout: float,
+    via_api: bool,
+    api_url: str | None,
     stage: str,
     endpoint: str | None,
     as_json: bool,
@@ -108,6 +122,12 @@ def upload(
     """Upload files or folders (multipart above 8 MB), optionally waiting for the results.
 
     Exits 1 if any upload FAILED or had no final status within --timeout."""
+    if via_api:
+        if prefix:
+            raise click.UsageError("--prefix does not apply with --via-api: the stage keys uploads")
+        listed = [path for path, _ in _files(paths, "")]
+        url, access = _api_of(api_url, stage, endpoint)
+        raise SystemExit(upload_via_api(listed, url, access, wait, timeout, as_json))
     files = _files(paths, prefix)  # clashing keys stop here, before any stack is needed
     dep = deployment(stage, endpoint)
     s3 = dep.client("s3")
@@ -155,6 +175,17 @@ def upload(
         click.echo(what_next_after_failure(dep, len(failed)), err=True)
     if failed or len(records) < len(files):
         raise SystemExit(1)
+
+
+def _api_of(api_url: str | None, stage: str, endpoint: str | None) -> tuple[str, Access]:
+    """The HTTP API to upload through, and the credentials to sign with: an explicit URL with
+    the caller's own (nothing else needed), else the stage's from its stack."""
+    if api_url:
+        return api_url, Access()
+    dep = deployment(stage, endpoint)
+    if not dep.api_url:
+        raise click.ClickException(f"{dep.name} has no HTTP API to upload through")
+    return dep.api_url, dep.access
 
 
 def what_next_after_failure(dep: Deployment, count: int) -> str:

@@ -26,7 +26,7 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from ..deployment import Deployment
+from ..deployment import Access, Deployment
 
 _STATIC = {
     "/": ("gallery.html", "text/html; charset=utf-8"),
@@ -43,8 +43,8 @@ class SignedProxy:
     """Each call forwarded to the stage's HTTP API (API Gateway and its functions, on AWS or
     the local endpoint), signed with the stage's credentials."""
 
-    def __init__(self, stack: Deployment, api_url: str) -> None:
-        self.stack = stack
+    def __init__(self, access: Access, api_url: str) -> None:
+        self.access = access
         self.base = urlsplit(api_url)
         if self.base.scheme not in ("https", "http") or not self.base.hostname:
             raise ValueError(f"not an HTTP(S) API URL: {api_url[:80]!r}")
@@ -63,7 +63,7 @@ class SignedProxy:
         url = self._url(path, query)
         if url is None:
             return 400, _json("the path must start with /")
-        status, body, _ = signed_get(url, self.stack.access)
+        status, body, _ = signed_get(url, self.access)
         return status, body
 
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
@@ -72,12 +72,12 @@ class SignedProxy:
         url = self._url(path, {})
         if url is None:
             return 400, _json("the path must start with /")
-        status, answer, _ = signed_request("POST", url, self.stack.access, body, "application/json")
+        status, answer, _ = signed_request("POST", url, self.access, body, "application/json")
         return status, answer
 
 
 def signed_proxy(stack: Deployment, api_url: str) -> SignedProxy:
-    return SignedProxy(stack, api_url)
+    return SignedProxy(stack.access, api_url)
 
 
 class NoHttpApi(RuntimeError):
