@@ -30,7 +30,8 @@ OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@exampl
                  --param=alarmEmail=oncall@example.com --param=uploadsFanOut=true \
                  --param=watermark=image:watermarks/logo.png --param=watermarkSizes=large \
                  --param=apiAuth=jwt --param=jwtOwnerClaim=sub --param=jwtAudience=gallery-client \
-                 --param=jwtIssuer=https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_example
+                 --param=jwtIssuer=https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_example \
+                 --param=delivery=cdn
 
 .PHONY: help install test test-unit test-functional test-functional-localstack test-functional-both test-template \
         lint package deploy demo \

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from .catalog import Catalog, PageKey
 from .codec import Json, JsonObject
@@ -128,11 +129,20 @@ class Page:
 
 
 class StatusApi:
-    def __init__(self, catalog: Catalog, s3: S3Client, uploads_bucket: str, derived_bucket: str):
+    def __init__(
+        self,
+        catalog: Catalog,
+        s3: S3Client,
+        uploads_bucket: str,
+        derived_bucket: str,
+        *,
+        cdn_base: str = "",
+    ):
         self.catalog = catalog
         self.s3 = s3
         self.uploads_bucket = uploads_bucket
         self.derived_bucket = derived_bucket
+        self.cdn_base = cdn_base  # delivery cdn: https://<distribution>, serving thumbnails/
 
     @classmethod
     def of(cls, dep: Deployment) -> StatusApi:
@@ -187,6 +197,8 @@ class StatusApi:
         return doc
 
     def url(self, derived_key: str) -> str:
+        if self.cdn_base:  # the distribution's origin path is thumbnails/: no signature
+            return f"{self.cdn_base}/{quote(derived_key.removeprefix('thumbnails/'))}"
         return self.s3.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.derived_bucket, "Key": derived_key},

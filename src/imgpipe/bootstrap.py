@@ -30,8 +30,9 @@ def pipeline() -> Pipeline:
     from .pipeline import Pipeline
     from .storage import ObjectStore
 
-    store = ObjectStore(aws.s3())
-    cfg = with_watermark_image(config.settings(), store)
+    settings = config.settings()
+    store = ObjectStore(aws.s3(), settings.thumbnail_cache)
+    cfg = with_watermark_image(settings, store)
     return Pipeline(
         cfg,
         store,
@@ -47,7 +48,11 @@ def status_api() -> StatusApi:
 
     cfg = config.status_settings()
     return StatusApi(
-        Catalog(aws.dynamodb(), cfg.table_name), aws.s3(), cfg.uploads_bucket, cfg.derived_bucket
+        Catalog(aws.dynamodb(), cfg.table_name),
+        aws.s3(),
+        cfg.uploads_bucket,
+        cfg.derived_bucket,
+        cdn_base=cfg.thumbnail_cdn,
     )
 
 

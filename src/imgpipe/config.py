@@ -55,6 +55,22 @@ class ProcessSettings:
     # WATERMARK=image:<key>: the mark is this object of the derived bucket, read at start-up
     # into render.watermark (handlers/process.py); text marks are in render.watermark already.
     watermark_image_key: str = ""
+    # Cache-Control of every thumbnail: matches how they are handed out (stage's delivery)
+    thumbnail_cache: str = "private, max-age=900"
+
+
+def _header_value(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not value.isascii() or not value.isprintable() or len(value) > 200:
+        raise ConfigError(f"{name} must be a printable ASCII header value, got {value[:40]!r}")
+    return value
+
+
+def _https_base(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip().rstrip("/")
+    if value and (not value.startswith("https://") or not value.isascii() or "?" in value):
+        raise ConfigError(f"{name} must be an https:// base URL, got {value[:60]!r}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
@@ -118,6 +134,7 @@ class StatusSettings:
     # the claim naming the caller's own keys (users/<value>/; empty: every key)
     jwt_scope: str = ""
     jwt_owner_claim: str = ""
+    thumbnail_cdn: str = ""  # https://<distribution>: thumbnails' URLs there, not presigned
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StatusSettings:
@@ -129,6 +146,7 @@ class StatusSettings:
             api_auth=_choice(env, "API_AUTH", API_AUTH_MODES),
             jwt_scope=env.get("JWT_SCOPE", "").strip(),
             jwt_owner_claim=env.get("JWT_OWNER_CLAIM", "").strip(),
+            thumbnail_cdn=_https_base(env, "THUMBNAIL_CDN"),
         )
 
 
@@ -216,6 +234,7 @@ def load(env: Mapping[str, str] | None = None) -> ProcessSettings:
         raise ConfigError(f"WATERMARK_SIZES: no thumbnail size named {unknown}")
     text_mark, image_key = _watermark(env)
     return ProcessSettings(
+        thumbnail_cache=_header_value(env, "THUMBNAIL_CACHE", "private, max-age=900"),
         uploads_bucket=_required(env, "UPLOADS_BUCKET"),
         derived_bucket=_required(env, "DERIVED_BUCKET"),
         table_name=_required(env, "TABLE_NAME"),

@@ -16,14 +16,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, ObjectIdentifierTypeDef
 
 
-# Thumbnails are handed out by presigned URLs that live 15 minutes (api.URL_TTL): a browser may
-# keep one that long, and no shared cache may keep a private photo at all.
+# Thumbnails handed out by presigned URLs live 15 minutes (api.URL_TTL): a browser may keep one
+# that long, and no shared cache may keep a private photo at all. A CDN stage says otherwise.
 THUMBNAIL_CACHE = "private, max-age=900"
 
 
 class ObjectStore:
-    def __init__(self, client: S3Client) -> None:
+    def __init__(self, client: S3Client, thumbnail_cache: str = THUMBNAIL_CACHE) -> None:
         self._s3 = client
+        self._thumbnail_cache = thumbnail_cache
 
     def _get(self, bucket: str, key: str, etag: str) -> GetObjectOutputTypeDef:
         try:
@@ -60,7 +61,7 @@ class ObjectStore:
 
     def put_thumbnail(self, bucket: str, key: str, thumb: Thumbnail) -> None:
         """Keys are per source version (see derived.py): the bytes under one never change."""
-        self._put(bucket, key, thumb.data, thumb.content_type, THUMBNAIL_CACHE)
+        self._put(bucket, key, thumb.data, thumb.content_type, self._thumbnail_cache)
 
     def put_document(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         self._put(bucket, key, body, content_type, "no-cache")

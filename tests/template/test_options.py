@@ -200,3 +200,55 @@ def test_jwt_routes_require_the_scope_and_the_function_checks_it_again(
         r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Authorizer"
     ]
     assert authorizer["JwtConfiguration"]["Audience"] == ["gallery-client"]
+
+
+# -- delivery: cdn ------------------------------------------------------------------------------
+
+
+def test_cdn_delivery_serves_thumbnails_only_over_https_through_origin_access_control(
+    options: dict[str, Any], template: dict[str, Any]
+) -> None:
+    resources = options["Resources"]
+    oac = resources["ThumbnailsOac"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("s3", "always")
+    assert oac["SigningProtocol"] == "sigv4"
+    config = resources["ThumbnailsCdn"]["Properties"]["DistributionConfig"]
+    [origin] = config["Origins"]
+    assert origin["OriginPath"] == "/thumbnails"  # results/ and watermarks/ are unreachable
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["ThumbnailsOac", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no legacy OAI
+    assert origin["DomainName"] == {"Fn::GetAtt": ["DerivedBucket", "RegionalDomainName"]}
+    behaviour = config["DefaultCacheBehavior"]
+    assert behaviour["ViewerProtocolPolicy"] == "https-only"
+    assert behaviour["AllowedMethods"] == ["GET", "HEAD"]
+    assert "CacheBehaviors" not in config  # one behaviour: the thumbnails
+    # the bucket lets exactly this distribution read exactly thumbnails/; TLS-only still holds
+    statements = resources["DerivedBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    tls, grant = statements
+    assert tls["Sid"] == "DenyInsecureTransport"
+    assert grant["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert (grant["Action"], grant["Resource"]) == (
+        "s3:GetObject",
+        {"Fn::Sub": "${DerivedBucket.Arn}/thumbnails/*"},
+    )
+    assert "${ThumbnailsCdn}" in grant["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    # the API answers CDN URLs; thumbnails are cached long (their keys change per version)
+    status = resources["StatusLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert status["THUMBNAIL_CDN"] == {"Fn::Sub": "https://${ThumbnailsCdn.DomainName}"}
+    process = resources["ProcessLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert process["THUMBNAIL_CACHE"] == "public, max-age=31536000, immutable"
+    # the default stage has none of it: presigned, private
+    default = template["Resources"]
+    assert "ThumbnailsCdn" not in default
+    assert (
+        default["StatusLambdaFunction"]["Properties"]["Environment"]["Variables"]["THUMBNAIL_CDN"]
+        == ""
+    )
+    assert (
+        default["ProcessLambdaFunction"]["Properties"]["Environment"]["Variables"][
+            "THUMBNAIL_CACHE"
+        ]
+        == "private, max-age=900"
+    )
+    [only_tls] = default["DerivedBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert only_tls["Sid"] == "DenyInsecureTransport"

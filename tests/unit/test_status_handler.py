@@ -286,3 +286,31 @@ def test_with_an_owner_claim_a_caller_sees_only_their_own_keys(
     # a claim that is not a plain key segment is refused, never used as a prefix
     for sub in ("", "a/b", "../x", "ana\x00", 42):
         assert _jwt_call(monkeypatch, {**ana, "sub": sub}, owner_claim="sub")[0] == 403
+
+
+def test_a_cdn_stage_answers_cdn_urls_under_the_thumbnails_origin(
+    stack: FakeStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from imgpipe import bootstrap, config
+
+    monkeypatch.setenv("THUMBNAIL_CDN", "https://d111.cloudfront.net/")
+    config.clear_caches()
+    bootstrap.reset()
+    Catalog(stack.ddb, "images").put(
+        _record("trip/a b.jpg", Status.DONE, "thumbnails/trip/a b.jpg/t0k3n/small.jpg")
+    )
+    code, body = _call("trip/a b.jpg")
+    assert code == 200
+    assert (
+        body["thumbnails"][0]["url"] == "https://d111.cloudfront.net/trip/a%20b.jpg/t0k3n/small.jpg"
+    )
+    assert body["pictures"][0]["sources"][0]["url"] == body["thumbnails"][0]["url"]
+
+
+@pytest.mark.parametrize("bad", ["http://d111.cloudfront.net", "https://x/?sig=1", "ftp://x"])
+def test_a_cdn_base_must_be_https(bad: str) -> None:
+    from imgpipe.config import ConfigError, StatusSettings
+
+    env = {"TABLE_NAME": "t", "UPLOADS_BUCKET": "u", "DERIVED_BUCKET": "d", "THUMBNAIL_CDN": bad}
+    with pytest.raises(ConfigError, match="THUMBNAIL_CDN"):
+        StatusSettings.from_env(env)
