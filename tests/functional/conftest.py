@@ -23,7 +23,7 @@ from tests.harness.wait import poll
 
 pytestmark = pytest.mark.functional
 MAX_BYTES = 3 * 1024 * 1024
-UPLOAD_EXPIRES = 20
+UPLOAD_EXPIRES = 6
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from imgpipe.deployment import Deployment
 from tests.conftest import jpeg_bytes
-from tests.harness.roles import as_role
+from tests.harness.roles import as_role, role_allowed
 
 pytestmark = [pytest.mark.functional, pytest.mark.needs_iam]
 
@@ -118,26 +118,8 @@ def test_only_s3_and_the_redrive_role_may_send_to_the_images_queue(
 
     import boto3
 
-    iam, name = local_stack.client("iam"), f"{local_stack.name}-broad-sender"[:64]
-    trust = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
-    try:
-        iam.create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "EntityAlreadyExists":
-            raise
     everything = {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}
-    iam.put_role_policy(
-        RoleName=name,
-        PolicyName="sqs-everywhere",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [everything]}),
-    )
-    arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-    creds = local_stack.client("sts").assume_role(RoleArn=arn, RoleSessionName="forger")[
-        "Credentials"
-    ]
+    creds = role_allowed(local_stack, f"{local_stack.name}-broad-sender", everything)
     broad = boto3.client(
         "sqs",
         endpoint_url=local_stack.access.endpoint_url,

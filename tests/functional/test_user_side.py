@@ -3,7 +3,6 @@ its entry point, and the gallery page in a real browser."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from tests.functional.conftest import MAX_BYTES, UPLOAD_EXPIRES, wait_for
 from tests.harness.backends import processing
 from tests.harness.cli import IMGPIPE, imgpipe
 from tests.harness.http import get_json, request
+from tests.harness.roles import role_allowed
 
 pytestmark = pytest.mark.functional
 
@@ -451,23 +451,8 @@ def test_cli_upload_via_api_needs_only_execute_api_invoke(
 ) -> None:
     """A user whose only right is to call the stage's HTTP API uploads with `--via-api`: no
     S3, no DynamoDB, no CloudFormation; the stage keys the upload and `--wait` polls the API."""
-    iam, name = local_stack.client("iam"), f"{local_stack.name}-api-only"[:64]
-    trust = {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
-    with contextlib.suppress(local_stack.client("iam").exceptions.EntityAlreadyExistsException):
-        iam.create_role(
-            RoleName=name,
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
-        )
     invoke = {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"}
-    iam.put_role_policy(
-        RoleName=name,
-        PolicyName="invoke",
-        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [invoke]}),
-    )
-    arn = iam.get_role(RoleName=name)["Role"]["Arn"]
-    creds = local_stack.client("sts").assume_role(RoleArn=arn, RoleSessionName="app-user")[
-        "Credentials"
-    ]
+    creds = role_allowed(local_stack, f"{local_stack.name}-api-only", invoke)
     photo = tmp_path / "holiday.jpg"
     shutil.copy(corpus / "Landscape_4.jpg", photo)
     env = {

@@ -135,16 +135,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _get(self) -> None:
         app = self.server.app
-        if not app.host_allowed(self.headers.get("host", "")):
-            self._error(403, "foreign Host header refused")
+        parsed = self._parsed()
+        if parsed is None:
             return
-        url = urlsplit(self.path)
-        try:
-            query = dict(parse_qsl(url.query, max_num_fields=MAX_QUERY_FIELDS))
-            path = unquote(url.path, errors="strict")
-        except (ValueError, UnicodeDecodeError):
-            self._error(400, "malformed query or path")
-            return
+        path, query = parsed
         if path in _STATIC:
             name, ctype = _STATIC[path]
             package = "imgpipe" if name == "openapi.json" else "imgpipe.web"
@@ -164,20 +158,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_DELETE = do_PATCH = do_OPTIONS = _refuse
 
-    def _admitted(self) -> str | None:
-        """The request's path if its Host and token pass (else answered here: None)."""
-        app = self.server.app
-        if not app.host_allowed(self.headers.get("host", "")):
+    def _parsed(self) -> tuple[str, dict[str, str]] | None:
+        """The request's decoded path and query if its Host is loopback's (else answered
+        here: None)."""
+        if not self.server.app.host_allowed(self.headers.get("host", "")):
             self._error(403, "foreign Host header refused")
             return None
         url = urlsplit(self.path)
         try:
             query = dict(parse_qsl(url.query, max_num_fields=MAX_QUERY_FIELDS))
-            path = unquote(url.path, errors="strict")
+            return unquote(url.path, errors="strict"), query
         except (ValueError, UnicodeDecodeError):
             self._error(400, "malformed query or path")
             return None
-        if not app.authorized(self.headers, query.get("token", "")):
+
+    def _admitted(self) -> str | None:
+        """The request's path if its Host and token pass (else answered here: None)."""
+        parsed = self._parsed()
+        if parsed is None:
+            return None
+        path, query = parsed
+        if not self.server.app.authorized(self.headers, query.get("token", "")):
             self._error(401, "a token is needed: open the URL the command printed")
             return None
         return path
