@@ -183,3 +183,16 @@ def test_every_format_and_alpha(alpha: bool) -> None:
     if not alpha:
         jpeg = Image.open(io.BytesIO(got["jpg"].data))
         assert jpeg.info.get("progressive") == 1  # progressive, optimised tables
+
+
+def test_each_size_is_encoded_from_its_own_pixels() -> None:
+    """Many cover sizes of one photo, each in two formats: every file is its own size's,
+    never bytes cached for another image (an encode cache keyed by object id alone would
+    hand a freed crop's bytes to the next one)."""
+    specs = parse_sizes(
+        ";".join(f"s{n}={40 + 7 * n}x{30 + 5 * n}:cover:webp,jpeg" for n in range(12))
+    )
+    rendered = render(jpeg_of(_scene((1600, 900), (0.3, 0.6), 200), 95), specs, LIMITS)
+    for thumb in rendered.thumbnails:
+        with Image.open(io.BytesIO(thumb.data)) as im:
+            assert im.size == (thumb.width, thumb.height), thumb.name

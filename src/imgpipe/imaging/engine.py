@@ -74,7 +74,9 @@ class Prepared:
     has_alpha: bool
     specs: tuple[ThumbSpec, ...]
     scaled: dict[str, Image.Image]
-    _encoded: dict[tuple[int, str], bytes] = field(default_factory=dict)
+    # (id of an image, format) -> (that image, its bytes): the image is held, so that its id
+    # cannot be reused by another image while the entry lives
+    _encoded: dict[tuple[int, str], tuple[Image.Image, bytes]] = field(default_factory=dict)
     _saliency: Saliency | None = None
 
     def largest(self) -> Image.Image:
@@ -375,8 +377,8 @@ def _encoded(prepared: Prepared, im: Image.Image, fmt: str, quality: Quality) ->
         fmt = "png"
     key = (id(im), fmt)
     if key not in prepared._encoded:
-        prepared._encoded[key] = encode(im, fmt, quality)
-    return prepared._encoded[key]
+        prepared._encoded[key] = (im, encode(im, fmt, quality))
+    return prepared._encoded[key][1]
 
 
 def encode(im: Image.Image, fmt: str, quality: Quality) -> bytes:
