@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from skimage.metrics import structural_similarity
 
-from bench.thumbs import CORPUS, LIMITS, ROOT, make_photo, time_ms
+from bench.thumbs import CORPUS, LIMITS, make_photo, run_node, time_ms
 from imgpipe.imaging import RenderOptions, ThumbSpec, parse_sizes, render
 from imgpipe.imaging.engine import Quality, encode
 
@@ -145,19 +143,7 @@ def sizes_by_quality() -> None:
 
 
 def sharp_ms(photo: Path, fmt: str, runs: int) -> tuple[float, int]:
-    with tempfile.NamedTemporaryFile("w", suffix=".js", dir=ROOT, delete=False) as js:
-        js.write(SHARP_JS)
-    try:
-        out = subprocess.run(
-            ["node", js.name, str(photo), str(runs), fmt, str(getattr(QUALITY, fmt))],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-    finally:
-        Path(js.name).unlink()
-    result = json.loads(out.stdout)
+    result = run_node(SHARP_JS, str(photo), str(runs), fmt, str(getattr(QUALITY, fmt)))
     return float(result["ms"]), int(result["bytes"])
 
 

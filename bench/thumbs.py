@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
@@ -177,20 +178,23 @@ def _high_water_kb() -> int:
 
 def sharp(path: Path, runs: int, large_out: Path) -> tuple[float, float]:
     """sharp in its own node process (resolved from the project's node_modules)."""
+    result = run_node(SHARP_JS, str(path), str(runs), str(large_out))
+    return float(result["ms"]), float(result["rss_mb"])
+
+
+def run_node(script: str, *args: str) -> dict[str, Any]:
+    """Run ``script`` with node in the project (so it resolves node_modules' sharp); the one
+    JSON document it prints."""
     with tempfile.NamedTemporaryFile("w", suffix=".js", dir=ROOT, delete=False) as js:
-        js.write(SHARP_JS)
+        js.write(script)
     try:
         out = subprocess.run(
-            ["node", js.name, str(path), str(runs), str(large_out)],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
+            ["node", js.name, *args], capture_output=True, text=True, check=True, cwd=ROOT
         )
     finally:
         Path(js.name).unlink()
-    result = json.loads(out.stdout)
-    return float(result["ms"]), float(result["rss_mb"])
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 # As a sharp user writes a folder job: libvips' default concurrency, one pipeline per CPU at
