@@ -146,6 +146,8 @@ class Pipeline:
         system) cannot pin the key: the next real upload replaces it."""
         if stored is None or not event.is_created or not event.etag:
             return False
+        if stored.version == event.version:
+            return False  # a redelivery of the very event the record is from: no HEAD needed
         live = self.store.live(event.bucket, event.key)
         if live is None or live.etag != event.etag.strip('"'):
             return False

@@ -67,8 +67,10 @@ class MemoryStore:
     """S3 as the pipeline sees it: ETags are the bytes' MD5, reads are ``IfMatch``."""
 
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    heads: int = 0  # live() calls: HEADs S3 would bill
 
     def live(self, bucket: str, key: str, version_id: str = "") -> LiveObject | None:
+        self.heads += 1
         data = self.objects.get((bucket, key))
         return None if data is None else LiveObject(etag_of(data))
 
@@ -124,9 +126,10 @@ def test_a_photo_becomes_done_with_thumbnails_and_one_notification(
         f"thumbnails/a b+c.jpg/{token}/{size}.jpg" for size in ("large", "medium", "small")
     ]
     assert [r.status for r in publisher.sent] == [Status.DONE]
-    # the same delivery again changes nothing and announces nothing
+    # the same delivery again changes nothing, announces nothing, and asks S3 nothing
+    heads = store.heads
     assert pipeline.handle(event, receive_count=2).status == SKIPPED
-    assert len(publisher.sent) == 1
+    assert len(publisher.sent) == 1 and store.heads == heads
 
 
 def test_a_corrupt_file_is_rejected_and_an_older_event_never_wins(
