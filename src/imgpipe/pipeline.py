@@ -35,7 +35,7 @@ from .imaging import Thumbnail
 from .labels import Labeler, NullLabeler
 from .observability import record_outcome
 from .outcomes import Reason, Status
-from .ports import CatalogPort, Publisher, StorePort
+from .ports import CatalogPort, LiveObject, Publisher, StorePort
 from .record import ImageRecord, ThumbnailRef, now
 from .results import to_csv, to_json
 
@@ -148,16 +148,23 @@ class Pipeline:
             return False
         if stored.version == event.version:
             return False  # a redelivery of the very event the record is from: no HEAD needed
-        live = self.store.live(event.bucket, event.key)
-        if live is None or live.etag != event.etag.strip('"'):
-            return False
-        if event.version_id and live.version_id and event.version_id != live.version_id:
+        live = self._live_as_event_says(event)
+        if live is None:
             return False
         if stored.status is Status.DELETED:
             return True
         if stored.version_id and live.version_id:
             return stored.version_id != live.version_id
         return stored.etag != live.etag
+
+    def _live_as_event_says(self, event: S3ObjectEvent) -> LiveObject | None:
+        """What S3 holds for the event's key, if it is the object the event names."""
+        live = self.store.live(event.bucket, event.key)
+        if live is None or live.etag != event.etag.strip('"'):
+            return None
+        if event.version_id and live.version_id and event.version_id != live.version_id:
+            return None
+        return live
 
     def _create(
         self, event: S3ObjectEvent, receive_count: int, stored: ImageRecord | None
