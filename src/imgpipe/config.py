@@ -12,9 +12,10 @@ No handler and no other module reads ``os.environ`` for these: a malformed value
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from . import lanes
@@ -57,6 +58,33 @@ class ProcessSettings:
     watermark_image_key: str = ""
     # Cache-Control of every thumbnail: matches how they are handed out (stage's delivery)
     thumbnail_cache: str = "private, max-age=900"
+    # what the output depends on, hashed (see ``fingerprint``): records keep it, backfill
+    # compares it to find images made under other settings
+    fingerprint: str = ""
+
+
+_OUTPUT_ENV = ("WATERMARK_POSITION", "WATERMARK_OPACITY", "WATERMARK_MIN_SIZE", "WATERMARK_SIZES")
+
+
+def fingerprint(settings: ProcessSettings, env: Mapping[str, str]) -> str:
+    """A short hash of every setting that changes what an image's thumbnails, labels, record
+    or documents are: sizes, formats, qualities, limits, GPS, watermark, labeler, results
+    documents. Not the buckets, the lanes or the timeouts. An image watermark counts by its
+    key and placement (its bytes are read later, by the process function alone): replacing
+    the object under the same key is not seen as a change."""
+    labels = settings.labels
+    parts = (
+        repr(replace(settings.render, watermark=None)),
+        repr(settings.render.watermark),
+        settings.watermark_image_key,
+        *(env.get(name, "").strip() for name in _OUTPUT_ENV if settings.watermark_image_key),
+        labels.backend,
+        repr(labels.min_confidence),
+        repr(labels.max_labels),
+        ",".join(sorted(labels.detectors)) if labels.backend != "none" else "",
+        ",".join(settings.results_documents),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
 def _header_value(env: Mapping[str, str], name: str, default: str) -> str:
@@ -233,7 +261,7 @@ def load(env: Mapping[str, str] | None = None) -> ProcessSettings:
         unknown = ", ".join(sorted(marked - {spec.name for spec in sizes}))
         raise ConfigError(f"WATERMARK_SIZES: no thumbnail size named {unknown}")
     text_mark, image_key = _watermark(env)
-    return ProcessSettings(
+    loaded = ProcessSettings(
         thumbnail_cache=_header_value(env, "THUMBNAIL_CACHE", "private, max-age=900"),
         uploads_bucket=_required(env, "UPLOADS_BUCKET"),
         derived_bucket=_required(env, "DERIVED_BUCKET"),
@@ -261,6 +289,7 @@ def load(env: Mapping[str, str] | None = None) -> ProcessSettings:
         render_slots=_int(env, "RENDER_SLOTS", lanes.render_slots(memory, max_decode)),
         watermark_image_key=image_key,
     )
+    return replace(loaded, fingerprint=fingerprint(loaded, env))
 
 
 WATERMARK_PREFIX = "watermarks/"  # the one place in the derived bucket the function reads

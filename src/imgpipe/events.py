@@ -8,6 +8,10 @@ A body is hostile input like any other. Three shapes carry the same event:
   accounts that fan bucket events out through SNS;
 - an EventBridge event (``"source": "aws.s3"``, ``"detail-type": "Object Created"``).
 
+A fourth shape is imgpipe's own: a *backfill* message (``{"imgpipe": "backfill", ...}``, see
+backfill.py) naming an object that is already in the bucket. Only the backfill role may send
+it (the queue policy); it orders below every S3 event (``S3ObjectEvent.version``).
+
 Only ``ObjectCreated:*`` and ``ObjectRemoved:*`` are acted on; anything else (``s3:TestEvent``,
 tagging, restores, ACL changes) is *ignored*: acknowledged and counted. A record that cannot be
 read is *malformed*: acknowledged, logged and counted, never retried (retrying cannot repair it).
@@ -24,6 +28,7 @@ from urllib.parse import unquote_plus
 _SEQUENCER_WIDTH = 32
 MAX_BODY_BYTES = 256 * 1024  # SQS's own limit on a message body
 _ACTED_ON = ("ObjectCreated:", "ObjectRemoved:")
+BACKFILL = "ObjectCreated:Backfill"  # the event name of a backfill message
 _EVENTBRIDGE_KINDS = {"Object Created": "ObjectCreated", "Object Deleted": "ObjectRemoved"}
 
 
@@ -41,6 +46,8 @@ class S3ObjectEvent:
     sequencer: str
     event_time: str
     version_id: str = ""  # in a versioned bucket, which version the event is about
+    # a re-render of a stored version under new settings (Pipeline) takes a version of its own
+    rerender_version: str = ""
 
     @property
     def version(self) -> str:
@@ -53,7 +60,12 @@ class S3ObjectEvent:
         Emulators that omit it get ``e:`` + eventTime (ISO-8601, milliseconds, so it sorts as
         text), the kind (a removal after a creation in the same millisecond) and the ETag. The
         two orderings never mix to our harm: ``e:`` sorts below ``s:``, so an event without a
-        sequencer can never override one that S3 ordered."""
+        sequencer can never override one that S3 ordered. A backfill message gets ``b:`` +
+        the object's LastModified and ETag, below both: it never outranks a live event."""
+        if self.rerender_version:
+            return self.rerender_version
+        if self.event_name == BACKFILL:
+            return f"b:{self.event_time}:{self.etag}"
         if self.sequencer:
             return "s:" + self.sequencer.upper().ljust(_SEQUENCER_WIDTH, "0")
         return f"e:{self.event_time}:{int(self.is_removed)}:{self.etag}"
@@ -66,13 +78,17 @@ class S3ObjectEvent:
     def is_removed(self) -> bool:
         return self.event_name.startswith("ObjectRemoved:")
 
+    @property
+    def is_backfill(self) -> bool:
+        return self.event_name == BACKFILL
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedBody:
     events: tuple[S3ObjectEvent, ...] = ()
     ignored: tuple[str, ...] = ()  # event names not acted on
     malformed: tuple[str, ...] = ()  # why each unreadable record (or the body) was refused
-    envelope: str = "s3"  # "s3", "sns" or "eventbridge"
+    envelope: str = "s3"  # "s3", "sns", "eventbridge" or "backfill"
 
     def names(self) -> list[str]:
         return [f"{e.bucket}/{e.key}" for e in self.events]
@@ -99,6 +115,8 @@ def read_body(body: str) -> ParsedBody:
         return out.done("sns" if "SNS" in str(exc) else "s3")
     if envelope == "eventbridge":
         _eventbridge(doc, out)
+    elif envelope == "backfill":
+        _backfill(doc, out)
     elif doc.get("Event") == "s3:TestEvent":
         out.ignored.append("s3:TestEvent")
     elif isinstance(doc.get("Records"), list) and doc["Records"]:
@@ -125,6 +143,8 @@ def _unwrap(body: str) -> tuple[dict[str, Any], str]:
         raise MalformedEvent("body is not a JSON object")
     if doc.get("source") == "aws.s3" and "detail-type" in doc:
         envelope = "eventbridge"
+    elif doc.get("imgpipe") == "backfill" and envelope == "s3":
+        envelope = "backfill"
     return doc, envelope
 
 
@@ -193,6 +213,24 @@ def _eventbridge(doc: dict[str, Any], out: _Collector) -> None:
         out.events.append(_event(name, detail["bucket"]["name"], key, obj, *fields))
     except (KeyError, TypeError, MalformedEvent) as exc:
         out.malformed.append(f"EventBridge event: {_why(exc)}")
+
+
+def backfill_body(bucket: str, key: str, etag: str, size: int, modified: str) -> str:
+    """The body of a backfill message for one object as listed (see ``_backfill``)."""
+    doc = {"imgpipe": "backfill", "bucket": bucket, "key": key, "etag": etag}
+    return json.dumps(doc | {"size": size, "modified": modified}, separators=(",", ":"))
+
+
+def _backfill(doc: dict[str, Any], out: _Collector) -> None:
+    try:
+        key = _text(doc["key"], "key", 4096)  # sent by backfill.py: not form-encoded
+        fields = (doc.get("etag"), "", doc.get("modified"))
+        out.events.append(_event(BACKFILL, doc["bucket"], key, doc, *fields))
+        if not out.events[-1].etag:
+            out.events.pop()
+            raise MalformedEvent("a backfill message names no ETag")
+    except (KeyError, TypeError, MalformedEvent) as exc:
+        out.malformed.append(f"backfill message: {_why(exc)}")
 
 
 def _event(  # noqa: PLR0913 - one per field of the event, each checked

@@ -23,8 +23,10 @@ from .config import ProcessSettings
 from .errors import (
     Action,
     DeadlineNear,
+    Decision,
     NotificationPending,
     SourceChanged,
+    SourceMissing,
     WriteContended,
     decide,
     describe,
@@ -62,6 +64,27 @@ def _deletes_another_version(event: S3ObjectEvent, stored: ImageRecord | None) -
         and bool(stored.version_id)
         and stored.version_id != event.version_id
     )
+
+
+BACKFILL_VERSION = "b:"  # what S3ObjectEvent.version starts with for a backfill message
+_RENDER_MARK = "~r"
+
+
+def next_render(version: str) -> str:
+    """The version of a re-render of ``version``: just above it and every earlier re-render
+    of it ("s:...~r0001", "~r0002", ...), below any later S3 event of the key."""
+    base, mark, count = version.rpartition(_RENDER_MARK)
+    if mark and count.isdigit():
+        return f"{base}{_RENDER_MARK}{int(count) + 1:04d}"
+    return f"{version}{_RENDER_MARK}0001"
+
+
+def _same_object(stored: ImageRecord, event: S3ObjectEvent) -> bool:
+    """Whether ``stored`` is about the bytes the event names (ETag, and version id where both
+    have one), and not a removal."""
+    if stored.status is Status.DELETED or not stored.etag or stored.etag != event.etag:
+        return False
+    return not (stored.version_id and event.version_id and stored.version_id != event.version_id)
 
 
 class Pipeline:
@@ -115,22 +138,49 @@ class Pipeline:
             raise
 
     def _handle(self, event: S3ObjectEvent, receive_count: int) -> Outcome:
-        if event.is_created and receive_count == 1:
+        if event.is_created and receive_count == 1 and not event.is_backfill:
             # A first delivery of an upload is almost always of a key the catalog does not
             # hold yet: skip the read and write "only if absent"; if something is there, the
             # write fails and _write reads it then (one request saved per new image).
             return self._create(event, receive_count, None)
         stored = self.catalog.get(event.bucket, event.key)
+        if self._already_current(stored, event):
+            return self._skip(event, stored, "already made from these bytes under these settings")
+        if event.is_backfill and stored is not None and _same_object(stored, event):
+            # The stored version is about these very bytes, made under other settings (or
+            # FAILED): render it again under a version just above it, so its new thumbnails
+            # get keys of their own (a CDN may hold the old ones as immutable) and any later
+            # S3 event still outranks it.
+            event = replace(event, rerender_version=next_render(stored.version))
         if not supersedes(stored, event.version) and not self._stale(stored, event):
             return self._skip(event, stored, "duplicate or older delivery")
         if _deletes_another_version(event, stored):
             return self._skip(event, stored, "a non-current version was deleted")
         if event.is_removed:
-            if not self._gone(event):
-                return self._skip(event, stored, "S3 still holds the object: a stale removal")
-            base = ImageRecord.of(event, Status.DELETED, receive_count)
-            return self._finish(event, base, stored)
+            return self._remove(event, receive_count, stored)
         return self._create(event, receive_count, stored)
+
+    def _remove(
+        self, event: S3ObjectEvent, receive_count: int, stored: ImageRecord | None
+    ) -> Outcome:
+        if not self._gone(event):
+            return self._skip(event, stored, "S3 still holds the object: a stale removal")
+        base = ImageRecord.of(event, Status.DELETED, receive_count)
+        return self._finish(event, base, stored)
+
+    def _already_current(self, stored: ImageRecord | None, event: S3ObjectEvent) -> bool:
+        """Whether ``stored`` already is this event's outcome: a final record of the same bytes
+        under the current settings, where one side is a backfill (a backfill of an image done
+        since, or the live event of an upload a backfill got to first). Between live events
+        the version order alone decides, as before."""
+        return (
+            event.is_created
+            and stored is not None
+            and stored.status in (Status.DONE, Status.REJECTED)
+            and stored.settings == self.settings.fingerprint
+            and _same_object(stored, event)
+            and (event.is_backfill or stored.version.startswith(BACKFILL_VERSION))
+        )
 
     def _gone(self, event: S3ObjectEvent) -> bool:
         """A removal is acted on only once S3 confirms it: the key (or, for a deleted version,
@@ -169,15 +219,20 @@ class Pipeline:
     def _create(
         self, event: S3ObjectEvent, receive_count: int, stored: ImageRecord | None
     ) -> Outcome:
-        base = ImageRecord.of(event, Status.DONE, receive_count)
+        base = replace(
+            ImageRecord.of(event, Status.DONE, receive_count), settings=self.settings.fingerprint
+        )
         try:
             record = self._process(event, base)
         except Exception as exc:
             decision = decide(exc)
+            if event.is_backfill and isinstance(exc, SourceMissing | SourceChanged):
+                # listed, then replaced or deleted: the live event of that change decides
+                decision = Decision(Action.SKIP)
             if decision.action is Action.SKIP:
                 if stored is None:  # not read yet (a first delivery): what does the table say?
                     stored = self.catalog.get(event.bucket, event.key)
-                dead = isinstance(exc, SourceChanged)
+                dead = isinstance(exc, SourceChanged | SourceMissing)
                 return self._skip(event, stored, str(exc), dead=dead)
             if decision.action is not Action.REJECT:
                 raise
@@ -266,6 +321,8 @@ class Pipeline:
         final record comes from, what they wrote is ``_stale``). Returns (the record as
         written or None if it lost, what the table holds otherwise)."""
         for _ in range(_WRITE_ATTEMPTS):
+            if event is not None and self._already_current(stored, event):
+                return None, stored
             newer = supersedes(stored, record.version)
             if not newer and not (event is not None and self._stale(stored, event)):
                 return None, stored

@@ -63,6 +63,8 @@ class ImageRecord:
     # internal: derived keys that earlier versions owned and that are not yet deleted
     cleanup: tuple[str, ...] = ()
     revision: int = 0  # internal: bumped by every write that replaces the record
+    # DONE/REJECTED: the fingerprint of the settings that made it (config.fingerprint)
+    settings: str = ""
 
     @classmethod
     def of(cls, event: S3ObjectEvent, status: Status, attempts: int) -> ImageRecord:
@@ -109,6 +111,7 @@ def to_document(record: ImageRecord, *, internal: bool = False) -> JsonObject:
         "version_id",
         "attempts",
         "updated_at",
+        "settings",
     ):
         value = getattr(record, name)
         if value is not None and value != "":
