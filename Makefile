@@ -146,7 +146,7 @@ bench-coldstart: package ## handler import time (python3.12, from the zip) and z
 bench-aws: install ## the process handler under a simulated AWS round trip (0, 20 ms): wall, CPU, requests
 	$(BIN)/python -m bench.aws_latency $(BENCH_ARGS)
 
-bench-cost: install ## dollars per million images: the default stage and each option (bench/prices.json)
+bench-cost: install ## dollars per million images: the default stage and each option (src/imgpipe/prices.json)
 	$(BIN)/python -m bench.cost
 
 bench-api: install ## DynamoDB reads per status-API list request, capped vs uncapped

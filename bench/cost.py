@@ -1,24 +1,19 @@
 """`make bench-cost`: dollars per million images, for the default stage and for each option that
 changes it, from the requests counted and the durations measured here (bench/aws_latency.py's
 run: the handler in-process on moto, a 20 ms round trip per request, a batch of 10 photos of
-8-12 MP) and the list prices in bench/prices.json (their date and source are in the file).
-
-Modelled, and said so: Lambda bills the invocation's wall time at the configured memory; CPU
-scales with memory (1,769 MB buys one vCPU), so the CPU part of the measured time stretches
-below that and does not shrink above it (one image's decode is single-threaded). DynamoDB
-writes cost one unit per KB of the item. Each image adds the S3 notification to SQS and its
-share of the mapping's receive and delete calls (one of each per batch of 10).
+8-12 MP) and the list prices in src/imgpipe/prices.json (their date and source are in the file).
+The model itself is imgpipe.costs (the backfill's dry run uses it too, with the figures this
+prints recorded there).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from moto import mock_aws
@@ -27,31 +22,13 @@ from bench import aws_latency
 from bench.thumbs import make_photo
 from imgpipe import aws
 from imgpipe.catalog import to_item
+from imgpipe.costs import MILLION, PRICES, PRICES_RECORDED, Measured, Stage, costs
 from imgpipe.lanes import record_workers
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord
 from tests.conftest import CORPUS
 
-PRICES = json.loads((Path(__file__).with_name("prices.json")).read_text())
-MILLION = 1_000_000
-VCPU_MB = 1769
 THUMBNAIL_KB = 90  # three sizes of a phone photo (bench/thumbs.py), stored per month
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    memory_mb: int = 1024
-    detectors: tuple[str, ...] = ("labels", "text")
-    results: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Measured:
-    wall_ms: float  # per image, in a batch, at 20 ms per request
-    cpu_ms: float
-    requests: dict[str, float]  # per image, by "service.Operation"
-    item_kb: float
 
 
 def measure() -> Measured:
@@ -87,28 +64,6 @@ def _sample_item_kb() -> float:
     return size / 1024 + 1.0  # plus a few labels and lines of text with boxes
 
 
-def costs(stage: Stage, m: Measured) -> dict[str, float]:
-    """Dollars per million images, by line."""
-    p = PRICES
-    cpu_stretch = max(1.0, VCPU_MB / stage.memory_mb) / max(1.0, VCPU_MB / 1024)
-    wall_s = (m.wall_ms - m.cpu_ms + m.cpu_ms * cpu_stretch) / 1000
-    gb_s = stage.memory_mb / 1024 * wall_s
-    puts = m.requests.get("s3.PutObject", 0) + len(stage.results)
-    writes = m.requests.get("dynamodb.PutItem", 0) + m.requests.get("dynamodb.UpdateItem", 0)
-    lines = {
-        "Lambda compute": gb_s * p["lambda_gb_second"],
-        "Lambda requests": p["lambda_request"] / aws_latency.BATCH,
-        "S3 requests": puts * p["s3_put"] + m.requests.get("s3.GetObject", 0) * p["s3_get"],
-        "DynamoDB": writes * math.ceil(m.item_kb) * p["dynamodb_write_unit"]
-        + m.requests.get("dynamodb.GetItem", 0) * p["dynamodb_read_unit"],
-        "SNS": m.requests.get("sns.Publish", 0) * p["sns_publish"],
-        "SQS": (1 + 2 / aws_latency.BATCH) * p["sqs_request"],
-        "Rekognition": len(stage.detectors) * p["rekognition_image"],
-        "CloudWatch Logs": 2 / 1024 / 1024 * p["logs_gb"],  # about 2 KB of JSON log lines
-    }
-    return {k: v * MILLION for k, v in lines.items()}
-
-
 def options(default: Stage) -> Iterable[Stage]:
     yield default
     yield replace(default, name="detectors: none (labeler none)", detectors=())
@@ -133,7 +88,7 @@ def main() -> int:
         f"{sum(m.requests.values()):.1f} requests "
         f"({', '.join(f'{op} {n:.1f}' for op, n in sorted(m.requests.items()))}), "
         f"record ~{m.item_kb:.1f} KB; "
-        f"prices of {PRICES['_recorded']} (bench/prices.json)\n"
+        f"prices of {PRICES_RECORDED} (src/imgpipe/prices.json)\n"
     )
     base = costs(default, m)
     names = list(base)

@@ -16,6 +16,7 @@ from . import config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_rekognition import RekognitionClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
@@ -86,7 +87,13 @@ def rekognition() -> RekognitionClient:
     return client
 
 
+@lru_cache(maxsize=1)
+def lambda_() -> LambdaClient:
+    client: LambdaClient = _client("lambda")
+    return client
+
+
 def reset() -> None:
     """Forget cached clients (tests change endpoints and credentials between cases)."""
-    for fn in (session, s3, sqs, dynamodb, sns, rekognition):
+    for fn in (session, s3, sqs, dynamodb, sns, rekognition, lambda_):
         fn.cache_clear()

@@ -11,10 +11,11 @@ version's outcome, which is how a redriven message completes.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import (
         AttributeValueTypeDef,
+        KeysAndAttributesTypeDef,
         PutItemInputTypeDef,
         QueryInputTypeDef,
         UpdateItemInputTypeDef,
@@ -114,6 +116,39 @@ class Catalog:
         )
         item = resp.get("Item")
         return None if item is None else from_item(item)
+
+    def get_many(self, bucket: str, keys: list[str]) -> dict[str, ImageRecord]:
+        """The records of ``keys`` (those that exist), by key: one BatchGetItem per 100 keys,
+        reading only the fields that say which bytes a record is about and how it ended
+        (eventually consistent: half the read units; callers re-check before acting)."""
+        found: dict[str, ImageRecord] = {}
+        for start in range(0, len(keys), 100):
+            wanted = [self._key(bucket, k) for k in dict.fromkeys(keys[start : start + 100])]
+            request: dict[str, KeysAndAttributesTypeDef] = {
+                self._table: {
+                    "Keys": wanted,
+                    "ProjectionExpression": "#b, #k, #v, #s, etag, version_id, settings",
+                    "ExpressionAttributeNames": {
+                        "#b": "bucket",
+                        "#k": "key",
+                        "#v": "version",
+                        "#s": "status",
+                    },
+                }
+            }
+            for attempt in range(8):
+                resp = self._ddb.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self._table, []):
+                    record = from_item(item)
+                    found[record.key] = record
+                unprocessed = resp.get("UnprocessedKeys", {})
+                if not unprocessed:
+                    break
+                request = cast("dict[str, KeysAndAttributesTypeDef]", dict(unprocessed))
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            else:
+                raise RuntimeError("DynamoDB left keys unread 8 times (throttled)")
+        return found
 
     def page(
         self,

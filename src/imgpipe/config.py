@@ -5,6 +5,7 @@ per process with the same helpers, each reading only what its function needs.
 - ``StatusSettings``: the HTTP API (table, buckets for presigning, the auth mode);
 - ``RedriveSettings``: the redrive function (the two queues, the strategy);
 - ``ReconcileSettings``: the reconcile function (table, buckets, its defaults);
+- ``BackfillSettings``: the backfill function (the process settings' fingerprint, the queue);
 - ``function_timeout()``: what every function's AWS clients size their timeouts by.
 
 No handler and no other module reads ``os.environ`` for these: a malformed value is a
@@ -236,6 +237,30 @@ class ReconcileSettings:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BackfillSettings:
+    process: ProcessSettings  # the process function's output settings: their fingerprint
+    images_queue_url: str
+    function_name: str  # this function, for a run that continues itself
+    concurrency: int  # the process function's maximumConcurrency: the pace of a backlog
+    process_memory: int
+    rate: float  # messages per second a run sends unless it says otherwise
+    min_age: int  # seconds: younger objects are left to their own S3 events
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BackfillSettings:
+        env = _env(env)
+        return cls(
+            process=load(env),
+            images_queue_url=_required(env, "IMAGES_QUEUE_URL"),
+            function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip(),
+            concurrency=_int(env, "MAX_CONCURRENCY", 10),
+            process_memory=_int(env, "PROCESS_MEMORY", 1024),
+            rate=float(_int(env, "BACKFILL_RATE", 50)),
+            min_age=_int(env, "BACKFILL_MIN_AGE", 300, minimum=0),
+        )
+
+
 def load(env: Mapping[str, str] | None = None) -> ProcessSettings:
     """The process function's settings from ``env`` (default: the process environment)."""
     env = _env(env)
@@ -398,6 +423,11 @@ def redrive_settings() -> RedriveSettings:
 
 
 @lru_cache(maxsize=1)
+def backfill_settings() -> BackfillSettings:
+    return BackfillSettings.from_env()
+
+
+@lru_cache(maxsize=1)
 def reconcile_settings() -> ReconcileSettings:
     return ReconcileSettings.from_env()
 
@@ -409,6 +439,7 @@ def clear_caches() -> None:
         status_settings,
         upload_settings,
         redrive_settings,
+        backfill_settings,
         reconcile_settings,
     ):
         cached.cache_clear()

@@ -86,6 +86,10 @@ class Deployment:
     def redrive_function(self) -> str:
         return f"{self.name}-redrive"
 
+    @property
+    def backfill_function(self) -> str:
+        return f"{self.name}-backfill"
+
     def client(self, service: str) -> Any:
         return make_client(self.access, service)
 

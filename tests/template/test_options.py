@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.template.conftest import PACKAGE, packaged
-from tests.template.test_template import REDRIVE_PRINCIPAL
+from tests.template.test_template import QUEUE_SENDERS
 
 OPTIONS = PACKAGE.parent / "options"
 
@@ -128,7 +128,7 @@ def test_fan_out_policies_admit_exactly_one_sender_each(options: dict[str, Any])
     assert queue["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "UploadsTopic"}}}
     assert deny["Effect"] == "Deny" and deny["Condition"] == {
         "ArnNotEquals": {"aws:SourceArn": {"Ref": "UploadsTopic"}},
-        "ArnNotLike": {"aws:PrincipalArn": REDRIVE_PRINCIPAL},
+        "ArnNotLike": {"aws:PrincipalArn": QUEUE_SENDERS},
     }
     topic, topic_deny = resources["UploadsTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert (topic_deny["Effect"], topic_deny["Principal"]) == ("Deny", "*")

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 FUNCTIONS = {
+    "BackfillLambdaFunction": "BackfillRole",
     "ProcessLambdaFunction": "ProcessRole",
     "RedriveLambdaFunction": "RedriveRole",
     "ReconcileLambdaFunction": "ReconcileRole",
@@ -78,6 +79,17 @@ EXPECTED_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
     },
+    "BackfillRole": {
+        "kms:Decrypt",  # this and the next only with the optional customer managed key
+        "kms:GenerateDataKey",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "s3:ListBucket",  # the uploads bucket: it lists, never reads
+        "s3:GetObject",  # only with inventoryLocation: the inventory reports there
+        "dynamodb:BatchGetItem",
+        "sqs:SendMessage",
+        "lambda:InvokeFunction",  # itself, to continue a run
+    },
     "UploadsRole": {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
@@ -142,6 +154,7 @@ DERIVED_SCOPES = {
     "StatusRole": {"s3:GetObject": {"thumbnails/*"}},
     "UploadsRole": {},
     "RedriveRole": {},
+    "BackfillRole": {},
 }
 
 

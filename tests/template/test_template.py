@@ -62,10 +62,15 @@ def test_uploads_notify_the_queue_and_derived_bucket_notifies_nothing(
     assert "NotificationConfiguration" not in resources["DerivedBucket"]["Properties"]
 
 
-# The redrive role, by its ARN (AWS) or its sessions' (MiniStack's aws:PrincipalArn).
-REDRIVE_PRINCIPAL = [
-    {"Fn::GetAtt": ["RedriveRole", "Arn"]},
-    {"Fn::Sub": "arn:${AWS::Partition}:sts::${AWS::AccountId}:assumed-role/${RedriveRole}/*"},
+# The redrive and backfill roles, by their ARNs (AWS) or their sessions' (MiniStack's
+# aws:PrincipalArn): the queue's only senders besides S3.
+QUEUE_SENDERS = [
+    principal
+    for role in ("RedriveRole", "BackfillRole")
+    for principal in (
+        {"Fn::GetAtt": [role, "Arn"]},
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:sts::${{AWS::AccountId}}:assumed-role/${{{role}}}/*"},
+    )
 ]
 
 
@@ -79,11 +84,11 @@ def test_queue_policy_admits_only_the_uploads_bucket(resources: dict[str, Any]) 
     assert source == f"arn:${{AWS::Partition}}:s3:::{bucket}"
     assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
     # everyone else is refused (an explicit deny beats any identity policy), but the bucket and
-    # the redrive function's role
+    # the redrive and backfill functions' roles
     assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage")
     assert deny["Condition"] == {
         "ArnNotEquals": {"aws:SourceArn": {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket}"}},
-        "ArnNotLike": {"aws:PrincipalArn": REDRIVE_PRINCIPAL},
+        "ArnNotLike": {"aws:PrincipalArn": QUEUE_SENDERS},
     }
 
 
@@ -123,6 +128,7 @@ def test_no_package_time_lookups_left(template: dict[str, Any]) -> None:
 def test_functions(resources: dict[str, Any]) -> None:
     functions = dict(_of_type(resources, "AWS::Lambda::Function"))
     assert set(functions) == {
+        "BackfillLambdaFunction",
         "ProcessLambdaFunction",
         "RedriveLambdaFunction",
         "ReconcileLambdaFunction",
@@ -162,7 +168,7 @@ def zip_names() -> set[str]:
 
 
 def test_zip_carries_the_handlers_and_native_pillow_not_boto3(zip_names: set[str]) -> None:
-    for handler in ("process", "redrive", "reconcile", "status"):
+    for handler in ("process", "redrive", "reconcile", "status", "backfill"):
         assert f"src/imgpipe/handlers/{handler}.py" in zip_names
     assert any(n.startswith("PIL/_imaging.cpython-312-x86_64-linux-gnu") for n in zip_names)
     assert any(n.startswith("aws_lambda_powertools/") for n in zip_names)
@@ -177,17 +183,20 @@ SHIPPED = {
     "__init__.py",
     "api.py",
     "aws.py",
+    "backfill.py",
     "batch.py",
     "bootstrap.py",
     "callers.py",
     "catalog.py",
     "codec.py",
     "config.py",
+    "costs.py",
     "deployment.py",
     "derived.py",
     "errors.py",
     "events.py",
     "handlers/__init__.py",
+    "handlers/backfill.py",
     "handlers/process.py",
     "handlers/reconcile.py",
     "handlers/redrive.py",
@@ -218,6 +227,7 @@ SHIPPED = {
     "outcomes.py",
     "pipeline.py",
     "ports.py",
+    "prices.json",
     "image_job.py",
     "reconcile.py",
     "record.py",
@@ -303,3 +313,23 @@ def test_api_auth_is_one_of_three_and_checked_at_deploy(template: dict[str, Any]
     any value but these (and the status function refuses requests without an identity)."""
     param = template["Parameters"]["ApiAuth"]
     assert (param["Default"], param["AllowedValues"]) == ("iam", ["iam", "jwt", "none"])
+
+
+def test_backfill_judges_records_by_the_process_functions_own_settings(
+    resources: dict[str, Any],
+) -> None:
+    """config.fingerprint over the same variables on both sides: a setting only the process
+    function got would make every record look made under other settings (or none)."""
+    from imgpipe.config import _OUTPUT_ENV
+
+    env = {
+        name: resources[f"{name.capitalize()}LambdaFunction"]["Properties"]["Environment"][
+            "Variables"
+        ]
+        for name in ("process", "backfill")
+    }
+    output = set(env["process"]) - {"FUNCTION_TIMEOUT", "MAX_RECEIVE_COUNT", "TOPIC_ARN"}
+    assert set(_OUTPUT_ENV) <= output and {"LABELER", "THUMBNAIL_SIZES", "DETECTORS"} <= output
+    for name in output:
+        assert env["backfill"][name] == env["process"][name], name
+    assert env["backfill"]["IMAGES_QUEUE_URL"] == {"Ref": "ImagesQueue"}

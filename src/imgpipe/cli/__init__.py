@@ -28,6 +28,7 @@ COMMANDS = {
     "dlq": "dlq",
     "redrive": "dlq",
     "reconcile": "reconcile",
+    "backfill": "backfill",
     "remove": "remove",
     "gallery": "gallery",
     "process": "offline",
