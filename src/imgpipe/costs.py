@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 from .lanes import record_workers
 
-_TABLE = json.loads(resources.files("imgpipe").joinpath("prices.json").read_text())
+_TABLE = json.loads(Path(__file__).with_name("prices.json").read_text())
 PRICES: dict[str, float] = {k: float(v) for k, v in _TABLE.items() if not k.startswith("_")}
 PRICES_RECORDED = str(_TABLE["_recorded"])
 MILLION = 1_000_000

@@ -279,7 +279,7 @@ def test_zip_imports_and_renders_on_python312(tmp_path: Path) -> None:
     runtime_boto3 = str(Path(boto3.__file__).parents[1])
     script = (
         "import io, PIL, src.imgpipe.handlers.process, src.imgpipe.handlers.status, "
-        "src.imgpipe.handlers.redrive\n"
+        "src.imgpipe.handlers.redrive, src.imgpipe.handlers.backfill\n"
         "from PIL import Image\n"
         "from src.imgpipe.imaging import render, parse_sizes, Limits\n"
         "buf = io.BytesIO(); Image.new('RGB', (2000, 1000)).save(buf, 'JPEG')\n"
