@@ -135,6 +135,10 @@ class RateLimit:
         self._tokens = min(per_second, SEND_BATCH)
         self._last = clock()
 
+    def within(self, seconds: float) -> int:
+        """How many messages may go out in ``seconds`` (at least one)."""
+        return max(1, int(self._rate * seconds))
+
     def take(self, n: int) -> None:
         while True:
             now = self._clock()
@@ -153,6 +157,9 @@ class QueueSender:
     def __init__(self, sqs: SQSClient, queue_url: str, rate: RateLimit) -> None:
         self._sqs, self._url, self._rate = sqs, queue_url, rate
         self.requests = 0
+
+    def within(self, seconds: float) -> int:
+        return self._rate.within(seconds)
 
     def send(self, bodies: list[str]) -> None:
         for start in range(0, len(bodies), SEND_BATCH):
@@ -301,6 +308,8 @@ class Backfill:
         objects = self._objects(state)
         while True:
             budget = max_messages - queued_here if max_messages else CHUNK
+            if self.sender is not None:  # a slow rate: a chunk's sends still end in the slice
+                budget = min(budget, self.sender.within(max_seconds - (self.clock() - began)))
             chunk = list(islice(objects, min(CHUNK, budget)))
             if not chunk:
                 state = replace(state, done=True)

@@ -301,3 +301,43 @@ def test_the_function_estimates_a_dry_run_and_queues_a_real_one(
     assert handler.handler({"rate": -1}, lambda_context) == {
         "error": "rate must be above 0; max_seconds, max_messages, min_age, hops not negative"
     }
+
+
+@pytest.mark.parametrize(
+    ("labeler", "billed"), [("rekognition", ["labels", "text"]), ("local", []), ("none", [])]
+)
+def test_the_estimate_bills_rekognition_only_when_the_stage_uses_it(
+    stack: FakeStack,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: LambdaContext,
+    labeler: str,
+    billed: list[str],
+) -> None:
+    from imgpipe.handlers import backfill as handler
+
+    monkeypatch.setenv("IMAGES_QUEUE_URL", _queue(stack))
+    monkeypatch.setenv("LABELER", labeler)
+    monkeypatch.setenv("DETECTORS", "labels,text")
+    config.clear_caches()
+    stack.upload(KEYS[0], b"x")
+    estimate: Any = handler.handler({"dry_run": True, "min_age": 0}, lambda_context)["estimate"]
+    assert estimate["detectors"] == billed
+    assert (estimate["dollars"] > 0.001) is bool(billed)  # $0.002 of Rekognition per image
+
+
+def test_at_a_slow_rate_a_slice_ends_on_time_and_the_next_goes_on_from_there(
+    stack: FakeStack,
+) -> None:
+    """A chunk is sized to what the rate lets out in the time left: at 1 message a second a
+    10 s slice queues about 10, not a whole chunk of 100 that would outlive the function."""
+    url = _queue(stack)
+    keys = [f"slow/{i:03d}.jpg" for i in range(50)]
+    for key in keys:
+        stack.upload(key, key.encode())
+    clock = FakeClock()
+    sender = QueueSender(stack.sqs, url, RateLimit(1, clock=clock, sleep=clock.sleep))
+    run = Backfill(stack.s3, stack.catalog, sender, "uploads", "fp", timedelta(0), clock=clock)
+    first = run.run(Checkpoint(prefix="slow/"), max_seconds=10)
+    assert clock.now <= 12 and 8 <= first.counts["queued"] <= 12, (clock.now, first.counts)
+    rest = run.run(first, max_seconds=1000)
+    assert rest.done and sorted(_drain(stack, url)) == keys

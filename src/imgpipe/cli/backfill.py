@@ -230,12 +230,16 @@ def _report_estimate(answer: dict[str, Any], as_json: bool) -> None:
         f" ({counts['current']:,} current, {counts['recent']:,} too recent"
         + (f", {counts['unchanged']:,} unchanged" if counts.get("unchanged") else "")
         + ")\n"
-        f"estimated cost: ${guess['dollars']:,.2f}"
-        f" (detectors {detectors}, {guess['memory_mb']} MB;"
+        f"estimated cost: {_dollars(guess['dollars'])}"
+        f" (Rekognition detectors: {detectors}; {guess['memory_mb']} MB;"
         " list prices in src/imgpipe/prices.json)\n"
         f"estimated duration: {duration(guess['seconds'])} at {guess['per_second']:,.1f} images/s,"
         f" bound by {guess['bound_by']} (maximumConcurrency {guess['concurrency']})"
     )
+
+
+def _dollars(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
 
 
 def _load(path: Path) -> dict[str, Any]:

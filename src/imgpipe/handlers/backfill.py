@@ -68,8 +68,10 @@ def handler(event: object, context: LambdaContext) -> JsonObject:
     stage = Stage(
         "this stage",
         memory_mb=cfg.process_memory,
+        # Rekognition's calls are billed and quota-bound; the offline labeler's are neither
+        # (its CPU time is not in the model)
         detectors=tuple(sorted(process.labels.detectors))
-        if process.labels.backend != "none"
+        if process.labels.backend == "rekognition"
         else (),
         results=process.results_documents,
     )
