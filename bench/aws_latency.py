@@ -13,7 +13,8 @@ at 0 ms (target <= 1.5), handler CPU / engine (target <= 1.3). Then a profile of
 (one lane, no delay) that says where the CPU per image goes, by area: the engine (imgpipe's
 imaging + Pillow), the AWS SDK (request building, signing, parsing), Powertools, the rest of
 imgpipe, the standard library, and moto (the emulator: on AWS that work is not on the
-function's CPU).
+function's CPU). Last, bench/aws_model.py with the measured figures: the time and cost to
+backfill 10^6 images at the default concurrency, and a burst of 100 uploads, upload to DONE.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import boto3  # noqa: E402 - after the environment above
 from moto import mock_aws  # noqa: E402 - after the environment above
 from moto.core.botocore_stubber import BotocoreStubber  # noqa: E402 - after the environment above
 
+from bench.aws_model import backfill_lines, burst_lines  # noqa: E402 - after the environment above
 from bench.thumbs import make_photo  # noqa: E402 - after the environment above
 from imgpipe import aws, bootstrap, config  # noqa: E402 - after the environment above
 from imgpipe.handlers import process  # noqa: E402 - after the environment above
@@ -303,6 +305,11 @@ def main() -> int:
         f"  handler without the emulator: {own:.1f} ms,"
         f" of which the engine {engine_share / own:.0%}"
     )
+    measured = table[(f"{lanes} lanes (now)", hi)]
+    print()
+    print("\n".join(backfill_lines(measured.wall_ms, measured.cpu_ms)))
+    print()
+    print("\n".join(burst_lines(measured.cpu_ms)))
     return 0
 
 

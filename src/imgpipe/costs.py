@@ -72,9 +72,17 @@ def wall_seconds(stage: Stage, m: Measured) -> float:
     return (m.wall_ms - m.cpu_ms + m.cpu_ms * cpu_stretch) / 1000
 
 
+def label_wait_seconds(stage: Stage) -> float:
+    """An image's share of the time an invocation waits on Rekognition: its detectors are
+    asked at once (labels/rekognition.py), and the batch's lanes wait side by side."""
+    waves = min(len(stage.detectors), 1)
+    return waves * REKOGNITION_CALL_MS / 1000 / record_workers(stage.memory_mb)
+
+
 def costs(stage: Stage, m: Measured) -> dict[str, float]:
-    """Dollars per million images, by line."""
-    gb_s = stage.memory_mb / 1024 * wall_seconds(stage, m)
+    """Dollars per million images, by line. The measured wall time has labels off; the
+    detectors' wait is added (billed like any other wait)."""
+    gb_s = stage.memory_mb / 1024 * (wall_seconds(stage, m) + label_wait_seconds(stage))
     puts = m.requests.get("s3.PutObject", 0) + len(stage.results)
     writes = m.requests.get("dynamodb.PutItem", 0) + m.requests.get("dynamodb.UpdateItem", 0)
     lines = {
@@ -125,14 +133,12 @@ def backfill(  # noqa: PLR0913 - each is a setting of the stage or of the run
     per_image = sum(costs(stage, m).values()) / MILLION
     per_image += (1 / BATCH - 1) * PRICES["sqs_request"]  # batched sends, no S3 notification
     overhead = listed * (PRICES["s3_list"] / 1000 + 0.5 * PRICES["dynamodb_read_unit"])
-    detectors = len(stage.detectors)
-    lanes = record_workers(stage.memory_mb)  # records of a batch run side by side
-    image_s = wall_seconds(stage, m) + detectors * REKOGNITION_CALL_MS / 1000 / lanes
+    image_s = wall_seconds(stage, m) + label_wait_seconds(stage)
     limits = {
         "the send rate": rate,
         "Lambda concurrency": concurrency / image_s,
     }
-    if detectors:
+    if stage.detectors:
         limits["Rekognition's quota"] = rekognition_tps
     bound_by = min(limits, key=lambda name: limits[name])
     pace = limits[bound_by]
