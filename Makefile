@@ -35,7 +35,7 @@ OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@exampl
 
 .PHONY: help install test test-unit test-functional test-functional-localstack test-functional-both test-template \
         lint package deploy demo \
-        remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e bench-reconcile chaos clean \
+        remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e bench-reconcile bench-backfill chaos clean \
         browser-deps
 
 help: ## list the targets
@@ -143,7 +143,7 @@ bench-labels: install label-photos ## the offline labeler: ms per detector, thre
 bench-coldstart: package ## handler import time (python3.12, from the zip) and zip size
 	$(BIN)/python -m bench.coldstart
 
-bench-aws: install ## the process handler under a simulated AWS round trip (0, 20 ms): wall, CPU, requests
+bench-aws: install ## the handler under a simulated round trip (0, 20 ms); then a 10^6 backfill and a 100-upload burst, modelled
 	$(BIN)/python -m bench.aws_latency $(BENCH_ARGS)
 
 bench-cost: install ## dollars per million images: the default stage and each option (src/imgpipe/prices.json)
@@ -157,6 +157,9 @@ bench-reconcile: install ## peak memory of reconcile over 10^4..10^6 objects, st
 
 bench-e2e: install ## the whole pipeline on the local stack: burst + steady stream vs the bare engine
 	$(BIN)/python -m bench.e2e $(BENCH_ARGS)
+
+bench-backfill: install ## backfill memory at 10^4..10^6 keys, then 10^4 objects on the local stack racing live traffic
+	$(BIN)/python -m bench.backfill --memory 10000 100000 1000000 --local 10000
 
 chaos: install ## 517 uploads/overwrites + 104 deletes, 20% faults, a crash, DLQ + redrive, reconcile: all 0
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
