@@ -83,7 +83,12 @@ def sns() -> SNSClient:
 
 @lru_cache(maxsize=1)
 def rekognition() -> RekognitionClient:
-    client: RekognitionClient = _client("rekognition")
+    """Adaptive retries: Rekognition's quota (50 calls a second per operation by default) is
+    shared by every environment and lane, and an image's detectors are asked at once; after a
+    throttle this environment's calls slow down (botocore's client-side rate limiter) instead
+    of spending their attempts and failing the image."""
+    adaptive = Config(retries={"mode": "adaptive", "total_max_attempts": ATTEMPTS})
+    client: RekognitionClient = _client("rekognition", client_config().merge(adaptive))
     return client
 
 

@@ -144,3 +144,16 @@ def test_sdk_retries_end_well_inside_the_function_timeout(timeout: float, most: 
     per_attempt = config.connect_timeout + config.read_timeout
     assert config.retries == {"mode": "standard", "total_max_attempts": ATTEMPTS}
     assert per_attempt * ATTEMPTS <= most + 1
+
+
+def test_rekognition_slows_down_on_throttles_within_the_same_attempts() -> None:
+    from imgpipe import aws as clients
+    from imgpipe.aws import ATTEMPTS, client_config
+
+    config: Any = clients.rekognition().meta.config
+    assert config.retries == {"mode": "adaptive", "total_max_attempts": ATTEMPTS}
+    base: Any = client_config()
+    assert (config.connect_timeout, config.read_timeout) == (
+        base.connect_timeout,
+        base.read_timeout,
+    )
