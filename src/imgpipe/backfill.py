@@ -34,11 +34,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from .catalog import Catalog
+from .errors import PipelineError
 from .events import backfill_body
 from .outcomes import Status
 from .record import ImageRecord
 
 if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
@@ -183,11 +185,15 @@ class QueueSender:
 # -- where objects come from ---------------------------------------------------------------
 
 
-def listing(s3: S3Client, bucket: str, prefix: str, after: str) -> Iterator[Candidate]:
+def listing(
+    s3: S3Client, bucket: str, prefix: str, after: str, page_size: int = 1000
+) -> Iterator[Candidate]:
     """The bucket's objects under ``prefix`` after the key ``after``, in key order."""
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     if after:
         kwargs["StartAfter"] = after
+    if page_size != 1000:
+        kwargs["PaginationConfig"] = {"PageSize": page_size}
     for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
         for obj in page.get("Contents", []):
             key = obj["Key"]
@@ -323,6 +329,21 @@ class Backfill:
                 break
         return replace(state, seconds=checkpoint.seconds + self.clock() - began)
 
+    def exactly(self, keys: tuple[str, ...]) -> Checkpoint:
+        """These keys only, each as S3 lists it now (one LIST with the key as its prefix: the
+        key itself comes first if it is there), judged and queued like a listing's."""
+        began = self.clock()
+        state = Checkpoint(
+            settings=self.fingerprint, started=datetime.now(UTC).isoformat(timespec="seconds")
+        )
+        found = []
+        for key in sorted(set(keys)):
+            first = next(listing(self.s3, self.uploads_bucket, key, "", page_size=1), None)
+            if first is not None and first.key == key:
+                found.append(first)
+        self._chunk(found, state, datetime.now(UTC) - self.min_age)
+        return replace(state, done=True, seconds=self.clock() - began)
+
     def _objects(self, state: Checkpoint) -> Iterator[Candidate]:
         if state.inventory:
             return inventory(
@@ -359,6 +380,7 @@ class Backfill:
 
 # -- a run's request (the function's payload, the CLI's options) -----------------------------
 
+MAX_KEYS = CHUNK  # keys one request may name: one catalog read
 MAX_HOPS = 10_000  # a run that continues itself stops here whatever happens (100+ days of slices)
 
 
@@ -372,6 +394,7 @@ class Request:
     min_age: int = 300
     chain: bool = False  # the function invokes itself with the checkpoint until done
     hops: int = 0
+    keys: tuple[str, ...] = ()  # exactly these keys (reconcile's re-queue), not a listing
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -383,7 +406,7 @@ class Request:
             "min_age": self.min_age,
             "chain": self.chain,
             "hops": self.hops,
-        }
+        } | ({"keys": list(self.keys)} if self.keys else {})
 
 
 _KINDS: dict[str, tuple[type, ...]] = {
@@ -398,6 +421,7 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "min_age": (int,),
     "chain": (bool,),
     "hops": (int,),
+    "keys": (list,),
 }
 
 
@@ -440,4 +464,48 @@ def parse_request(event: object, *, rate: float, min_age: int, time_limit: float
         min_age=int(event.get("min_age", min_age)),
         chain=bool(event.get("chain", False)),
         hops=int(event.get("hops", 0)),
+        keys=_keys(event),
     )
+
+
+def _keys(event: dict[str, Any]) -> tuple[str, ...]:
+    keys = event.get("keys")
+    if keys is None:
+        return ()
+    if event.get("prefix") or event.get("inventory") or "checkpoint" in event or event.get("chain"):
+        raise BackfillError("keys is a run of its own: no prefix, inventory, checkpoint or chain")
+    if not 1 <= len(keys) <= MAX_KEYS or not all(
+        isinstance(k, str) and 0 < len(k.encode("utf-8", "surrogatepass")) <= 1024 for k in keys
+    ):
+        raise BackfillError(f"keys must be 1 to {MAX_KEYS} object keys of 1 to 1,024 bytes")
+    return tuple(keys)
+
+
+# -- asking the stage's backfill function (the CLI, reconcile) -------------------------------
+
+
+def invoke(client: LambdaClient, function_name: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The function's answer to one request; BackfillError with its message if it refused
+    the request or failed."""
+    resp = client.invoke(FunctionName=function_name, Payload=json.dumps(payload).encode())
+    answer = json.loads(resp["Payload"].read())
+    if "FunctionError" in resp or not isinstance(answer, dict) or "error" in answer:
+        detail = answer.get("error", answer) if isinstance(answer, dict) else answer
+        raise BackfillError(f"the backfill function: {str(detail)[:500]}")
+    return answer
+
+
+def requeuer(client: LambdaClient, function_name: str) -> Callable[[str], str]:
+    """Reconcile's re-queue of an object whose event was lost: a backfill message through the
+    stage's backfill function (the queue's one sender besides S3), not a copy of the object.
+    Returns what was done ("" when the object is gone or already current)."""
+
+    def requeue(key: str) -> str:
+        try:
+            answer = invoke(client, function_name, {"keys": [key], "min_age": 0})
+        except BackfillError as exc:  # reported with the finding; the run goes on
+            raise PipelineError(str(exc)) from exc
+        queued = answer["checkpoint"]["counts"]["queued"]
+        return "re-queued (a backfill message)" if queued else ""
+
+    return requeue

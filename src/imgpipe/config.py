@@ -224,6 +224,7 @@ class ReconcileSettings:
     derived_bucket: str
     fix: bool  # what a scheduled run does when the payload does not say
     min_age: int  # seconds: younger objects may still be on their way through the queue
+    backfill_function: str  # re-queues what is unprocessed (a backfill message)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReconcileSettings:
@@ -234,6 +235,7 @@ class ReconcileSettings:
             derived_bucket=_required(env, "DERIVED_BUCKET"),
             fix=_bool(env, "RECONCILE_FIX"),
             min_age=_int(env, "RECONCILE_MIN_AGE", 900, minimum=0),
+            backfill_function=env.get("BACKFILL_FUNCTION", "").strip(),
         )
 
 

@@ -6,9 +6,10 @@ lost message, a bug or a hand edit:
 
 - ``no_source``: a record (not DELETED) whose source is gone; fix: mark it DELETED and remove
   what it owned.
-- ``unprocessed``: a source with no final record of its current bytes; fix: re-queue it by
-  copying the object onto itself (S3 then announces it again, with a fresh sequencer, so the
-  pipeline orders it after whatever the catalog holds).
+- ``unprocessed``: a source with no final record of its current bytes; fix: re-queue it with
+  a backfill message (``requeue``: the stage's backfill function sends it). The object is not
+  touched: no copy (nothing for the bucket's other subscribers, no 5 GB limit); the pipeline
+  lets S3's state, not a sequencer, decide when the catalog's record is about other bytes.
 - ``orphan``: a thumbnail no live version owns; fix: delete it.
 - ``stale_result``: a results document no live version owns, or one describing another version;
   fix: delete it (or rewrite it from the record).
@@ -37,7 +38,7 @@ from .storage import ObjectStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CopyObjectRequestTypeDef, HeadObjectOutputTypeDef
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 KINDS = ("no_source", "unprocessed", "orphan", "stale_result")
 MARKED_BY = "imgpipe:Reconcile"
@@ -121,7 +122,7 @@ Progress = Callable[[str], None]
 
 
 class Reconciler:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - the stores it compares, and how a run behaves
         self,
         s3: S3Client,
         catalog: Catalog,
@@ -130,6 +131,7 @@ class Reconciler:
         *,
         min_age: timedelta = timedelta(minutes=15),
         progress: Progress | None = None,
+        requeue: Callable[[str], str] | None = None,
     ) -> None:
         self._s3 = s3
         self._store = ObjectStore(s3)
@@ -138,6 +140,7 @@ class Reconciler:
         self._derived = derived_bucket
         self._min_age = min_age
         self._say = progress or (lambda _: None)
+        self._requeue_key = requeue
 
     def run(
         self,
@@ -271,6 +274,8 @@ class Reconciler:
         return "marked DELETED"
 
     def _requeue(self, key: str) -> str:
+        if self._requeue_key is None:
+            raise PipelineError("no re-queue given (the stage's backfill function)")
         head = self._head(key)
         if head is None:
             return ""
@@ -278,22 +283,7 @@ class Reconciler:
         stored = self._catalog.get(self._uploads, key)
         if stored is not None and stored.status is not Status.DELETED and stored.etag == etag:
             return ""  # processed meanwhile
-        copy: CopyObjectRequestTypeDef = {
-            "Bucket": self._uploads,
-            "Key": key,
-            "CopySource": {"Bucket": self._uploads, "Key": key},
-            # S3 refuses a copy onto itself that changes nothing; REPLACE drops what is not
-            # given again, so the object's headers and user metadata are carried over
-            "MetadataDirective": "REPLACE",
-            "Metadata": dict(head.get("Metadata", {})),
-            "CopySourceIfMatch": str(head.get("ETag", "")),  # exactly the bytes judged
-        }
-        for name in ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding"):
-            value = head.get(name)
-            if isinstance(value, str):
-                copy[name] = value
-        self._s3.copy_object(**copy)
-        return "re-queued (copied onto itself)"
+        return self._requeue_key(key)
 
     def _remove_derived(self, key: str) -> str:
         owner = self._owner_now(key)

@@ -70,11 +70,13 @@ def test_each_role_may_do_its_work_and_nothing_else(local_stack: Deployment, s3:
 def test_the_reconcile_role_can_find_and_fix_and_nothing_more(
     local_stack: Deployment, s3: Any
 ) -> None:
-    """The reconciler, run with the reconcile function's own role: listing, re-queueing,
-    deleting an orphan and marking a record all pass; deleting an upload does not."""
+    """The reconciler, run with the reconcile function's own role: listing, re-queueing
+    (invoking the backfill function), deleting an orphan and marking a record all pass;
+    deleting or writing an upload, invoking another function, scanning, sending do not."""
     from datetime import timedelta
 
     from imgpipe import derived
+    from imgpipe.backfill import requeuer
     from imgpipe.catalog import Catalog
     from imgpipe.outcomes import Status
     from imgpipe.reconcile import Reconciler
@@ -94,16 +96,23 @@ def test_the_reconcile_role_can_find_and_fix_and_nothing_more(
         local_stack.uploads_bucket,
         local_stack.derived_bucket,
         min_age=timedelta(0),
+        requeue=requeuer(role("lambda"), local_stack.backfill_function),
     )
     report = reconciler.run(prefix, fix=True)
     assert {(f.kind, f.fixed) for f in report.findings} == {
         ("no_source", "marked DELETED"),
-        ("unprocessed", "re-queued (copied onto itself)"),
+        ("unprocessed", "re-queued (a backfill message)"),
         ("orphan", "deleted"),
     }
     _denied(
         lambda: role("s3").delete_object(Bucket=local_stack.uploads_bucket, Key=prefix + "lost.jpg")
     )
+    _denied(  # it re-queues through the backfill function, never by writing an upload
+        lambda: role("s3").put_object(
+            Bucket=local_stack.uploads_bucket, Key=prefix + "lost.jpg", Body=b"x"
+        )
+    )
+    _denied(lambda: role("lambda").invoke(FunctionName=f"{local_stack.name}-status"))
     _denied(lambda: role("dynamodb").scan(TableName=local_stack.table))
     _denied(lambda: role("sqs").send_message(QueueUrl=local_stack.queue_url, MessageBody="x"))
 

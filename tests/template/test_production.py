@@ -72,12 +72,13 @@ EXPECTED_ACTIONS = {
         "logs:PutLogEvents",
         "s3:ListBucket",
         "s3:GetObject",
-        "s3:PutObject",  # uploads: re-queue by copying onto itself; derived: rewrite a document
+        "s3:PutObject",  # derived only: rewrite a results document
         "s3:DeleteObject",  # derived only
         "dynamodb:GetItem",
         "dynamodb:Query",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "lambda:InvokeFunction",  # the backfill function, which re-queues what is unprocessed
     },
     "BackfillRole": {
         "kms:Decrypt",  # this and the next only with the optional customer managed key
@@ -172,6 +173,25 @@ def test_each_role_reaches_only_its_part_of_the_derived_bucket(
             for action in _list(st["Action"]):
                 reached.setdefault(action, set()).add(scope)
     assert reached == DERIVED_SCOPES[role]
+
+
+def test_reconcile_reads_the_uploads_bucket_and_invokes_only_the_backfill_function(
+    resources: dict[str, Any],
+) -> None:
+    """It re-queues through the backfill function: it never writes an upload (no copy of an
+    object onto itself), and may invoke nothing else."""
+    on_uploads: set[str] = set()
+    invokes = []
+    for st in _statements(resources["ReconcileRole"]):
+        arns = json.dumps(st["Resource"])
+        if "uploads" in arns:
+            on_uploads.update(_list(st["Action"]))
+        if "lambda:InvokeFunction" in _list(st["Action"]):
+            invokes.append(arns)
+    assert on_uploads == {"s3:ListBucket", "s3:GetObject"}
+    assert len(invokes) == 1 and invokes[0].endswith('-backfill"}'), invokes
+    env = resources["ReconcileLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["BACKFILL_FUNCTION"].endswith("-backfill")
 
 
 def test_no_wildcard_but_the_commented_exceptions(resources: dict[str, Any]) -> None:

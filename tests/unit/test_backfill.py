@@ -258,6 +258,13 @@ def test_entries_sqs_refuses_are_sent_again_and_never_lost(
         ({"checkpoint": {"mode": "x"}}, "mode must be one of"),
         ({"checkpoint": {"counts": {"queued": -1}}}, "non-negative"),
         ({"checkpoint": {"after": 3}}, "after must be a string"),
+        ({"keys": "a.jpg"}, "keys must be a list"),
+        ({"keys": []}, "keys must be 1 to 100"),
+        ({"keys": ["a"] * 101}, "keys must be 1 to 100"),
+        ({"keys": ["a", 3]}, "keys must be 1 to 100"),
+        ({"keys": ["x" * 1025]}, "keys must be 1 to 100"),
+        ({"keys": ["a"], "prefix": "p/"}, "keys is a run of its own"),
+        ({"keys": ["a"], "chain": True}, "keys is a run of its own"),
     ],
 )
 def test_malformed_requests_say_what_to_change(payload: object, error: str) -> None:

@@ -175,3 +175,25 @@ def test_a_failed_record_of_the_same_bytes_is_processed_by_a_backfill(
 
 def _throttled(*_: object) -> tuple[bytes, str]:
     raise TimeoutError("S3 timed out")
+
+
+@pytest.mark.parametrize("same_bytes", [True, False])
+def test_a_backfill_brings_back_an_object_uploaded_again_after_its_delete_whose_event_was_lost(
+    parts: Parts, same_bytes: bool
+) -> None:
+    """What reconcile finds as unprocessed ("record says DELETED, the object exists") and
+    re-queues as a backfill message: the DELETED record outranks it by sequencer, but S3
+    holds an object that record is not about, so S3's state decides."""
+    pipeline, catalog, store, _ = parts
+    data = jpeg_bytes((640, 480))
+    _put(store, "k.jpg", data)
+    pipeline.handle(_live("k.jpg", data, "0A"))
+    del store.objects[("up", "k.jpg")]
+    removed = S3ObjectEvent("ObjectRemoved:Delete", "up", "k.jpg", 0, "", "0B", "t")
+    assert pipeline.handle(removed).status is Status.DELETED
+    again = data if same_bytes else jpeg_bytes((320, 240))
+    etag = _put(store, "k.jpg", again)  # its event is lost
+    assert pipeline.handle(_backfill("k.jpg", etag)).status is Status.DONE
+    stored = catalog.get("up", "k.jpg")
+    assert stored is not None and (stored.status, stored.etag) == (Status.DONE, etag)
+    assert pipeline.handle(_backfill("k.jpg", etag)).status == SKIPPED  # once

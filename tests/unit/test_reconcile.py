@@ -3,6 +3,7 @@ does; and the scheduled handler's request parsing."""
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -10,17 +11,68 @@ from typing import Any
 
 import pytest
 
-from imgpipe import derived
+from imgpipe import config, derived
+from imgpipe.backfill import requeuer
+from imgpipe.events import read_body
 from imgpipe.handlers.reconcile import parse_request
 from imgpipe.outcomes import Reason, Status
 from imgpipe.reconcile import Reconciler, Report
 from imgpipe.record import ImageRecord, ThumbnailRef
 from tests.conftest import jpeg_bytes
-from tests.unit.conftest import FakeStack
+from tests.unit.conftest import FakeStack, LambdaContext
 
 
-def reconciler(stack: FakeStack, min_age: timedelta = timedelta(0)) -> Reconciler:
-    return Reconciler(stack.s3, stack.catalog, "uploads", "derived", min_age=min_age)
+class InProcessLambda:
+    """The stage's backfill function as reconcile invokes it, run in this process: the payload
+    through the real handler (its parsing, the listing of the key, the catalog check, the
+    send), the answer back as Lambda returns it. ``refuse`` raises for the keys it names."""
+
+    def __init__(self, refuse: dict[str, Exception] | None = None) -> None:
+        self.refuse = refuse or {}
+
+    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+        from imgpipe.handlers import backfill
+
+        request = json.loads(Payload)
+        for key in request.get("keys", []):
+            if key in self.refuse:
+                raise self.refuse[key]
+        context: Any = LambdaContext()
+        answer = backfill.handler(request, context)
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(answer).encode())}
+
+
+@pytest.fixture
+def queue(stack: FakeStack, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The images queue the backfill function sends to."""
+    url: str = stack.sqs.create_queue(QueueName="images")["QueueUrl"]
+    monkeypatch.setenv("IMAGES_QUEUE_URL", url)
+    config.clear_caches()
+    return url
+
+
+def queued(stack: FakeStack, url: str) -> list[str]:
+    """The keys of the backfill messages in the queue (taken out)."""
+    keys = []
+    while messages := stack.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for m in messages:
+            (event,) = read_body(m["Body"]).events
+            assert event.is_backfill
+            keys.append(event.key)
+            stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return keys
+
+
+def reconciler(
+    stack: FakeStack, min_age: timedelta = timedelta(0), lambda_: Any = None
+) -> Reconciler:
+    client: Any = lambda_ or InProcessLambda()
+    requeue = requeuer(client, "imgpipe-test-backfill")
+    return Reconciler(
+        stack.s3, stack.catalog, "uploads", "derived", min_age=min_age, requeue=requeue
+    )
 
 
 def _done(stack: FakeStack, key: str, version: str = "s:0A") -> ImageRecord:
@@ -68,7 +120,7 @@ def test_young_objects_are_not_judged(stack: FakeStack) -> None:
     assert set(kinds(reconciler(stack).run())) == {"unprocessed", "orphan"}
 
 
-def test_each_kind_is_found_and_fixed(stack: FakeStack) -> None:
+def test_each_kind_is_found_and_fixed(stack: FakeStack, queue: str) -> None:
     kept = _done(stack, "kept.jpg")
     gone = _done(stack, "gone.jpg")
     stack.s3.delete_object(Bucket="uploads", Key="gone.jpg")  # its delete event was lost
@@ -87,10 +139,11 @@ def test_each_kind_is_found_and_fixed(stack: FakeStack) -> None:
     report = reconciler(stack).run(fix=True)
     assert {f.key: f.fixed for f in report.findings} == {
         "gone.jpg": "marked DELETED",
-        "never.jpg": "re-queued (copied onto itself)",
+        "never.jpg": "re-queued (a backfill message)",
         orphan: "deleted",
         doc: "rewritten from the record",
     }
+    assert queued(stack, queue) == ["never.jpg"]
     marked = stack.catalog.get("uploads", "gone.jpg")
     assert marked is not None and marked.status is Status.DELETED and marked.notified
     assert marked.version == gone.version  # any real later event still outranks it
@@ -100,24 +153,50 @@ def test_each_kind_is_found_and_fixed(stack: FakeStack) -> None:
     assert json.loads(body)["version"] == kept.version
 
 
-def test_a_requeue_keeps_the_objects_bytes_headers_and_metadata(stack: FakeStack) -> None:
-    body = jpeg_bytes()
+def test_a_requeue_leaves_the_object_untouched(stack: FakeStack, queue: str) -> None:
+    """No copy onto itself: the same version, bytes, headers and metadata, and no event for
+    the bucket's other subscribers; one backfill message instead."""
     stack.s3.put_object(
         Bucket="uploads",
-        Key="m.jpg",
-        Body=body,
+        Key="m +%é.jpg",
+        Body=jpeg_bytes(),
         ContentType="image/jpeg",
         CacheControl="max-age=60",
         Metadata={"owner": "ana"},
     )
-    reconciler(stack).run(fix=True)
-    after = stack.s3.get_object(Bucket="uploads", Key="m.jpg")
-    assert after["Body"].read() == body
-    assert (after["ContentType"], after["CacheControl"], after["Metadata"]) == (
-        "image/jpeg",
-        "max-age=60",
-        {"owner": "ana"},
+    before = stack.s3.head_object(Bucket="uploads", Key="m +%é.jpg")
+    report = reconciler(stack).run(fix=True)
+    assert [(f.kind, f.fixed) for f in report.findings] == [
+        ("unprocessed", "re-queued (a backfill message)")
+    ]
+    after = stack.s3.head_object(Bucket="uploads", Key="m +%é.jpg")
+    for field in ("ETag", "LastModified", "ContentType", "CacheControl", "Metadata"):
+        assert after[field] == before[field]
+    assert queued(stack, queue) == ["m +%é.jpg"]
+
+
+def test_a_requeue_of_an_object_gone_or_done_meanwhile_sends_nothing(
+    stack: FakeStack, queue: str
+) -> None:
+    """Between the listing and the fix, the object was deleted, or processed: the backfill
+    function lists the key again and the catalog says so; nothing is sent."""
+    stack.upload("gone.jpg", jpeg_bytes())
+    client: Any = InProcessLambda()
+    requeue = requeuer(client, "imgpipe-test-backfill")
+    stack.s3.delete_object(Bucket="uploads", Key="gone.jpg")
+    assert requeue("gone.jpg") == ""
+    etag = stack.upload("done.jpg", jpeg_bytes())
+    record = ImageRecord(
+        "uploads",
+        "done.jpg",
+        "s:0A",
+        Status.DONE,
+        etag=etag,
+        settings=config.settings().fingerprint,
     )
+    stack.catalog.put(record)
+    assert requeue("done.jpg") == ""
+    assert queued(stack, queue) == []
 
 
 def test_what_already_says_missing_or_deleted_is_no_finding(stack: FakeStack) -> None:
@@ -177,28 +256,45 @@ def test_a_record_written_before_revisions_existed_can_still_be_replaced(
     assert [(f.kind, f.fixed) for f in report.findings] == [("no_source", "marked DELETED")]
 
 
-def test_an_error_on_one_object_is_reported_and_the_run_goes_on(stack: FakeStack) -> None:
-    """One source cannot be re-queued (S3 refuses the copy): that finding says why, the others
-    are fixed, and the report counts the error as unresolved."""
+def test_an_error_on_one_object_is_reported_and_the_run_goes_on(
+    stack: FakeStack, queue: str
+) -> None:
+    """One source cannot be re-queued (Lambda throttles the invoke): that finding says why,
+    the others are fixed, and the report counts the error as unresolved."""
     from botocore.exceptions import ClientError
 
     for name in ("a.jpg", "b.jpg", "c.jpg"):
         stack.upload(name, jpeg_bytes())
-    real_copy = stack.s3.copy_object
-
-    def copy(**kwargs: Any) -> Any:
-        if kwargs["Key"] == "b.jpg":
-            raise ClientError({"Error": {"Code": "SlowDown", "Message": "reduce"}}, "CopyObject")
-        return real_copy(**kwargs)
-
-    stack.s3.copy_object = copy
-    report = reconciler(stack).run(fix=True)
+    busy = ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate"}}, "Invoke")
+    report = reconciler(stack, lambda_=InProcessLambda({"b.jpg": busy})).run(fix=True)
     by_key = {f.key: f for f in report.findings}
-    assert by_key["b.jpg"].error == "SlowDown: reduce" and not by_key["b.jpg"].fixed
+    assert by_key["b.jpg"].error == "TooManyRequestsException: Rate" and not by_key["b.jpg"].fixed
     assert by_key["a.jpg"].fixed and by_key["c.jpg"].fixed
     assert (report.errors, report.unresolved, report.fixed) == (1, 1, 2)
     assert "errors=1" in report.line()
-    assert report.to_document()["findings"][1]["error"] == "SlowDown: reduce"  # type: ignore[index]
+    assert report.to_document()["findings"][1]["error"] == "TooManyRequestsException: Rate"  # type: ignore[index]
+    assert sorted(queued(stack, queue)) == ["a.jpg", "c.jpg"]
+
+
+def test_a_backfill_function_that_refuses_is_reported_with_its_reason(
+    stack: FakeStack, queue: str
+) -> None:
+    stack.upload("a.jpg", jpeg_bytes())
+
+    class Refusing:
+        def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+            answer = json.dumps({"error": "keys must be 1 to 100 object keys"}).encode()
+            return {"StatusCode": 200, "Payload": io.BytesIO(answer)}
+
+    (finding,) = reconciler(stack, lambda_=Refusing()).run(fix=True).findings
+    assert not finding.fixed and "keys must be 1 to 100" in finding.error
+
+
+def test_without_a_backfill_function_a_requeue_is_an_error_not_a_crash(stack: FakeStack) -> None:
+    stack.upload("a.jpg", jpeg_bytes())
+    plain = Reconciler(stack.s3, stack.catalog, "uploads", "derived", min_age=timedelta(0))
+    (finding,) = plain.run(fix=True).findings
+    assert finding.kind == "unprocessed" and "backfill function" in finding.error
 
 
 def test_memory_does_not_grow_with_the_bucket() -> None:

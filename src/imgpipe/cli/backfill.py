@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ..backfill import Checkpoint
+from ..backfill import BackfillError, Checkpoint, invoke
 from ..costs import duration
 from ..deployment import Deployment
 from . import deployment, echo_json, main, printable, target_options
@@ -181,14 +181,10 @@ def _pass(
 
 
 def _invoke(dep: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
-    resp = dep.client("lambda").invoke(
-        FunctionName=dep.backfill_function, Payload=json.dumps(payload).encode()
-    )
-    answer = json.loads(resp["Payload"].read())
-    if "FunctionError" in resp or not isinstance(answer, dict) or "error" in answer:
-        detail = answer.get("error", answer) if isinstance(answer, dict) else answer
-        raise click.ClickException(f"backfill failed: {printable(str(detail))[:500]}")
-    return answer
+    try:
+        return invoke(dep.client("lambda"), dep.backfill_function, payload)
+    except BackfillError as exc:
+        raise click.ClickException(f"backfill failed: {printable(str(exc))}") from None
 
 
 def _progress(

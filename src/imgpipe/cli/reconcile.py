@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import click
 
+from ..backfill import requeuer
 from ..catalog import Catalog
 from ..reconcile import Reconciler
 from . import deployment, echo_json, main, printable, table, target_options
@@ -31,8 +32,9 @@ def reconcile(
     Reports records whose source is gone (no_source), sources without a final record of their
     current bytes (unprocessed), thumbnails no live version owns (orphan) and results documents
     no live version owns or that describe another version (stale_result). With --fix: marks
-    the record DELETED, re-queues the source (copied onto itself, so S3 announces it again),
-    deletes or rewrites the derived object. Exits 1 while findings remain unrepaired."""
+    the record DELETED, re-queues the source (a backfill message through the stage's backfill
+    function; the object is not touched), deletes or rewrites the derived object. Exits 1
+    while findings remain unrepaired."""
     dep = deployment(stage, endpoint)
 
     def progress(message: str) -> None:
@@ -46,6 +48,7 @@ def reconcile(
         dep.derived_bucket,
         min_age=timedelta(seconds=min_age),
         progress=progress,
+        requeue=requeuer(dep.client("lambda"), dep.backfill_function),
     )
     report = reconciler.run(prefix, fix=fix)
     if as_json:

@@ -1,8 +1,9 @@
 """Invoked by ``imgpipe backfill`` (one slice per call, the CLI keeps the checkpoint) or by
 hand for runs that outlive a laptop: ``sls invoke -f backfill -d '{"prefix": "2019/",
 "chain": true}'`` continues itself (an asynchronous invoke of this function with the new
-checkpoint) until the listing ends. Returns the checkpoint and, with ``dry_run``, what the
-messages a real run would send cost and how long they take (imgpipe.costs)."""
+checkpoint) until the listing ends. ``{"keys": [...]}`` queues exactly those keys (how
+reconcile re-queues what it finds unprocessed). Returns the checkpoint and what the messages
+cost and how long they take (imgpipe.costs)."""
 
 from __future__ import annotations
 
@@ -56,11 +57,14 @@ def handler(event: object, context: LambdaContext) -> JsonObject:
         min_age=timedelta(seconds=request.min_age),
     )
     try:
-        checkpoint = run.run(
-            request.checkpoint,
-            max_seconds=request.max_seconds,
-            max_messages=request.max_messages,
-        )
+        if request.keys:  # reconcile's re-queue of objects whose events were lost
+            checkpoint = run.exactly(request.keys)
+        else:
+            checkpoint = run.run(
+                request.checkpoint,
+                max_seconds=request.max_seconds,
+                max_messages=request.max_messages,
+            )
     except BackfillError as exc:
         return {"error": str(exc), "checkpoint": request.checkpoint.to_json()}
     logger.info("backfill slice", extra={"checkpoint": checkpoint.to_json()})

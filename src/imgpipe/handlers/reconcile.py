@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import aws
+from ..backfill import requeuer
 from ..catalog import Catalog
 from ..config import reconcile_settings
 from ..observability import metrics
@@ -55,6 +56,7 @@ def handler(event: object, context: LambdaContext) -> dict[str, object]:
         cfg.derived_bucket,
         min_age=timedelta(seconds=min_age),
         progress=lambda message: logger.debug(message),
+        requeue=requeuer(aws.lambda_(), cfg.backfill_function) if cfg.backfill_function else None,
     )
     report = reconciler.run(prefix, fix=fix)
     for finding in report.findings:
