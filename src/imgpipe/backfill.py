@@ -192,8 +192,7 @@ def listing(
     kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
     if after:
         kwargs["StartAfter"] = after
-    if page_size != 1000:
-        kwargs["PaginationConfig"] = {"PageSize": page_size}
+    kwargs["PaginationConfig"] = {"PageSize": page_size}
     for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
         for obj in page.get("Contents", []):
             key = obj["Key"]
@@ -474,11 +473,17 @@ def _keys(event: dict[str, Any]) -> tuple[str, ...]:
         return ()
     if event.get("prefix") or event.get("inventory") or "checkpoint" in event or event.get("chain"):
         raise BackfillError("keys is a run of its own: no prefix, inventory, checkpoint or chain")
-    if not 1 <= len(keys) <= MAX_KEYS or not all(
-        isinstance(k, str) and 0 < len(k.encode("utf-8", "surrogatepass")) <= 1024 for k in keys
-    ):
+    if not 1 <= len(keys) <= MAX_KEYS or not all(_object_key(k) for k in keys):
         raise BackfillError(f"keys must be 1 to {MAX_KEYS} object keys of 1 to 1,024 bytes")
     return tuple(keys)
+
+
+def _object_key(key: object) -> bool:
+    """What S3 can name: 1 to 1,024 bytes of UTF-8 (a lone surrogate has no UTF-8)."""
+    try:
+        return isinstance(key, str) and 0 < len(key.encode("utf-8")) <= 1024
+    except UnicodeEncodeError:
+        return False
 
 
 # -- asking the stage's backfill function (the CLI, reconcile) -------------------------------

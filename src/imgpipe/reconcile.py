@@ -274,15 +274,10 @@ class Reconciler:
         return "marked DELETED"
 
     def _requeue(self, key: str) -> str:
+        """The backfill function lists the key and reads its record again before it sends:
+        an object deleted or processed since the listing is left alone there."""
         if self._requeue_key is None:
             raise PipelineError("no re-queue given (the stage's backfill function)")
-        head = self._head(key)
-        if head is None:
-            return ""
-        etag = str(head.get("ETag", "")).strip('"')
-        stored = self._catalog.get(self._uploads, key)
-        if stored is not None and stored.status is not Status.DELETED and stored.etag == etag:
-            return ""  # processed meanwhile
         return self._requeue_key(key)
 
     def _remove_derived(self, key: str) -> str:

@@ -263,6 +263,8 @@ def test_entries_sqs_refuses_are_sent_again_and_never_lost(
         ({"keys": ["a"] * 101}, "keys must be 1 to 100"),
         ({"keys": ["a", 3]}, "keys must be 1 to 100"),
         ({"keys": ["x" * 1025]}, "keys must be 1 to 100"),
+        ({"keys": ["é" * 513]}, "keys must be 1 to 100"),  # 1,026 bytes
+        ({"keys": ["a\ud800.jpg"]}, "keys must be 1 to 100"),  # no UTF-8 for it
         ({"keys": ["a"], "prefix": "p/"}, "keys is a run of its own"),
         ({"keys": ["a"], "chain": True}, "keys is a run of its own"),
     ],

@@ -48,7 +48,7 @@ def reconcile(
         dep.derived_bucket,
         min_age=timedelta(seconds=min_age),
         progress=progress,
-        requeue=requeuer(dep.client("lambda"), dep.backfill_function),
+        requeue=requeuer(dep.client("lambda"), dep.backfill_function) if fix else None,
     )
     report = reconciler.run(prefix, fix=fix)
     if as_json:
