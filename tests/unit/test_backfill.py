@@ -9,6 +9,7 @@ import io
 import json
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -350,3 +351,31 @@ def test_at_a_slow_rate_a_slice_ends_on_time_and_the_next_goes_on_from_there(
     assert clock.now <= 12 and 8 <= first.counts["queued"] <= 12, (clock.now, first.counts)
     rest = run.run(first, max_seconds=1000)
     assert rest.done and sorted(_drain(stack, url)) == keys
+
+
+def test_two_runs_on_one_checkpoint_file_cannot_run_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They would send the same keys and overwrite each other's progress: the second is
+    refused with what to do, before it asks the stage anything; the file is free again once
+    the first ends."""
+    from click.testing import CliRunner
+
+    from imgpipe.cli import backfill as command
+    from imgpipe.cli import main
+
+    path = tmp_path / "run.json"
+
+    class Untouchable:
+        def client(self, service: str) -> Any:
+            raise AssertionError(f"the refused run asked {service}")
+
+    monkeypatch.setattr(command, "deployment", lambda *_: Untouchable())
+    args = ["backfill", "--checkpoint", str(path), "--yes"]
+    with command._only_run(path):
+        refused = CliRunner().invoke(main, args)
+        assert refused.exit_code == 1, refused.output
+        assert "another imgpipe backfill is using" in refused.output
+        assert "--checkpoint" in refused.output
+    with command._only_run(path):  # released: taken again
+        pass

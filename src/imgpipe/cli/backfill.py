@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -92,32 +95,35 @@ def backfill(
     dep = deployment(stage, endpoint)
     path = checkpoint_path or Path(f"imgpipe-backfill-{stage}.json")
     say = (lambda _: None) if as_json else (lambda line: click.echo(line, err=True))
-    if resume:
-        saved = _load(path)
-        request, planned = saved["request"], int(saved.get("planned", 0))
-        if request["checkpoint"].get("done"):
-            raise click.ClickException(f"the run in {path} is finished; start a new one")
-    else:
-        if not dry_run and path.exists() and not _load(path)["request"]["checkpoint"]["done"]:
-            raise click.ClickException(
-                f"{path} holds an unfinished run: add --resume to continue it, or delete it"
+    with nullcontext() if dry_run else _only_run(path):
+        if resume:
+            saved = _load(path)
+            request, planned = saved["request"], int(saved.get("planned", 0))
+            if request["checkpoint"].get("done"):
+                raise click.ClickException(f"the run in {path} is finished; start a new one")
+        else:
+            if not dry_run and path.exists() and not _load(path)["request"]["checkpoint"]["done"]:
+                raise click.ClickException(
+                    f"{path} holds an unfinished run: add --resume to continue it, or delete it"
+                )
+            mode = "settings-changed" if if_settings_changed else "missing"
+            request = {"prefix": prefix, "inventory": inventory, "mode": mode, "min_age": min_age}
+            request |= {} if rate is None else {"rate": rate}
+            planned = _plan(
+                dep, request, slice_seconds, say, dry_run=dry_run, yes=yes, as_json=as_json
             )
-        mode = "settings-changed" if if_settings_changed else "missing"
-        request = {"prefix": prefix, "inventory": inventory, "mode": mode, "min_age": min_age}
-        request |= {} if rate is None else {"rate": rate}
-        planned = _plan(dep, request, slice_seconds, say, dry_run=dry_run, yes=yes, as_json=as_json)
-        if planned == 0:
-            return
-    result = _pass(dep, request, slice_seconds, max_messages, say, path=path, planned=planned)
-    checkpoint = result["checkpoint"]
-    if as_json:
-        echo_json({"checkpoint": checkpoint, "checkpoint_file": str(path)})
-    elif checkpoint["done"]:
-        click.echo(_summary(checkpoint) + f" (checkpoint: {printable(str(path))})")
-    else:
-        click.echo(
-            f"{_summary(checkpoint)}; stopped: resume with --resume ({printable(str(path))})"
-        )
+            if planned == 0:
+                return
+        result = _pass(dep, request, slice_seconds, max_messages, say, path=path, planned=planned)
+        checkpoint = result["checkpoint"]
+        if as_json:
+            echo_json({"checkpoint": checkpoint, "checkpoint_file": str(path)})
+        elif checkpoint["done"]:
+            click.echo(_summary(checkpoint) + f" (checkpoint: {printable(str(path))})")
+        else:
+            click.echo(
+                f"{_summary(checkpoint)}; stopped: resume with --resume ({printable(str(path))})"
+            )
 
 
 def _plan(
@@ -236,6 +242,23 @@ def _report_estimate(answer: dict[str, Any], as_json: bool) -> None:
 
 def _dollars(amount: float) -> str:
     return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
+
+
+@contextmanager
+def _only_run(path: Path) -> Iterator[None]:
+    """One run per checkpoint file at a time: two would send the same keys and overwrite each
+    other's progress. An advisory lock on a file beside it, released when the run ends, or
+    when its process dies."""
+    lock_path = path.with_name(path.name + ".lock")
+    with lock_path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise click.ClickException(
+                f"another imgpipe backfill is using {printable(str(path))}; "
+                "wait for it, or give this one its own --checkpoint"
+            ) from None
+        yield
 
 
 def _load(path: Path) -> dict[str, Any]:
