@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 
+from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
+from imgpipe.outcomes import Reason, Status
+from tests.functional.conftest import wait_for
 from tests.harness.backends import processing
 from tests.harness.backfill import notifications_off, run_backfill, small_photos
 from tests.harness.chaos import (
@@ -79,3 +82,35 @@ def test_backfill_an_adopted_bucket_racing_live_changes_then_nothing_is_left(
     # everything is current now: a new run queues nothing
     again = run_backfill("--prefix", prefix, "--min-age", "0", "--dry-run")
     assert again["counts"]["queued"] == 0 and again["counts"]["current"] > 0, again
+
+
+def test_a_run_invoked_by_hand_continues_itself_until_the_listing_ends(
+    local_stack: Deployment, catalog: Catalog, tmp_path: Path, corpus: Path, prefix: str
+) -> None:
+    """`sls invoke -f backfill -d '{"prefix": ..., "chain": true}'`, the way for runs that
+    outlive a laptop: slices of about one second at 10 messages a second, each invoking the
+    function again (asynchronously) with its checkpoint, until every object is queued once."""
+    import json
+
+    photos = small_photos(sorted(corpus.glob("*.jpg"))[:3], tmp_path)
+    keys = [f"{prefix}chain/{i:02d}.jpg" for i in range(30)]
+    s3 = local_stack.client("s3")
+    with notifications_off(local_stack):
+        for i, key in enumerate(keys):
+            body = photos[i % 3].read_bytes() if i % 5 else b"a note, not an image %d" % i
+            s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=body)
+    payload = {"prefix": f"{prefix}chain/", "chain": True, "min_age": 0, "max_seconds": 1}
+    with processing(local_stack):
+        resp = local_stack.client("lambda").invoke(
+            FunctionName=local_stack.backfill_function,
+            Payload=json.dumps(payload | {"rate": 10}).encode(),
+        )
+        first = json.loads(resp["Payload"].read())
+        assert first["continued"] is True and not first["checkpoint"]["done"], first
+        assert first["checkpoint"]["counts"]["queued"] < len(keys)  # the rest: later slices
+        records = wait_for(catalog, local_stack, keys, timeout=180)
+    outcomes = {(r.status, r.reason) for r in records.values()}
+    assert outcomes == {(Status.DONE, None), (Status.REJECTED, Reason.NOT_AN_IMAGE)}, outcomes
+    again = run_backfill("--prefix", f"{prefix}chain/", "--min-age", "0", "--dry-run")
+    counts = again["counts"]
+    assert (counts["listed"], counts["queued"], counts["current"]) == (30, 0, 30), counts
