@@ -4,16 +4,17 @@ Each photo goes through what the pipeline does: the 1024 px thumbnail, then the 
 with all four detectors (labels, faces, text, moderation) at the shared default floor (75) and
 label cap (10). Printed for the previous release's labeler (top ImageNet classes plus four
 summed groups, raw probabilities as confidence) and this one (taxonomy names with parents,
-single classes only when sure, calibrated confidence), side by side:
+single classes only when sure, "Sky" from pixels, calibrated confidence), side by side:
 
 - coverage: photos with at least one accepted label;
 - precision: returned labels that are accepted (Person from faces and Text from OCR count too);
 - ms per photo: the whole detect() with all four detectors, mean over the set.
 
-Then the calibration: coverage and precision over a grid of the two floors
-(``taxonomy.Floors``); the chosen pair has the most coverage at >= 90 % precision, then the
-highest precision, then the most correct labels, then the higher floors (the safer against
-photos unlike these); it is what ``labels/local.py`` ships (checked here).
+Then the calibration, on the fit part only: coverage and precision over a grid of the two
+floors (``taxonomy.Floors``); the chosen pair has the most coverage at >= 90 % precision, then
+the highest precision, then the most correct labels, then the higher floors (the safer against
+photos unlike these); then, with that pair, the sky floor by the same rule. What it chooses is
+what ``labels/local.py`` ships (checked here).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from PIL import Image, ImageOps
 
 from imgpipe.imaging import Limits, parse_sizes, render
 from imgpipe.labels import Label, LabelRequest, LabelSettings, local
+from imgpipe.labels.sky import sky_fraction
 from imgpipe.labels.taxonomy import Floors, taxonomy
 
 SET = Path(__file__).with_name("label_set.json")
@@ -58,6 +60,9 @@ def held_out_sources(entries: Sequence[dict[str, Any]]) -> set[str]:
 DEBIAN = {
     "debian-mate": ("mate-backgrounds", Path("/usr/share/backgrounds/mate/nature")),
     "debian-plasma": ("plasma-workspace-wallpapers", Path("/usr/share/wallpapers")),
+    "debian-lomiri": ("lomiri-wallpapers-16.04", Path("/usr/share/backgrounds")),
+    "debian-lomiri-20.04": ("lomiri-wallpapers-20.04", Path("/usr/share/backgrounds")),
+    "debian-palapeli": ("palapeli-data", Path("/usr/share/palapeli/collection")),
 }
 MAX_PIXELS = 5_000_000  # of a wallpaper's sizes, the largest at most this (as a phone's photo)
 
@@ -77,8 +82,10 @@ def _source(spec: str) -> Path:
         return CORPUS / name
     if package in DEBIAN:
         debian, root = DEBIAN[package]
-        if not root.is_dir():
-            raise SystemExit(f"{root} is missing: apt-get install {debian} (bench-labels does)")
+        if not (root / name).exists():
+            raise SystemExit(
+                f"{root / name} is missing: apt-get install {debian} (bench-labels does)"
+            )
         return _wallpaper(root / name) if package == "debian-plasma" else root / name
     folder = {
         "skimage": ("skimage", "data"),
@@ -186,11 +193,32 @@ def run_labeler(
     return results, statistics.mean(times)
 
 
-def calibrate(photos: list[Photo], probabilities: list[np.ndarray[Any, Any]]) -> Floors:
+def _fit_score(
+    photos: list[Photo], probabilities: list[np.ndarray[Any, Any]], skies: list[float], f: Floors
+) -> Score:
+    """The classifier's own labels (taxonomy and sky; no faces or text) at floors ``f``."""
+    results = []
+    for photo, p, sky in zip(photos, probabilities, skies, strict=True):
+        labels = taxonomy().labels(p, f)
+        if sky >= f.sky:
+            labels.append(Label("Sky", 100.0))
+        results.append((photo, tuple(labels)))
+    return score(results)
+
+
+def _key(s: Score, *floors: float) -> tuple[float, ...]:
+    return (s.covered, round(s.precision, 4), s.correct, *floors)
+
+
+def calibrate(
+    photos: list[Photo], probabilities: list[np.ndarray[Any, Any]], skies: list[float]
+) -> Floors:
     """Coverage / precision of the classifier's own labels (no faces or text) per floor pair,
-    on the photos given (the fit part); the pair chosen."""
+    on the photos given (the fit part), then per sky floor at the chosen pair; what is chosen."""
     names_grid = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6)
     classes_grid = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+    # Sky under a twentieth of the frame is a glimpse through leaves or a window, not a subject.
+    sky_grid = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
     print(
         f"\ncalibration on the fit part ({len(photos)} photos), the classifier's labels alone: "
         "coverage / precision per floor pair"
@@ -200,26 +228,34 @@ def calibrate(photos: list[Photo], probabilities: list[np.ndarray[Any, Any]]) ->
     for names_floor in names_grid:
         cells = []
         for classes_floor in classes_grid:
-            floors = replace(local.FLOORS, names=names_floor, classes=classes_floor)
-            s = score(
-                [
-                    (photo, tuple(taxonomy().labels(p, floors)))
-                    for photo, p in zip(photos, probabilities, strict=True)
-                ]
-            )
+            floors = replace(local.FLOORS, names=names_floor, classes=classes_floor, sky=2.0)
+            s = _fit_score(photos, probabilities, skies, floors)
             cells.append(f"{s.coverage:7.0%} / {s.precision:4.0%}")
             if s.precision >= PRECISION_TARGET:
-                key = (s.covered, round(s.precision, 4), s.correct, names_floor, classes_floor)
+                key = _key(s, names_floor, classes_floor)
                 if best is None or key > best[0]:
                     best = (key, floors)
         print(f"{names_floor:>12}" + "".join(f"{c:>16s}" for c in cells))
     assert best is not None
-    chosen = best[1]
+    pair = best[1]
+    print("sky floor (share of the frame), with that pair:", end="")
+    sky_best: tuple[tuple[float, ...], Floors] | None = None
+    for sky_floor in sky_grid:
+        floors = replace(pair, sky=sky_floor)
+        s = _fit_score(photos, probabilities, skies, floors)
+        print(f"  {sky_floor}: {s.coverage:.0%} / {s.precision:.0%}", end="")
+        if s.precision >= PRECISION_TARGET:
+            key = _key(s, sky_floor)
+            if sky_best is None or key > sky_best[0]:
+                sky_best = (key, floors)
+    print()
+    chosen = sky_best[1] if sky_best else replace(pair, sky=local.FLOORS.sky)
     shipped = local.FLOORS
     print(
         f"best at >= {PRECISION_TARGET:.0%} precision: names {chosen.names}, classes "
-        f"{chosen.classes}; shipped in labels/local.py: names {shipped.names}, classes "
-        f"{shipped.classes}" + ("" if chosen == shipped else "  <- DIFFERENT: update FLOORS")
+        f"{chosen.classes}, sky {chosen.sky}; shipped in labels/local.py: names {shipped.names}, "
+        f"classes {shipped.classes}, sky {shipped.sky}"
+        + ("" if chosen == shipped else "  <- DIFFERENT: update FLOORS")
     )
     return chosen
 
@@ -240,11 +276,12 @@ def evaluate() -> None:
     local.check_installed()
     photos = load_set()
     fit = [p for p in photos if not p.held_out]
-    probabilities = []
+    probabilities, skies = [], []
     with local.model("labels") as classifier:
         for photo in photos:
             with Image.open(io.BytesIO(photo.thumbnail)) as im:
                 probabilities.append(classifier(im.convert("RGB")))
+                skies.append(sky_fraction(im))
 
     def old(im: Image.Image) -> tuple[Label, ...]:
         with local.model("labels") as shared:
@@ -284,4 +321,5 @@ def evaluate() -> None:
         mark = "[h]" if photo.held_out else "   "
         print(f"  {mark} {photo.id[:42]:42s} {shown or '(none)'}")
     fit_probabilities = [p for x, p in zip(photos, probabilities, strict=True) if not x.held_out]
-    calibrate(fit, fit_probabilities)
+    fit_skies = [s for x, s in zip(photos, skies, strict=True) if not x.held_out]
+    calibrate(fit, fit_probabilities, fit_skies)

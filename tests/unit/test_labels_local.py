@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from imgpipe.labels import LabelRequest, LabelResult, LabelSettings, local, make_labeler
 from imgpipe.labels.local import LocalLabeler
@@ -117,3 +118,16 @@ def test_a_found_face_drops_labels_that_contradict_it() -> None:
     assert [x.name for x in kept] == ["Clothing", "Person"]
     # without a face nothing contradicts them
     assert local._with_detections((weapon, rifle, clothing), (), ()) == (weapon, rifle, clothing)
+
+
+def test_sky_is_a_label_imagenet_cannot_give(corpus: Path) -> None:
+    with Image.open(corpus / "Landscape_1.jpg") as opened:
+        waterfall = opened.convert("RGB")
+    waterfall.thumbnail((1024, 1024))
+    labels = {x.name: x for x in LocalLabeler(SETTINGS).detect(_request(jpeg_of(waterfall))).labels}
+    assert "Sky" in labels and labels["Sky"].confidence >= 75, labels
+    coffee = LocalLabeler(SETTINGS).detect(_request(jpeg_of(skimage_photo("coffee.png"))))
+    assert "Sky" not in [x.name for x in coffee.labels]
+    # a floor above the share of sky in the frame turns it off
+    high = replace(local.FLOORS, sky=0.9)
+    assert "Sky" not in [x.name for x in local.classify(waterfall, high)]

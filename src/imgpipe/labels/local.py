@@ -7,8 +7,8 @@
   reported as "Explicit Nudity";
 - labels: EfficientNet-Lite0 (ImageNet-1k, see ``effnet``) read through ``taxonomy``: everyday
   names with parents ("Dog" -> "Animal", "Pet"), scenes ImageNet covers (shore, mountain,
-  snow, street), and fine classes only when the model is sure; plus "Person" from faces and
-  "Text" from OCR, which ImageNet has no class for.
+  snow, street), and fine classes only when the model is sure; plus "Person" from faces,
+  "Text" from OCR and "Sky" from the pixels (``sky``), which ImageNet has no class for.
 
 Models load when a LocalLabeler is built, only the configured detectors' (and faces and text
 for labels): the `none` and `rekognition` backends never import any of this, and a Lambda cold
@@ -36,7 +36,8 @@ from typing import Any
 from PIL import Image
 
 from .pool import ModelPool, usable_cpus
-from .taxonomy import Floors, taxonomy
+from .sky import sky_fraction
+from .taxonomy import Floors, confidence, taxonomy
 from .types import (
     Box,
     Face,
@@ -201,9 +202,14 @@ def detect_text(im: Image.Image) -> tuple[TextLine, ...]:
 
 
 def classify(im: Image.Image, floors: Floors = FLOORS) -> tuple[Label, ...]:
+    """ImageNet's view through the taxonomy, plus "Sky", which ImageNet has no class for."""
     with model("labels") as classifier:
         probabilities = classifier(im)
-    return tuple(taxonomy().labels(probabilities, floors))
+    labels = taxonomy().labels(probabilities, floors)
+    share = sky_fraction(im)
+    if share >= floors.sky:
+        labels.append(Label("Sky", confidence(share, floors.sky)))
+    return tuple(sorted(labels, key=lambda label: (-label.confidence, label.name)))
 
 
 def detect_moderation(im: Image.Image) -> tuple[ModerationLabel, ...]:

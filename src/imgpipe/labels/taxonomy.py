@@ -38,6 +38,7 @@ class Floors:
     names: float = 0.50  # a name's summed probability
     classes: float = 0.95  # one ImageNet class on its own
     noise: float = 0.02  # classes under this add nothing to a name
+    sky: float = 0.05  # the share of the frame that is open sky (``labels/sky.py``)
 
 
 def confidence(score: float, floor: float) -> float:
