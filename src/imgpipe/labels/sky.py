@@ -98,9 +98,8 @@ def sky_mask(im: Image.Image, rules: SkyRules = RULES) -> Mask:
     ground = np.zeros_like(region)
     ground[h - h // 3 :] = True
     ground &= ~region
-    if region.any() and ground.any():
-        if luma[region].mean() < luma[ground].mean() + rules.contrast:
-            return np.zeros_like(region)  # the sky is the bright part of a scene
+    if region.any() and ground.any() and luma[region].mean() < luma[ground].mean() + rules.contrast:
+        return np.zeros_like(region)  # the sky is the bright part of a scene
     return region
 
 
