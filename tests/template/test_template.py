@@ -217,6 +217,7 @@ SHIPPED = {
     "labels/local.py",
     "labels/pool.py",
     "labels/rekognition.py",
+    "labels/sky.py",
     "labels/taxonomy.json",
     "labels/taxonomy.py",
     "labels/WORDNET-LICENSE",
