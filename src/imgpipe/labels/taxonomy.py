@@ -20,9 +20,10 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from .types import Label
 
@@ -60,6 +61,8 @@ class Taxonomy:
 
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Taxonomy:
+        import numpy  # a local-ml dependency: this module imports without it
+
         entries: dict[str, Any] = doc["labels"]
         class_names = tuple(str(n) for n in doc["class_names"])
         belongs: list[list[str]] = [[] for _ in class_names]
@@ -69,14 +72,16 @@ class Taxonomy:
         return cls(
             names=tuple(entries),
             parents={n: tuple(e["parents"]) for n, e in entries.items()},
-            members={n: np.asarray(e["classes"], dtype=np.intp) for n, e in entries.items()},
+            members={n: numpy.asarray(e["classes"], dtype=numpy.intp) for n, e in entries.items()},
             class_names=class_names,
             class_parents=tuple(tuple(b) for b in belongs),
         )
 
     def labels(self, probabilities: np.ndarray[Any, Any], floors: Floors) -> list[Label]:
         """Names and single classes at or above their floors, most confident first."""
-        kept = np.where(probabilities >= floors.noise, probabilities, 0.0)
+        import numpy
+
+        kept = numpy.where(probabilities >= floors.noise, probabilities, 0.0)
         found: dict[str, Label] = {}
         for name in self.names:
             score = float(kept[self.members[name]].sum())
@@ -85,7 +90,7 @@ class Taxonomy:
                     name, confidence(score, floors.names), parents=self.parents[name]
                 )
         by_name: dict[str, list[int]] = {}  # two classes may share a name ("Missile")
-        for index in np.flatnonzero(kept):
+        for index in numpy.flatnonzero(kept):
             by_name.setdefault(self.class_names[int(index)], []).append(int(index))
         for name, indices in by_name.items():
             score = float(kept[indices].sum())
