@@ -132,13 +132,14 @@ bench: install ## thumbnail engine vs naive Pillow, thumbnail(), decode floor an
 	$(BIN)/python -m bench.thumbs $(BENCH_ARGS)
 	$(BIN)/python -m bench.formats
 
-label-photos: ## Debian's photo wallpapers and puzzle photos, most of bench-labels' evaluation set (apt, as root)
+label-photos: ## Debian's wallpapers, puzzle and OpenCV sample photos: most of bench-labels' evaluation set (apt, as root)
 	@test -d /usr/share/backgrounds/mate/nature -a -d /usr/share/wallpapers/Path \
 	  -a -f /usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg \
-	  -a -f /usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg -a -d /usr/share/palapeli/collection || { \
+	  -a -f /usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg -a -d /usr/share/palapeli/collection \
+	  -a -f /usr/share/doc/opencv-doc/examples/data/sudoku.png || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	    mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
-	    palapeli-data >/dev/null; }
+	    palapeli-data opencv-doc >/dev/null; }
 
 bench-labels: install label-photos ## the offline labeler: ms per detector, threads, held-out coverage/precision
 	$(BIN)/python -m bench.labels $(BENCH_ARGS)

@@ -158,7 +158,28 @@ def wait_for(
         found = {k: catalog.get(stack.uploads_bucket, k) for k in keys}
         return {k: r for k, r in found.items() if r is not None and r.status in FINAL}
 
-    return poll(final, lambda got: len(got) == len(keys), timeout, what=f"final status of {keys}")
+    try:
+        return poll(
+            final, lambda got: len(got) == len(keys), timeout, what=f"final status of {keys}"
+        )
+    except AssertionError as error:
+        # Where the missing ones are: never queued, waiting, in flight, or in the DLQ.
+        raise AssertionError(f"{error}; {_queues_now(stack)}") from None
+
+
+def _queues_now(stack: Deployment) -> str:
+    sqs = stack.client("sqs")
+    shown = []
+    for name, url in (("queue", stack.queue_url), ("dlq", stack.dlq_url)):
+        attrs = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        shown.append(
+            f"{name}: {attrs.get('ApproximateNumberOfMessages')} waiting, "
+            f"{attrs.get('ApproximateNumberOfMessagesNotVisible')} in flight"
+        )
+    return "; ".join(shown)
 
 
 def dlq_keys(stack: Deployment) -> list[str]:
