@@ -108,7 +108,7 @@ def _new_pools(limit: int | None) -> dict[str, ModelPool[Any]]:
 
 # One set per process: every LocalLabeler (and the bench) shares the instances already built.
 # At most one instance per CPU: these models are CPU-bound, so more callers than CPUs gain
-# nothing (4 threads on 2 CPUs: 1.73-1.88x one thread with 4 instances, 1.87-1.91x with 2)
+# nothing (4 threads on 2 CPUs: 1.73-1.88x one thread with 4 instances, 1.83-1.91x with 2)
 # while each instance holds its own memory (`make bench-labels`, threads section).
 _pools = _new_pools(usable_cpus())
 _pools_lock = threading.Lock()
