@@ -153,3 +153,15 @@ def test_sky_is_a_label_imagenet_cannot_give(corpus: Path) -> None:
     # a floor above the share of sky in the frame turns it off
     high = replace(local.FLOORS, sky=0.9)
     assert "Sky" not in [x.name for x in local.classify(waterfall, high)]
+
+
+def test_one_character_alone_is_no_text_label() -> None:
+    from imgpipe.labels import Box, TextLine
+
+    box = Box(0.1, 0.1, 0.05, 0.05)
+    lone = (TextLine(text="8", confidence=99.9, box=box), TextLine("三", 90.0, box))
+    assert local._with_detections((), (), lone) == ()
+    words = (*lone, TextLine(text="OPEN", confidence=97.0, box=box))
+    assert [(x.name, x.confidence) for x in local._with_detections((), (), words)] == [
+        ("Text", 97.0)
+    ]

@@ -220,6 +220,10 @@ def detect_moderation(im: Image.Image) -> tuple[ModerationLabel, ...]:
     return (ModerationLabel(name="Explicit Nudity", confidence=round(score * 100, 2)),)
 
 
+# A "Text" label needs a line of at least this many letters or digits: one glyph alone is
+# mostly a shape read as one (an "8" in a room's furniture, a "1" on a notebook's cover).
+MIN_TEXT_CHARACTERS = 2
+
 # What ImageNet's classifier calls a person's clothes and poses that a seen face contradicts:
 # a uniformed woman came back "Weapon" (rifle and holster classes) beside her face.
 CONTRADICTS_A_FACE = frozenset({"Weapon"})
@@ -228,9 +232,10 @@ CONTRADICTS_A_FACE = frozenset({"Weapon"})
 def _with_detections(
     labels: tuple[Label, ...], faces: tuple[Face, ...], text: tuple[TextLine, ...]
 ) -> tuple[Label, ...]:
-    """The classifier's labels plus "Person" (with the face boxes) and "Text", which ImageNet
-    has no class for; a name both give keeps the higher confidence. With a face found, labels
-    that contradict it (or sit under one that does) are dropped."""
+    """The classifier's labels plus "Person" (with the face boxes) and "Text" (a line of two
+    characters or more), which ImageNet has no class for; a name both give keeps the higher
+    confidence. With a face found, labels that contradict it (or sit under one that does) are
+    dropped."""
     if faces:
         labels = tuple(
             label
@@ -248,8 +253,9 @@ def _with_detections(
             tuple(f.box for f in faces),
             known.parents if known else (),
         )
-    if text:
-        best = max(t.confidence for t in text)
+    words = [t for t in text if sum(c.isalnum() for c in t.text) >= MIN_TEXT_CHARACTERS]
+    if words:
+        best = max(t.confidence for t in words)
         known = found.get("Text")
         found["Text"] = Label("Text", max(best, known.confidence if known else 0.0))
     return tuple(found.values())
