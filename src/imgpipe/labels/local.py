@@ -20,7 +20,7 @@ Threads (the process function's lanes, `imgpipe process --jobs`) share the model
 thread-safe); dlib's detector and RapidOCR's pipeline keep per-call state in the object, so each
 caller borrows an instance nobody else is using (one more is built only when all are busy, up
 to one per CPU). Instances rather than a lock: on 2 CPUs, 2 threads label 1.8-1.9x as fast as
-one with an instance each, 1.1-1.3x behind a lock (`make bench-labels`, threads section).
+one with an instance each, 1.1-1.35x behind a lock (`make bench-labels`, threads section).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _new_pools(limit: int | None) -> dict[str, ModelPool[Any]]:
 
 # One set per process: every LocalLabeler (and the bench) shares the instances already built.
 # At most one instance per CPU: these models are CPU-bound, so more callers than CPUs gain
-# nothing (4 threads on 2 CPUs: 1.73-1.88x one thread with 4 instances, 1.83-1.91x with 2)
+# nothing (4 threads on 2 CPUs: 1.73-1.88x one thread with 4 instances, 1.78-1.91x with 2)
 # while each instance holds its own memory (`make bench-labels`, threads section).
 _pools = _new_pools(usable_cpus())
 _pools_lock = threading.Lock()
