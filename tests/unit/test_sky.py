@@ -69,3 +69,17 @@ def test_real_photos(corpus: Path) -> None:
     assert sky_fraction(waterfall) >= 0.05
     for indoors in ("coffee.png", "chelsea.png", "astronaut.png"):
         assert sky_fraction(skimage_photo(indoors)) == 0.0, indoors
+
+
+def test_a_maze_of_blue_is_cut_short() -> None:
+    # a corridor winding down the frame: 5 px wide, walls 3 px, gaps at alternate ends, so the
+    # path from the top to row 90 is longer than twice the perimeter (the cap)
+    size = 160
+    pixels = np.full((size, size, 3), 30, dtype=np.uint8)
+    for i, top in enumerate(range(0, size - 5, 8)):
+        pixels[top : top + 5] = (110, 160, 225)
+        gap = slice(size - 6, size) if i % 2 == 0 else slice(0, 6)
+        pixels[top + 5 : top + 8, gap] = (110, 160, 225)
+    mask = sky_mask(Image.fromarray(pixels))
+    assert mask[2].all()  # the first corridor is reached
+    assert not mask[90:].any()  # the far end, beyond the cap, is not

@@ -61,10 +61,13 @@ def _gradient(luma: Array) -> Array:
 
 
 def _from_top(candidate: Mask) -> Mask:
-    """The parts of ``candidate`` connected (4-neighbour) to the top row."""
+    """The parts of ``candidate`` connected (4-neighbour) to the top row, reached within twice
+    the frame's perimeter: sky is compact, and the cap bounds the work a maze could ask for
+    (each step is a pass over the frame)."""
     region = np.zeros_like(candidate)
     region[0] = candidate[0]
-    while True:
+    h, w = candidate.shape
+    for _ in range(4 * (h + w)):
         grown = region.copy()
         grown[1:] |= region[:-1]
         grown[:-1] |= region[1:]
@@ -72,8 +75,9 @@ def _from_top(candidate: Mask) -> Mask:
         grown[:, :-1] |= region[:, 1:]
         grown &= candidate
         if np.array_equal(grown, region):
-            return region
+            break
         region = grown
+    return region
 
 
 def sky_mask(im: Image.Image, rules: SkyRules = RULES) -> Mask:
