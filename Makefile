@@ -128,9 +128,10 @@ else
 	$(SLS) invoke -f redrive --stage $(STAGE) -d '$(REDRIVE_EVENT)'
 endif
 
-bench: install ## thumbnail engine vs naive Pillow, thumbnail(), decode floor and sharp; each format vs sharp
+bench: install ## thumbnail engine vs naive Pillow, thumbnail(), decode floor and sharp; each format vs sharp; HEIC vs its decode and JPEG
 	$(BIN)/python -m bench.thumbs $(BENCH_ARGS)
 	$(BIN)/python -m bench.formats
+	$(BIN)/python -m bench.heic
 
 label-photos: ## Debian's wallpapers, puzzle and OpenCV sample photos: most of bench-labels' evaluation set (apt, as root)
 	@test -d /usr/share/backgrounds/mate/nature -a -d /usr/share/wallpapers/Path \

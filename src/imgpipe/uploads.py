@@ -36,6 +36,20 @@ IMAGE_TYPES = {
     "image/heif": "heif",
 }
 DEFAULT_PREFIX = "uploads/"
+# A file's type by its extension, for clients that have a name and no type (browsers often
+# give HEIC none; Python's mimetypes knows HEIC only where the system's tables do).
+TYPE_OF_EXTENSION = {ext: ctype for ctype, ext in IMAGE_TYPES.items()} | {
+    "jpeg": "image/jpeg",
+    "jpe": "image/jpeg",
+    "tiff": "image/tiff",
+    "hif": "image/heif",
+}
+
+
+def content_type_of(filename: str) -> str:
+    """The image type ``filename``'s extension names, or "" for anything else."""
+    ext = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return TYPE_OF_EXTENSION.get(ext, "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,3 +71,36 @@ def test_faces_text_and_labels_end_to_end(
         ("label", "Person"),
         ("face", ""),
     ]
+
+
+def test_a_phone_heic_ends_done_upright_with_its_labels(
+    local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
+) -> None:
+    """As an iPhone writes one: a grid of tiles, the sensor's sideways pixels turned upright by
+    an irot box, EXIF orientation 6 beside it (not to be applied twice), camera EXIF."""
+    import pillow_heif
+    from PIL import Image
+
+    upright = skimage_photo("astronaut.png")  # 512 x 512: made portrait, as a phone holds it
+    portrait = upright.resize((384, 512))
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110], exif[0x0112] = "Apple", "iPhone 15", 6
+    buf = io.BytesIO()
+    pillow_heif.from_pillow(portrait.transpose(Image.Transpose.ROTATE_90)).save(
+        buf, quality=85, tile_size=128, exif=exif.tobytes()
+    )
+    key = prefix + "IMG_0001.HEIC"
+    with processing(local_stack):
+        s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=buf.getvalue())
+        record = wait_for(catalog, local_stack, [key], timeout=120)[key]
+    assert record.status == "DONE", record.detail
+    assert record.image is not None
+    assert (record.image.format, record.image.width, record.image.height) == ("HEIF", 384, 512)
+    assert record.image.exif.get("model") == "iPhone 15"
+    assert record.findings is not None and len(record.findings.faces) == 1
+    assert "Person" in [x.name for x in record.findings.labels]
+    large = max(record.thumbnails, key=lambda t: t.width * t.height)
+    assert large.height > large.width
+    body = s3.get_object(Bucket=local_stack.derived_bucket, Key=large.key)["Body"].read()
+    with Image.open(io.BytesIO(body)) as thumb:
+        assert thumb.height > thumb.width  # upright: turned once, not twice

@@ -13,9 +13,12 @@ import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from PIL import Image
+
+from tests.harness.heif_files import Coded, HeifFile, encode
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,11 @@ def avif_with_mif1_brand() -> bytes:
     return bytes(data)
 
 
+def _clobbered(data: bytes) -> bytes:
+    meta = data.find(b"iinf")
+    return data[:meta] + b"\xff" * 64 + data[meta + 64 :]
+
+
 def jpeg(size: tuple[int, int] = (1200, 900)) -> bytes:
     return _save(Image.linear_gradient("L").resize(size).convert("RGB"), "JPEG", quality=85)
 
@@ -124,6 +132,24 @@ def jpeg_header_claiming(width: int, height: int) -> bytes:
 
 
 BIG = "too_many_pixels"
+
+
+@cache
+def _tile() -> Coded:
+    """One 512 px HEVC picture, shared by every tile of the grids below (a few kB each)."""
+    return encode(Image.linear_gradient("L").resize((512, 512)).convert("RGB"), quality=60)
+
+
+def heic_grid(columns: int, rows: int) -> bytes:
+    """A valid grid HEIC of columns x rows 512 px tiles, as an iPhone lays one out."""
+    f = HeifFile()
+    tiles = [f.image(_tile(), hidden=True) for _ in range(columns * rows)]
+    f.primary = f.grid(rows, columns, columns * 512, rows * 512, tiles)
+    return f.build()
+
+
+def heic_photo() -> bytes:
+    return heic_grid(4, 3)
 
 
 def cases() -> list[Case]:
@@ -154,6 +180,14 @@ def cases() -> list[Case]:
         ("html.png", lambda: b"<!doctype html><title>x</title>", "not_an_image"),
         ("png-signature-only.png", lambda: b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "corrupt"),
         ("photo.jpg", lambda: photo, "DONE"),
+        # HEIC: a phone's grid, one far over MAX_PIXELS in 32 kB, one just under it (75.8 MP,
+        # decoded whole: HEVC has no reduced decode), a cut one and one with a broken header
+        ("heic-grid-4x3.heic", heic_photo, "DONE"),
+        ("heic-grid-claiming-200mp.heic", lambda: heic_grid(32, 24), BIG),
+        ("heic-grid-75mp.heic", lambda: heic_grid(17, 17), "DONE"),
+        ("heic-cut-in-half.heic", lambda: heic_photo()[: len(heic_photo()) // 2], "truncated"),
+        ("heic-meta-overwritten.heic", lambda: _clobbered(heic_photo()), "corrupt"),
+        ("heic-ftyp-only.heic", lambda: heic_photo()[:32], "truncated"),
     ]
     return [Case(name, make(), expected) for name, make, expected in makers]
 

@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pillow_heif
 import pytest
+from PIL import Image
 
 from tests.conftest import ROOT
 from tests.template.conftest import PACKAGE
@@ -173,6 +175,10 @@ def test_zip_carries_the_handlers_and_native_pillow_not_boto3(zip_names: set[str
     assert any(n.startswith("PIL/_imaging.cpython-312-x86_64-linux-gnu") for n in zip_names)
     assert any(n.startswith("aws_lambda_powertools/") for n in zip_names)
     assert not any(n.startswith(("boto3/", "botocore/")) for n in zip_names)
+    # HEIF decoded in the function: pi_heif with libheif and libde265, and no encoder at all
+    assert any(n.startswith("_pi_heif.cpython-312-x86_64-linux-gnu") for n in zip_names)
+    assert any("libheif" in n for n in zip_names) and any("libde265" in n for n in zip_names)
+    assert not any(re.search(r"x265|x264|libaom|pillow_heif", n) for n in zip_names)
     # the local stack and the CLI never ship
     assert not any(n.startswith(("src/imgpipe/local/", "src/imgpipe/cli/")) for n in zip_names)
 
@@ -207,6 +213,8 @@ SHIPPED = {
     "imaging/crop.py",
     "imaging/engine.py",
     "imaging/formats.py",
+    "imaging/heif.py",
+    "imaging/icc.py",
     "imaging/metadata.py",
     "imaging/types.py",
     "imaging/watermark.py",
@@ -278,14 +286,22 @@ def test_zip_imports_and_renders_on_python312(tmp_path: Path) -> None:
     with zipfile.ZipFile(PACKAGE / "imgpipe.zip") as zf:
         zf.extractall(tmp_path)
     runtime_boto3 = str(Path(boto3.__file__).parents[1])
+    # a phone's photo: a grid HEIC (made here by the dev extra's encoder, which never ships)
+    heic = tmp_path / "photo.heic"
+    pillow_heif.from_pillow(Image.new("RGB", (1024, 512), (200, 30, 40))).save(
+        heic, quality=80, tile_size=256
+    )
     script = (
-        "import io, PIL, src.imgpipe.handlers.process, src.imgpipe.handlers.status, "
+        "import io, PIL, pi_heif, src.imgpipe.handlers.process, src.imgpipe.handlers.status, "
         "src.imgpipe.handlers.redrive, src.imgpipe.handlers.backfill\n"
         "from PIL import Image\n"
         "from src.imgpipe.imaging import render, parse_sizes, Limits\n"
         "buf = io.BytesIO(); Image.new('RGB', (2000, 1000)).save(buf, 'JPEG')\n"
         "r = render(buf.getvalue(), parse_sizes('a=100'), Limits(10**8, 10**8))\n"
-        "print(PIL.__file__, r.thumbnails[0].width, r.thumbnails[0].height)\n"
+        f"h = render(open({str(heic)!r}, 'rb').read(), parse_sizes('a=100'), Limits())\n"
+        "assert pi_heif.__file__.startswith(sys.path[0]), pi_heif.__file__\n"
+        "print(PIL.__file__, r.thumbnails[0].width, r.thumbnails[0].height, "
+        "h.info.format, h.thumbnails[0].width, h.thumbnails[0].height)\n"
     )
     out = subprocess.run(
         [
@@ -305,8 +321,9 @@ def test_zip_imports_and_renders_on_python312(tmp_path: Path) -> None:
         },
     )
     assert out.returncode == 0, out.stderr
-    pil_path, width, height = out.stdout.split()
+    pil_path, width, height, *heic_out = out.stdout.split()
     assert pil_path.startswith(str(tmp_path)) and (width, height) == ("100", "50")
+    assert heic_out == ["HEIF", "100", "50"]
 
 
 def test_api_auth_is_one_of_three_and_checked_at_deploy(template: dict[str, Any]) -> None:

@@ -124,18 +124,12 @@ def test_icc_profile_is_applied_and_broken_ones_do_not_crash() -> None:
     assert broken.info.icc and dims(broken) == EXPECTED
 
 
-def test_heif_without_plugin_is_unsupported_not_corrupt() -> None:
+def test_heif_is_read_by_default_and_a_header_alone_is_a_damaged_file() -> None:
+    """pi-heif-decoder is a dependency (not an extra): HEIF is never unsupported_format."""
     heic_head = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
-    try:
-        import pillow_heif  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImageRejected) as info:
-            render(heic_head, SPECS, LIMITS)
-        assert info.value.reason == "unsupported_format"
-    else:  # with the plugin, a header without data is a damaged file
-        with pytest.raises(ImageRejected) as info:
-            render(heic_head, SPECS, LIMITS)
-        assert info.value.reason in {"corrupt", "truncated"}
+    with pytest.raises(ImageRejected) as info:
+        render(heic_head, SPECS, LIMITS)
+    assert info.value.reason in {"corrupt", "truncated"}
 
 
 def _png_header_only(width: int, height: int) -> bytes:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
 
 from imgpipe.handlers import uploads
-from tests.conftest import load_event
+from imgpipe.uploads import TYPE_OF_EXTENSION, content_type_of
+from tests.conftest import ROOT, load_event
 from tests.unit.conftest import FakeStack, LambdaContext
 
 
@@ -90,3 +92,31 @@ def test_a_jwt_owner_uploads_under_their_own_prefix_with_the_upload_scope(
     reader = {"sub": "ana", "scope": "imgpipe/read"}
     assert _post(monkeypatch, {"content_type": "image/jpeg"}, claims=reader, mode="jwt")[0] == 403
     assert _post(monkeypatch, {"content_type": "image/jpeg"})[0] == 201  # iam: no owner
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("IMG_0001.HEIC", "image/heic"),
+        ("burst.heif", "image/heif"),
+        ("sony.HIF", "image/heif"),
+        ("photo.jpeg", "image/jpeg"),
+        ("scan.tiff", "image/tiff"),
+        ("notes.txt", ""),
+        ("no-extension", ""),
+    ],
+)
+def test_a_files_type_by_its_extension(name: str, expected: str) -> None:
+    """Browsers often give HEIC no type, and mimetypes knows it only where the system does:
+    the CLI and the gallery ask the form's own table."""
+    assert content_type_of(name) == expected
+
+
+def test_the_gallery_knows_the_same_extensions() -> None:
+    page = (ROOT / "src" / "imgpipe" / "web" / "gallery.html").read_text()
+    block = re.search(r"const TYPE_OF_EXTENSION = \{(.*?)\};", page, re.S)
+    assert block is not None
+    in_page = dict(re.findall(r'(\w+): "([\w/]+)"', block.group(1)))
+    assert in_page == TYPE_OF_EXTENSION
+    accepted = re.search(r'id="files"[^>]*accept="([^"]+)"', page)
+    assert accepted is not None and ".heic" in accepted.group(1).split(",")

@@ -18,6 +18,7 @@ from ..local.endpoint import up
 from ..local.project import project_dir
 from ..local.stack import discover, set_trigger
 from ..record import ImageRecord
+from ..uploads import content_type_of
 from . import table
 from .watch import wait_final
 
@@ -55,9 +56,7 @@ def load_photos(folder: Path) -> list[Upload]:
     if not folder.is_dir():
         return []
     return [
-        Upload(p.name, p.read_bytes())
-        for p in sorted(folder.iterdir())
-        if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff"}
+        Upload(p.name, p.read_bytes()) for p in sorted(folder.iterdir()) if content_type_of(p.name)
     ]
 
 

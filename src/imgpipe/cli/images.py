@@ -17,6 +17,7 @@ from ..catalog import Catalog, PageKey
 from ..deployment import Access, Deployment
 from ..outcomes import FINAL, Status
 from ..record import ImageRecord, ThumbnailRef, to_document
+from ..uploads import content_type_of
 from . import deployment, echo_json, main, printable, table, target_options
 from .files import files_under
 from .upload_api import upload_via_api
@@ -135,7 +136,10 @@ def upload(
     total = sum(path.stat().st_size for path, _ in files)
     with click.progressbar(length=total, label="uploading", file=sys.stderr, show_pos=True) as bar:
         for path, key in files:
-            s3.upload_file(str(path), dep.uploads_bucket, key, Callback=bar.update)
+            # the type a browser would give it (image/heic too): S3 serves the original so
+            ctype = content_type_of(path.name)
+            extra = {"ContentType": ctype} if ctype else None
+            s3.upload_file(str(path), dep.uploads_bucket, key, ExtraArgs=extra, Callback=bar.update)
             head = s3.head_object(Bucket=dep.uploads_bucket, Key=key)
             etags[key] = str(head["ETag"]).strip('"')
     if not wait:

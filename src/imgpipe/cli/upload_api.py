@@ -14,6 +14,7 @@ import click
 
 from ..deployment import Access
 from ..outcomes import FINAL
+from ..uploads import content_type_of
 from ..web.server import Form, SignedProxy
 from . import echo_json, printable, table
 
@@ -21,8 +22,13 @@ POLL_MAX_S = 8.0
 
 
 def _form(proxy: SignedProxy, path: Path) -> tuple[str, Form]:
-    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    request = {"content_type": ctype, "filename": path.name, "size": path.stat().st_size}
+    # the stage's own table first: mimetypes knows HEIC only where the system's tables do
+    ctype = content_type_of(path.name) or mimetypes.guess_type(path.name)[0]
+    request = {
+        "content_type": ctype or "application/octet-stream",
+        "filename": path.name,
+        "size": path.stat().st_size,
+    }
     status, body = proxy.post("/uploads", json.dumps(request).encode())
     answer = json.loads(body or b"{}")
     if status != 201:

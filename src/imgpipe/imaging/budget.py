@@ -10,6 +10,7 @@ import time
 from PIL import Image
 
 from ..outcomes import Reason
+from . import heif
 from .types import ImageRejected, Limits
 
 # Peak bytes per pixel while a full-size decode of this mode becomes an 8-bit thumbnail
@@ -43,6 +44,8 @@ def check_decode(im: Image.Image, limits: Limits) -> None:
     budget. For JPEG call it after ``draft``: the reduced decode is what counts."""
     width, height = im.size
     peak = width * height * PEAK_BYTES_PER_PIXEL.get(im.mode, 10)
+    if im.format == "HEIF":  # no reduced decode, and libheif's own buffers beside Pillow's
+        peak = heif.peak_bytes(im)
     if peak > limits.max_decode_bytes:
         raise ImageRejected(
             Reason.TOO_MANY_PIXELS,
@@ -86,8 +89,13 @@ def count_frames(im: Image.Image, limits: Limits) -> int:
     (Pillow's own ``n_frames`` walks every frame; for TIFF it is quadratic)."""
     if not getattr(im, "is_animated", False) and im.format != "TIFF":
         return 1
+    if im.format == "HEIF":  # the container lists its images: counted without a seek
+        return _checked(int(getattr(im, "n_frames", 1)), limits)
     deadline = time.monotonic() + FRAME_COUNT_SECONDS
     frames = 1
+    # Where the file opened: frame 0, except in a HEIF whose primary image is not its first
+    # (a burst's chosen shot); counting must not move the render to another image.
+    start = im.tell()
     try:
         while frames <= limits.max_frames:
             im.seek(frames)
@@ -100,7 +108,11 @@ def count_frames(im: Image.Image, limits: Limits) -> int:
     except EOFError:
         pass
     finally:
-        im.seek(0)
+        im.seek(start)
+    return _checked(frames, limits)
+
+
+def _checked(frames: int, limits: Limits) -> int:
     if frames > limits.max_frames:
         raise ImageRejected(Reason.TOO_MANY_FRAMES, f"more than {limits.max_frames} frames")
     return frames

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from PIL import Image, ImageCms, ImageColor, UnidentifiedImageError
 
 from ..outcomes import Reason
+from . import heif
 from .budget import check_decode, check_png_plausible, count_frames
 from .crop import RelBox, Saliency, crop_size, faces_focus, scaled_size, window
 from .formats import HEAD_BYTES, sniff, supported
@@ -120,14 +121,7 @@ def prepare(
 ) -> Prepared:
     """Validate and decode ``data`` for ``specs`` (and, with ``label_side``, a view of the
     whole photo that size for ``label_view``). Raises ImageRejected for bad input."""
-    check_size(len(data), limits)
-    fmt = sniff(data[:HEAD_BYTES])
-    if fmt is None:
-        raise ImageRejected(
-            Reason.NOT_AN_IMAGE, "content is not JPEG, PNG, WebP, GIF, TIFF, BMP, AVIF or HEIF"
-        )
-    if not supported(fmt):
-        raise ImageRejected(Reason.UNSUPPORTED_FORMAT, f"{fmt} needs a plugin this build lacks")
+    fmt = _format_of(data, limits)
     extra = (ThumbSpec(LABEL_VIEW, label_side),) if label_side else ()
     with warnings.catch_warnings():
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that: a bomb must be an outcome.
@@ -140,6 +134,8 @@ def prepare(
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageRejected(Reason.TOO_MANY_PIXELS, str(exc)) from None
         except UnidentifiedImageError:
+            if fmt == "HEIF":  # Pillow hides libheif's reason: ask it
+                raise ImageRejected(*heif.diagnose(data)) from None
             raise ImageRejected(Reason.CORRUPT, f"{fmt} header could not be parsed") from None
         except ImageRejected:
             raise
@@ -149,9 +145,27 @@ def prepare(
             # Any decoder failure past the header (OSError, struct.error, TypeError from a
             # page without a width, ...): the file is damaged, whatever the detail.
             message = str(exc) or type(exc).__name__
+            if fmt == "HEIF":
+                raise ImageRejected(*heif.classify(message)) from None
             truncated = "truncated" in message.lower()
             reason = Reason.TRUNCATED if truncated else Reason.CORRUPT
             raise ImageRejected(reason, message[:300]) from None
+
+
+def _format_of(data: bytes, limits: Limits) -> str:
+    """The format the content says, if this build reads it; what can be refused from the
+    size and the container alone is refused here."""
+    check_size(len(data), limits)
+    fmt = sniff(data[:HEAD_BYTES])
+    if fmt is None:
+        raise ImageRejected(
+            Reason.NOT_AN_IMAGE, "content is not JPEG, PNG, WebP, GIF, TIFF, BMP, AVIF or HEIF"
+        )
+    if not supported(fmt):
+        raise ImageRejected(Reason.UNSUPPORTED_FORMAT, f"{fmt} needs a plugin this build lacks")
+    if fmt == "HEIF":
+        heif.check_complete(data)
+    return fmt
 
 
 def _prepare(
@@ -187,6 +201,11 @@ def _prepare(
     # its defensive error handling must not swallow a damaged pixel stream.
     im.load()
     orientation, exif = read_exif(im, include_gps)
+    if fmt == "HEIF":
+        # libheif applied the container's clap/irot/imir while decoding; the HEIF spec makes
+        # any EXIF orientation informative only: applying it too would turn the photo twice.
+        orientation = 1
+        exif.pop("orientation", None)
     swaps = orientation in _SWAPS_AXES
     width, height = (stored_h, stored_w) if swaps else (stored_w, stored_h)
     if swaps != swaps_hint:  # the EXIF read after the decode disagrees: size for what it says
@@ -196,10 +215,11 @@ def _prepare(
     has_alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
     work = _to_resizable(im, has_alpha)
     if work.size != target:
-        work = work.resize(target, RESAMPLE, reducing_gap=REDUCING_GAP)
+        gap = heif.REDUCING_GAP if fmt == "HEIF" else REDUCING_GAP
+        work = work.resize(target, RESAMPLE, reducing_gap=gap)
     if orientation in _TRANSPOSE:
         work = work.transpose(_TRANSPOSE[orientation])
-    work = _to_srgb(work, icc if isinstance(icc, bytes) else None, has_alpha)
+    work = _to_srgb(work, _profile(im, icc), has_alpha)
     scaled: dict[str, Image.Image] = {}
     for spec in sorted(specs, key=lambda s: wanted[s.name][0], reverse=True):
         work = _shrink(work, wanted[spec.name])
@@ -210,9 +230,10 @@ def _prepare(
         width=width,
         height=height,
         mode=mode,
-        bits=bits(mode),
+        bits=heif.source_bits(im) if fmt == "HEIF" else bits(mode),
         has_alpha=has_alpha,
-        animated=frames > 1,
+        # a HEIF's images are a burst, a stereo pair or alternatives, not an animation
+        animated=frames > 1 and fmt != "HEIF",
         frames=frames,
         icc=icc is not None,
         orientation=orientation,
@@ -221,6 +242,18 @@ def _prepare(
         colour=dominant_colour(smallest),
     )
     return Prepared(info, has_alpha, specs, scaled)
+
+
+def _profile(im: Image.Image, icc: object) -> bytes | None:
+    """The source's colour space as an ICC profile: the embedded one, else (HEIF) one made
+    from the ``nclx`` box's primaries and transfer (Display P3 phones often write only that)."""
+    if isinstance(icc, bytes):
+        return icc
+    if im.format == "HEIF":
+        from .icc import from_nclx
+
+        return from_nclx(im.info.get("nclx_profile"))
+    return None
 
 
 def _orientation_hint(im: Image.Image) -> int:

@@ -16,8 +16,12 @@ _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"MM\x00*", 0, "TIFF"),
     (b"BM", 0, "BMP"),
 )
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+# HEVC-coded HEIF: still images (heic, heix, heim, heis) and sequences (hevc, hevx, hevm, hevs)
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
 _AVIF_BRANDS = {b"avif", b"avis"}
+# Brands that name the container but not the codec: libheif reads it, and says so if the
+# coded items are not HEVC (libavif reads AV1 only under an avif brand).
+_GENERIC_BRANDS = {b"mif1", b"msf1", b"miaf", b"mif2", b"MiHE"}
 
 
 HEAD_BYTES = 64  # enough for the magic numbers and an ISO-BMFF ftyp box's brands
@@ -42,7 +46,7 @@ def _isobmff(head: bytes) -> str | None:
     brands = {head[8:12]} | {head[i : i + 4] for i in range(16, min(size, len(head)) - 3, 4)}
     if brands & _AVIF_BRANDS:
         return "AVIF"
-    if brands & _HEIF_BRANDS:
+    if brands & (_HEIF_BRANDS | _GENERIC_BRANDS):
         return "HEIF"
     return None
 
@@ -50,14 +54,11 @@ def _isobmff(head: bytes) -> str | None:
 @cache
 def supported(fmt: str) -> bool:
     """Whether this Pillow can decode ``fmt`` (AVIF is built into Pillow >= 11.3 wheels;
-    HEIF needs the optional pillow-heif plugin: ``pip install 'imgpipe[heif]'``)."""
+    HEIF is read by pi-heif-decoder, a dependency: see heif.py)."""
     if fmt == "AVIF":
         return bool(features.check("avif"))
     if fmt == "HEIF":
-        try:
-            from pillow_heif import register_heif_opener
-        except ImportError:
-            return False
-        register_heif_opener()
-        return True
+        from .heif import register
+
+        return register()
     return True
