@@ -10,7 +10,8 @@ be lost, announced twice or left behind.
    image); at once, racing their processing, overwrites with other bytes, photos replaced by a
    non-image, deletes; then re-uploads of some deleted keys. Once a third of the keys are
    announced, every execution environment is SIGKILLed mid-batch;
-4. when the queue is drained (retries spent, the rest in the DLQ): redrive with faults off;
+4. when the queue is drained (retries spent, the rest in the DLQ): `imgpipe redrive` with
+   faults off, as an operator runs it (the redrive function, under its role);
 5. every key against its last action (catalog, derived bucket, notifications), and
    `imgpipe reconcile --min-age 0` run from outside for what the derived bucket holds.
 
@@ -38,7 +39,6 @@ from imgpipe.local import endpoint
 from imgpipe.local.deploy import deploy
 from imgpipe.local.stack import discover, set_trigger
 from imgpipe.record import ImageRecord
-from imgpipe.redrive import Queues, redrive
 from tests.harness.backends import processing
 from tests.harness.chaos import (
     Op,
@@ -128,12 +128,10 @@ def main() -> int:
             drained = wait_drained(stack, stack.queue_url, args.timeout)
         dlq = queue_depth(stack, stack.dlq_url)
         phase(f"queue drained={drained} under faults; {dlq} messages in the DLQ")
-        result = redrive(
-            stack.client("sqs"), Queues(stack.queue_url, stack.dlq_url), use_move_task=False
-        )
+        moved = redrive_from_outside()
         with processing(stack):
             drained = wait_drained(stack, stack.queue_url, args.timeout)
-        phase(f"redrove {result.moved} with faults off; drained={drained}")
+        phase(f"imgpipe redrive moved {moved} with faults off; drained={drained}")
         notifications += gather(stack, inbox, script, notifications)
         findings, report = reconcile_from_outside()
         phase("imgpipe reconcile: " + report)
@@ -169,6 +167,18 @@ def gather(
         return collect(stack, inbox, complete, timeout=60)
     except AssertionError:
         return drain(stack, inbox)
+
+
+def redrive_from_outside() -> int:
+    """`imgpipe redrive` as an operator runs it: the stage's redrive function moves the DLQ
+    back under its own role, the one sender besides S3 the images queue's policy lets in."""
+    imgpipe = str(Path(sys.executable).with_name("imgpipe"))
+    out = subprocess.run(
+        [imgpipe, "redrive", "--json"], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"imgpipe redrive failed: {out.stderr.strip() or out.stdout.strip()}")
+    return int(json.loads(out.stdout)["moved"])
 
 
 def reconcile_from_outside() -> tuple[Counter[str], str]:

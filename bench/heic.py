@@ -145,7 +145,8 @@ def main() -> int:
         return 0
     pairs = make_photos()
     sizes = ", ".join(s.name + "=" + str(s.size) for s in OPTIONS.sizes)
-    print(f"\nHEIC as phones write them: {SIZE[0]}x{SIZE[1]}, 512 px grid tiles; default sizes {sizes}")
+    size = f"{SIZE[0]}x{SIZE[1]}"
+    print(f"\nHEIC as phones write them: {size}, 512 px grid tiles; default sizes {sizes}")
     print(f"{'':42s}{'ms':>10s}{'peak MB':>10s}")
     for heic, jpeg in pairs:
         rows = {}

@@ -61,9 +61,7 @@ def encode(im: Image.Image, quality: int = 90) -> Coded:
     offset = base + int.from_bytes(iloc[at : at + offset_size], "big")
     length = int.from_bytes(iloc[at + offset_size : at + offset_size + length_size], "big")
     file = buf.getvalue()
-    return Coded(
-        _box(b"hvcC", hvcc_body), file[offset : offset + length], im.width, im.height
-    )
+    return Coded(_box(b"hvcC", hvcc_body), file[offset : offset + length], im.width, im.height)
 
 
 def _box(kind: bytes, body: bytes) -> bytes:
@@ -97,7 +95,9 @@ def icc(profile: bytes) -> bytes:
 
 
 def nclx(primaries: int, transfer: int = 13, matrix: int = 6, full_range: bool = True) -> bytes:
-    return _box(b"colr", b"nclx" + struct.pack(">HHHB", primaries, transfer, matrix, full_range << 7))
+    return _box(
+        b"colr", b"nclx" + struct.pack(">HHHB", primaries, transfer, matrix, full_range << 7)
+    )
 
 
 def pixi(*bits: int) -> bytes:
@@ -134,7 +134,7 @@ class HeifFile:
         base = [coded.hvcc, ispe(coded.width, coded.height)]
         return self._add(_Item(b"hvc1", coded.data, base + list(props), hidden))
 
-    def grid(  # noqa: PLR0913 - the grid's geometry
+    def grid(
         self, rows: int, cols: int, width: int, height: int, tiles: list[int], *props: bytes
     ) -> int:
         """A grid image ``width`` x ``height`` of ``tiles`` (row by row; ids may repeat)."""
@@ -145,7 +145,7 @@ class HeifFile:
         self.refs.append((b"dimg", item, tiles))
         return item
 
-    def overlay(  # noqa: PLR0913 - the canvas and what is placed on it
+    def overlay(
         self,
         width: int,
         height: int,
@@ -207,7 +207,9 @@ class HeifFile:
             struct.pack(">HHHII", i, 0, 1, placed[item.data], len(item.data))
             for i, item in enumerate(self.items, 1)
         )
-        iloc = _full(b"iloc", 0, 0, bytes([0x44, 0x00]) + struct.pack(">H", len(self.items)) + entries)
+        iloc = _full(
+            b"iloc", 0, 0, bytes([0x44, 0x00]) + struct.pack(">H", len(self.items)) + entries
+        )
         iref = _full(
             b"iref",
             0,

@@ -351,3 +351,13 @@ def test_backfill_judges_records_by_the_process_functions_own_settings(
     for name in output:
         assert env["backfill"][name] == env["process"][name], name
     assert env["backfill"]["IMAGES_QUEUE_URL"] == {"Ref": "ImagesQueue"}
+
+
+def test_the_template_is_split_by_concern() -> None:
+    """serverless.yml keeps the provider, the functions and the parameters; each concern's
+    resources live in a file of their own that it names (and no file is left unnamed)."""
+    main = (ROOT / "serverless.yml").read_text()
+    assert len(main.splitlines()) <= 400
+    files = {p.name for p in (ROOT / "resources").glob("*.yml")}
+    named = set(re.findall(r"\$\{file\(resources/([\w-]+\.yml)\)\}", main))
+    assert files == named and {"roles.yml", "storage.yml", "queues.yml"} <= files

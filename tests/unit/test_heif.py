@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from imgpipe.image_job import process_image
-from imgpipe.imaging import ImageRejected, Limits, RenderOptions, Rendered, parse_sizes, render
+from imgpipe.imaging import ImageRejected, Limits, Rendered, RenderOptions, parse_sizes, render
 from imgpipe.imaging import heif as heif_module
 from imgpipe.imaging.icc import rgb_profile
 from imgpipe.labels import LabelSettings
@@ -40,13 +40,20 @@ def quadrants(width: int = 256, height: int = 128) -> Image.Image:
 def corners(im: Image.Image) -> list[tuple[int, int, int]]:
     """The colour a quarter in from each corner, nearest of the four named ones."""
     w, h = im.size
-    points = [(w // 4, h // 4), (3 * w // 4, h // 4), (w // 4, 3 * h // 4), (3 * w // 4, 3 * h // 4)]
+    points = [
+        (w // 4, h // 4),
+        (3 * w // 4, h // 4),
+        (w // 4, 3 * h // 4),
+        (3 * w // 4, 3 * h // 4),
+    ]
     named = (RED, GREEN, BLUE, WHITE, (0, 0, 0))
     out: list[tuple[int, int, int]] = []
     for xy in points:
         pixel = im.convert("RGB").getpixel(xy)
         assert isinstance(pixel, tuple)
-        out.append(min(named, key=lambda c: sum((a - b) ** 2 for a, b in zip(c, pixel, strict=True))))
+        out.append(
+            min(named, key=lambda c: sum((a - b) ** 2 for a, b in zip(c, pixel, strict=True)))
+        )
     return out
 
 
@@ -92,13 +99,23 @@ def test_a_heic_photo_becomes_srgb_thumbnails_with_its_record() -> None:
     with_gps = render(data, SPECS, LIMITS, include_gps=True)
 
     info = rendered.info
-    assert (info.format, info.width, info.height, info.bits, info.frames) == ("HEIF", 640, 480, 8, 1)
+    assert (info.format, info.width, info.height, info.bits, info.frames) == (
+        "HEIF",
+        640,
+        480,
+        8,
+        1,
+    )
     assert [(t.width, t.height, t.content_type) for t in rendered.thumbnails] == [
         (64, 48, "image/jpeg"),
         (256, 192, "image/jpeg"),
     ]
     assert corners(largest(rendered)) == [RED, GREEN, BLUE, WHITE]
-    assert info.exif == {"make": "Apple", "model": "iPhone 15 Pro", "taken_at": "2026:11:30 09:15:00"}
+    assert info.exif == {
+        "make": "Apple",
+        "model": "iPhone 15 Pro",
+        "taken_at": "2026:11:30 09:15:00",
+    }
     assert with_gps.info.exif["gps"] == {"lat": 48.86, "lon": 2.35}
 
 
@@ -188,11 +205,17 @@ TRANSFORMS: list[tuple[str, list[bytes], list[Image.Transpose]]] = [
     ("imir top-bottom", [imir(0)], [Image.Transpose.FLIP_TOP_BOTTOM]),
     ("imir left-right", [imir(1)], [Image.Transpose.FLIP_LEFT_RIGHT]),
     # in the order the item lists them: first turn, then mirror
-    ("irot 90 then imir", [irot(1), imir(1)], [Image.Transpose.ROTATE_90, Image.Transpose.FLIP_LEFT_RIGHT]),
+    (
+        "irot 90 then imir",
+        [irot(1), imir(1)],
+        [Image.Transpose.ROTATE_90, Image.Transpose.FLIP_LEFT_RIGHT],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("props", "steps"), [t[1:] for t in TRANSFORMS], ids=[t[0] for t in TRANSFORMS])
+@pytest.mark.parametrize(
+    ("props", "steps"), [t[1:] for t in TRANSFORMS], ids=[t[0] for t in TRANSFORMS]
+)
 def test_container_transforms_are_applied(props: list[bytes], steps: list[Image.Transpose]) -> None:
     expected = quadrants()
     for step in steps:
@@ -295,7 +318,9 @@ def _p3_profile() -> bytes:
     from imgpipe.imaging.icc import colorants
 
     matrix = colorants((0.680, 0.320), (0.265, 0.690), (0.150, 0.060), (0.3127, 0.3290))
-    return rgb_profile("Display P3", matrix, lambda v: v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4)
+    return rgb_profile(
+        "Display P3", matrix, lambda v: v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+    )
 
 
 def _flat(*props: bytes) -> bytes:
@@ -341,7 +366,9 @@ def test_a_200_megapixel_heic_is_refused_from_its_header() -> None:
     assert reason(data) == "too_many_pixels"
 
 
-def test_pixel_and_memory_limits_are_read_before_the_decode(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pixel_and_memory_limits_are_read_before_the_decode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The decode is never reached: a load would fail this test."""
     data = _grid_claiming(4, 3)  # 2048 x 1536 = 3.1 MP
 
@@ -399,11 +426,17 @@ BROKEN: list[tuple[str, Callable[[bytes], bytes], str]] = [
     ("cut by one byte", lambda d: d[:-1], "truncated"),
     ("meta box overwritten", lambda d: d[:100] + b"\xff" * 80 + d[180:], "corrupt"),
     ("no HEVC configuration", lambda d: d.replace(b"hvcC", b"xxxx"), "unsupported_format"),
-    ("an AVC item (no decoder in this build)", lambda d: d.replace(b"hvc1", b"avc1"), "unsupported_format"),
+    (
+        "an AVC item (no decoder in this build)",
+        lambda d: d.replace(b"hvc1", b"avc1"),
+        "unsupported_format",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("damage", "expected"), [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
+@pytest.mark.parametrize(
+    ("damage", "expected"), [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN]
+)
 def test_broken_files_are_rejected_with_their_reason(
     damage: Callable[[bytes], bytes], expected: str
 ) -> None:

@@ -111,7 +111,10 @@ def diagnose(data: bytes) -> tuple[Reason, str]:
         heif = open_heif(io.BytesIO(data))
         heif[heif.primary_index]
     except IndexError:
-        return Reason.UNSUPPORTED_FORMAT, "no image coded in HEVC (the one codec this build decodes)"
+        return (
+            Reason.UNSUPPORTED_FORMAT,
+            "no image coded in HEVC (the one codec this build decodes)",
+        )
     except Exception as exc:  # noqa: BLE001 - libheif's errors arrive as several types
         return classify(str(exc) or type(exc).__name__)
     return Reason.CORRUPT, "the HEIF container could not be read"

@@ -178,7 +178,9 @@ def from_nclx(nclx: object) -> bytes | None:
             (float(nclx[f"color_primary_{c}_x"]), float(nclx[f"color_primary_{c}_y"]))
             for c in ("red", "green", "blue", "white")
         )
-        if linear is None or not all(math.isfinite(v) for p in (red, green, blue, white) for v in p):
+        if linear is None or not all(
+            math.isfinite(v) for p in (red, green, blue, white) for v in p
+        ):
             return None
         matrix = colorants(red, green, blue, white)
     except (KeyError, TypeError, ValueError):
