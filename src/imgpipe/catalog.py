@@ -22,6 +22,7 @@ from botocore.exceptions import ClientError
 
 from .codec import Json, JsonObject
 from .errors import ConditionFailed, translate
+from .ordering import newer_condition
 from .outcomes import Status
 from .record import ImageRecord, from_document, to_document
 
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
-
-# A newer version, or the same version after a FAILED attempt.
-_NEWER_THAN_STORED = "#v < :v OR (#v = :v AND #s = :failed)"
 
 
 _FILTERED_READ = 100  # items evaluated per Query when a status filter is applied
@@ -86,16 +84,6 @@ def to_item(record: ImageRecord) -> dict[str, AttributeValueTypeDef]:
 def from_item(item: Item) -> ImageRecord:
     doc: JsonObject = {k: _plain(_DESER.deserialize(v)) for k, v in item.items()}
     return from_document(doc)
-
-
-def supersedes(stored: ImageRecord | None, version: str) -> bool:
-    """Whether an event of ``version`` may still change ``stored`` (the pre-check that spares
-    the work; the conditional write below is what guarantees it under races)."""
-    if stored is None:
-        return True
-    return stored.version < version or (
-        stored.version == version and stored.status is Status.FAILED
-    )
 
 
 class Catalog:
@@ -219,10 +207,11 @@ class Catalog:
                 values[":r"] = {"N": str(expected.revision)}
             else:  # written before revisions existed
                 condition = "attribute_exists(#k) AND attribute_not_exists(#r)"
-            if newer:
-                condition += f" AND ({_NEWER_THAN_STORED})"
-                names.update({"#v": "version", "#s": "status"})
-                values.update({":v": {"S": record.version}, ":failed": {"S": Status.FAILED.value}})
+            if newer:  # the order's own rule, as a condition (ordering.py)
+                newer_than, newer_names, newer_values = newer_condition(record.version)
+                condition += f" AND ({newer_than})"
+                names.update(newer_names)
+                values.update({name: {"S": text} for name, text in newer_values.items()})
         request: PutItemInputTypeDef = {
             "TableName": self._table,
             "Item": to_item(record),

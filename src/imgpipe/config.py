@@ -55,7 +55,7 @@ class ProcessSettings:
     record_workers: int = 4  # lanes of a batch processed at once (see lanes.py)
     render_slots: int = 1  # decodes at once: each may reach the decode budget
     # WATERMARK=image:<key>: the mark is this object of the derived bucket, read at start-up
-    # into render.watermark (handlers/process.py); text marks are in render.watermark already.
+    # into render.watermark (bootstrap.with_watermark_image); text marks are in it already.
     watermark_image_key: str = ""
     # Cache-Control of every thumbnail: matches how they are handed out (stage's delivery)
     thumbnail_cache: str = "private, max-age=900"

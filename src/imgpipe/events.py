@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-_SEQUENCER_WIDTH = 32
+from .ordering import SEQUENCER_WIDTH, backfill_version, live_version
+
 MAX_BODY_BYTES = 256 * 1024  # SQS's own limit on a message body
 _ACTED_ON = ("ObjectCreated:", "ObjectRemoved:")
 BACKFILL = "ObjectCreated:Backfill"  # the event name of a backfill message
@@ -51,24 +52,13 @@ class S3ObjectEvent:
 
     @property
     def version(self) -> str:
-        """An order over the events of one key, comparable as plain strings (and so in a
-        DynamoDB condition).
-
-        S3's ``sequencer`` is a hexadecimal string whose length varies; the S3 User Guide
-        (event message structure) says to right-pad the shorter of two with zeros and then
-        compare them as strings, which a fixed-width right padding does for all of them.
-        Emulators that omit it get ``e:`` + eventTime (ISO-8601, milliseconds, so it sorts as
-        text), the kind (a removal after a creation in the same millisecond) and the ETag. The
-        two orderings never mix to our harm: ``e:`` sorts below ``s:``, so an event without a
-        sequencer can never override one that S3 ordered. A backfill message gets ``b:`` +
-        the object's LastModified and ETag, below both: it never outranks a live event."""
+        """This event's place among the events of its key, comparable as a plain string (and
+        so in a DynamoDB condition): the format and its reasons are ordering.py's."""
         if self.rerender_version:
             return self.rerender_version
         if self.event_name == BACKFILL:
-            return f"b:{self.event_time}:{self.etag}"
-        if self.sequencer:
-            return "s:" + self.sequencer.upper().ljust(_SEQUENCER_WIDTH, "0")
-        return f"e:{self.event_time}:{int(self.is_removed)}:{self.etag}"
+            return backfill_version(self.event_time, self.etag)
+        return live_version(self.sequencer, self.event_time, self.is_removed, self.etag)
 
     @property
     def is_created(self) -> bool:
@@ -249,7 +239,7 @@ def _event(  # noqa: PLR0913 - one per field of the event, each checked
 
 
 def _sequencer(value: Any) -> str:
-    text = _text(value, "sequencer", _SEQUENCER_WIDTH)
+    text = _text(value, "sequencer", SEQUENCER_WIDTH)
     if text and not all(c in "0123456789abcdefABCDEF" for c in text):
         raise MalformedEvent("sequencer is not hexadecimal")
     return text

@@ -19,7 +19,7 @@ warnings.filterwarnings("ignore", message="No application metrics to publish")
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "imgpipe"))
 
 
-# Records are processed in threads (handlers/process.py): one writer at a time.
+# Records are processed in threads (batch.run_in_lanes): one writer at a time.
 _LOCK = threading.Lock()
 
 

@@ -5,6 +5,7 @@ Kept free of imports so that the pure imaging core can name its rejection reason
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -51,3 +52,17 @@ REASON_TEXT = {
     Reason.KEY_TOO_LONG: "the key is too long for the thumbnails' keys",
     Reason.TRANSIENT: "processing failed repeatedly; an operator has been alerted",
 }
+
+
+class Skipped(StrEnum):
+    """An event that changed nothing: never a record's status, only a handled message's."""
+
+    SKIPPED = "SKIPPED"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What handling one event came to: a final status, or SKIPPED."""
+
+    status: Status | Skipped
+    reason: Reason | None = None

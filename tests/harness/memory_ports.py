@@ -7,9 +7,9 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from imgpipe.catalog import supersedes
 from imgpipe.errors import SourceChanged, SourceMissing
 from imgpipe.imaging.types import Limits, Thumbnail, check_size
+from imgpipe.ordering import supersedes
 from imgpipe.ports import LiveObject
 from imgpipe.record import ImageRecord
 

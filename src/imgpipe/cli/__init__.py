@@ -18,34 +18,41 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# command -> the module that defines it (and registers it on ``main`` when imported)
-COMMANDS = {
-    "upload": "images",
-    "status": "images",
-    "ls": "images",
-    "get": "images",
-    "open": "images",
-    "dlq": "dlq",
-    "redrive": "dlq",
-    "reconcile": "reconcile",
-    "backfill": "backfill",
-    "remove": "remove",
-    "gallery": "gallery",
-    "process": "offline",
-    "local": "local",
-    "demo": "local",
+# command -> "module:object" that defines it: loaded by name when it is run or its help is
+# asked for (click's LazyGroup pattern), so `imgpipe process` never imports boto3 and no
+# module registers anything by being imported.
+LAZY_COMMANDS = {
+    "upload": "images:upload",
+    "status": "images:status",
+    "ls": "images:list_images",
+    "get": "images:get",
+    "open": "images:open_thumbnail",
+    "dlq": "dlq:dlq",
+    "redrive": "dlq:redrive",
+    "reconcile": "reconcile:reconcile",
+    "backfill": "backfill:backfill",
+    "remove": "remove:remove",
+    "gallery": "gallery:gallery",
+    "process": "offline:process",
+    "local": "local:local",
+    "demo": "local:demo",
 }
 
 
 class ImgpipeGroup(click.Group):
-    """Errors are one line that says what to do; ``--debug`` shows the traceback."""
+    """Commands loaded by name; errors are one line that says what to do (``--debug`` shows
+    the traceback)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in COMMANDS:
-            importlib.import_module(f"{__name__}.{COMMANDS[cmd_name]}")
+        if cmd_name in LAZY_COMMANDS:
+            module, _, name = LAZY_COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{LAZY_COMMANDS[cmd_name]} is not a click command")
+            return command
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -16,10 +16,10 @@ import click
 from ..backfill import BackfillError, Checkpoint, invoke
 from ..costs import duration
 from ..deployment import Deployment
-from . import deployment, echo_json, main, printable, target_options
+from . import deployment, echo_json, printable, target_options
 
 
-@main.command()
+@click.command()
 @click.option("--prefix", default="", help="only keys starting with this")
 @click.option(
     "--inventory",

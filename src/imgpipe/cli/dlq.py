@@ -10,10 +10,10 @@ from ..catalog import Catalog
 from ..codec import structure, unstructure
 from ..deployment import Deployment
 from ..redrive import Queues, RedriveResult, peek
-from . import deployment, echo_json, main, printable, table, target_options
+from . import deployment, echo_json, printable, table, target_options
 
 
-@main.group()
+@click.group()
 def dlq() -> None:
     """The dead-letter queue: what failed after every retry."""
 
@@ -58,7 +58,7 @@ def user_key(full: str) -> str:
     return full.partition("/")[2] or full
 
 
-@main.command()
+@click.command()
 @click.option("--dry-run", is_flag=True, help="list what would move, move nothing")
 @click.option("--max", "max_messages", type=click.IntRange(min=1), help="move at most N")
 @target_options

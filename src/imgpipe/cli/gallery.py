@@ -7,10 +7,10 @@ import time
 import click
 
 from ..web.server import ApiServer, NoHttpApi, stage_api
-from . import deployment, main, target_options
+from . import deployment, target_options
 
 
-@main.command()
+@click.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="default: any free one")
 @target_options
 def gallery(port: int, stage: str, endpoint: str | None, as_json: bool) -> None:

@@ -18,7 +18,7 @@ from ..deployment import Access, Deployment
 from ..outcomes import FINAL, Status
 from ..record import ImageRecord, ThumbnailRef, to_document
 from ..uploads import content_type_of
-from . import deployment, echo_json, main, printable, table, target_options
+from . import deployment, echo_json, printable, table, target_options
 from .files import files_under
 from .upload_api import upload_via_api
 from .watch import wait_final
@@ -92,7 +92,7 @@ def _summary(record: ImageRecord) -> tuple[str, ...]:
 HEADER = ("key", "status", "original", "thumbnails", "top labels", "ms")
 
 
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--prefix", default="", help="key prefix, e.g. trips/2026/")
 @click.option("--wait", is_flag=True, help="wait for every upload's final status and show them")
@@ -227,7 +227,7 @@ def _echo_results(records: Mapping[str, ImageRecord], keys: list[str]) -> None:
                 click.echo(printable(f"  {line}"))
 
 
-@main.command()
+@click.command()
 @click.argument("key")
 @target_options
 def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
@@ -263,7 +263,7 @@ def _findings_lines(record: ImageRecord) -> list[str]:
 _FORMATS = ("jpeg", "png", "webp", "avif")
 
 
-@main.command("open")
+@click.command("open")
 @click.argument("key")
 @click.option("--size", default="large", show_default=True, help="thumbnail name")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), help="[default: JPEG or PNG if any]")
@@ -326,7 +326,7 @@ LABEL_SEARCH_PAGES = 20  # pages read per `ls --label` call before it hands back
 LIMIT_DEFAULT = 25
 
 
-@main.command("ls")
+@click.command("ls")
 @click.option("--status", "status_filter", type=click.Choice(sorted(FINAL), case_sensitive=False))
 @click.option("--prefix", default="")
 @click.option(
@@ -422,7 +422,7 @@ def _has_label(record: ImageRecord, wanted: str) -> bool:
     return record.findings is not None and any(x.matches(wanted) for x in record.findings.labels)
 
 
-@main.command()
+@click.command()
 @click.argument("key")
 @click.option("--size", default="medium", show_default=True, help="thumbnail name")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), help="[default: JPEG or PNG if any]")

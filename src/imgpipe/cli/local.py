@@ -10,10 +10,9 @@ import click
 
 from ..deployment import Deployment
 from ..local import endpoint as local_endpoint
-from . import main
 
 
-@main.group()
+@click.group()
 def local() -> None:
     """The local stack: MiniStack (or LocalStack) running the deployed functions."""
 
@@ -178,7 +177,7 @@ def faults_status() -> None:
     click.echo(f"faults on: {found.describe()}" if found else "faults off")
 
 
-@main.command()
+@click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True)
 @click.option("--timeout", type=float, default=180.0, show_default=True)
 def demo(out: Path, timeout: float) -> None:

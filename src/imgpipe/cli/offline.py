@@ -28,7 +28,7 @@ from ..imaging.types import WATERMARK_POSITIONS
 from ..labels import Labeler, LabelResult
 from ..labels.pool import usable_cpus
 from ..outcomes import Reason, Status
-from . import escape_json, main, printable
+from . import escape_json, printable
 from .files import files_under
 
 
@@ -42,7 +42,7 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
 _DEFAULTS = RenderOptions()  # the service's own defaults, not restated here
 
 
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--out",

@@ -10,10 +10,10 @@ import click
 from ..backfill import requeuer
 from ..catalog import Catalog
 from ..reconcile import Reconciler
-from . import deployment, echo_json, main, printable, table, target_options
+from . import deployment, echo_json, printable, table, target_options
 
 
-@main.command()
+@click.command()
 @click.option("--fix", is_flag=True, help="repair each finding and say what was done")
 @click.option("--prefix", default="", help="only source keys starting with this")
 @click.option(

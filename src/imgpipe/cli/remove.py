@@ -17,7 +17,7 @@ import click
 from botocore.exceptions import ClientError, WaiterError
 
 from ..deployment import Deployment
-from . import deployment, main, printable
+from . import deployment, printable
 
 BATCH = 1000  # DeleteObjects takes at most this many keys per call
 
@@ -129,7 +129,7 @@ def _confirmed(dep: Deployment) -> bool:
     return bool(typed.strip() == dep.stage)
 
 
-@main.command()
+@click.command()
 @click.option("--stage", required=True, help="the stage to remove (no default: say which)")
 @click.option("--endpoint", help="an AWS-compatible endpoint URL instead of AWS")
 @click.option("--yes", is_flag=True, help="do not ask for the stage name")

@@ -268,7 +268,7 @@ class LocalLabeler:
         check_installed()
         self._settings = settings
         # Load now, in the thread that builds the pipeline (the invocation's, before its lanes
-        # start: handlers/process.py), not in whichever lane first needs a model: native
+        # start: bootstrap.py), not in whichever lane first needs a model: native
         # libraries initialise once, up front, in one thread.
         wanted = set(settings.detectors)
         if "labels" in wanted:
