@@ -60,9 +60,12 @@ from imgpipe.imaging import parse_sizes, render  # noqa: E402 - after the enviro
 from imgpipe.imaging.types import DEFAULT_SIZES, Limits  # noqa: E402 - after the environment above
 from imgpipe.lanes import record_workers  # noqa: E402 - after the environment above
 from imgpipe.observability import metrics  # noqa: E402 - after the environment above
-from tests.conftest import CORPUS, Events  # noqa: E402 - after the environment above
+from tests.harness.samples import (  # noqa: E402 - after the environment above
+    CORPUS,
+    Events,
+    LambdaContext,
+)
 from tests.harness.tables import create_images_table  # noqa: E402 - after the environment above
-from tests.unit.conftest import LambdaContext  # noqa: E402 - after the environment above
 
 BATCH = 10
 

@@ -26,7 +26,7 @@ from imgpipe.costs import MILLION, PRICES, PRICES_RECORDED, Measured, Stage, cos
 from imgpipe.lanes import record_workers
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord
-from tests.conftest import CORPUS
+from tests.harness.samples import CORPUS
 
 THUMBNAIL_KB = 90  # three sizes of a phone photo (bench/thumbs.py), stored per month
 

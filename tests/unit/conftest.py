@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from imgpipe import aws, bootstrap
 from imgpipe.catalog import Catalog
+from tests.harness.samples import LambdaContext as LambdaContext  # re-exported for the tests
 from tests.harness.tables import create_images_table
 
 REGION = "us-east-1"
@@ -40,18 +41,6 @@ class FakeStack:
     def derived_keys(self, prefix: str = "") -> list[str]:
         listed = self.s3.list_objects_v2(Bucket=self.derived, Prefix=prefix)
         return sorted(o["Key"] for o in listed.get("Contents", []))
-
-
-class LambdaContext:
-    """The attributes Powertools and the handlers read from Lambda's context object."""
-
-    function_name = "imgpipe-test-process"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:imgpipe-test-process"
-    aws_request_id = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 @pytest.fixture
