@@ -27,6 +27,7 @@ from imgpipe.api import StatusApi
 from imgpipe.catalog import Catalog
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord
+from imgpipe.storage import Presigned
 from tests.harness.tables import create_images_table
 
 REQUESTS: dict[str, dict[str, str]] = {
@@ -75,7 +76,7 @@ def main() -> int:
         ddb, catalog = seed(args.records, args.rare_every)
         reads = counter(ddb)
         s3 = boto3.client("s3")
-        api = StatusApi(catalog, s3, "uploads", "derived")
+        api = StatusApi(catalog, Presigned(s3), "uploads", "derived")
         print(f"{args.records} records, 1 in {args.rare_every} REJECTED; Query calls per request")
         print(f"{'request':<26}{'before':>8}{'now':>6}{'items':>7}{'ratio':>8}")
         cap, batch = api_module.MAX_READS, catalog_module._FILTERED_READ

@@ -22,9 +22,8 @@ from .outcomes import FINAL, Status
 from .record import ImageRecord, to_public
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
     from .deployment import Deployment
+    from .ports import CatalogReader, Presigner
 
 URL_TTL = 900  # seconds a presigned thumbnail URL stays valid
 MAX_KEY_BYTES = 1024  # S3's own limit
@@ -131,24 +130,26 @@ class Page:
 class StatusApi:
     def __init__(
         self,
-        catalog: Catalog,
-        s3: S3Client,
+        catalog: CatalogReader,
+        presigner: Presigner,
         uploads_bucket: str,
         derived_bucket: str,
         *,
         cdn_base: str = "",
     ):
         self.catalog = catalog
-        self.s3 = s3
+        self.presigner = presigner
         self.uploads_bucket = uploads_bucket
         self.derived_bucket = derived_bucket
         self.cdn_base = cdn_base  # delivery cdn: https://<distribution>, serving thumbnails/
 
     @classmethod
     def of(cls, dep: Deployment) -> StatusApi:
+        from .storage import Presigned
+
         return cls(
             Catalog(dep.client("dynamodb"), dep.table),
-            dep.client("s3"),
+            Presigned(dep.client("s3")),
             dep.uploads_bucket,
             dep.derived_bucket,
         )
@@ -199,11 +200,7 @@ class StatusApi:
     def url(self, derived_key: str) -> str:
         if self.cdn_base:  # the distribution's origin path is thumbnails/: no signature
             return f"{self.cdn_base}/{quote(derived_key.removeprefix('thumbnails/'))}"
-        return self.s3.generate_presigned_url(
-            "get_object",
-            Params={"Bucket": self.derived_bucket, "Key": derived_key},
-            ExpiresIn=URL_TTL,
-        )
+        return self.presigner.get_url(self.derived_bucket, derived_key, URL_TTL)
 
     def record(self, key: str) -> ImageRecord | None:
         return self.catalog.get(self.uploads_bucket, key)

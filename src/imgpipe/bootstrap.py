@@ -15,6 +15,7 @@ from .config import ConfigError, ProcessSettings, watermark_from_image
 if TYPE_CHECKING:
     from .api import StatusApi
     from .pipeline import Pipeline
+    from .ports import Presigner
     from .storage import ObjectStore
 
 # Each builder imports what only it needs: the status function's cold start never loads the
@@ -45,15 +46,24 @@ def pipeline() -> Pipeline:
 @lru_cache(maxsize=1)
 def status_api() -> StatusApi:
     from .api import StatusApi
+    from .storage import Presigned
 
     cfg = config.status_settings()
     return StatusApi(
         Catalog(aws.dynamodb(), cfg.table_name),
-        aws.s3(),
+        Presigned(aws.s3()),
         cfg.uploads_bucket,
         cfg.derived_bucket,
         cdn_base=cfg.thumbnail_cdn,
     )
+
+
+@lru_cache(maxsize=1)
+def presigner() -> Presigner:
+    """The uploads function's signer of upload forms."""
+    from .storage import Presigned
+
+    return Presigned(aws.s3())
 
 
 def with_watermark_image(cfg: ProcessSettings, store: ObjectStore) -> ProcessSettings:
@@ -91,3 +101,4 @@ def reset() -> None:
     aws.reset()
     pipeline.cache_clear()
     status_api.cache_clear()
+    presigner.cache_clear()

@@ -1,15 +1,20 @@
-"""What the pipeline needs from its catalog, object store and notifier: small protocols, so a
-``Pipeline`` can be built with in-memory doubles (tests) as well as the DynamoDB, S3 and SNS
-adapters (``catalog.Catalog``, ``storage.ObjectStore``, ``notify.Notifier``)."""
+"""What the pipeline and the other handlers need from AWS: small protocols, so each can be
+built with in-memory doubles (tests/harness/memory_ports.py) as well as with the DynamoDB, S3,
+SNS and SQS adapters (``catalog.Catalog``, ``storage.ObjectStore``, ``storage.Presigned``,
+``notify.Notifier``, ``redrive.SqsQueues``). ``bootstrap.py`` wires each handler."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .imaging.types import Limits, Thumbnail
 from .record import ImageRecord
+
+if TYPE_CHECKING:
+    from .catalog import PageKey
+    from .outcomes import Status
 
 
 class CatalogPort(Protocol):
@@ -53,3 +58,39 @@ class StorePort(Protocol):
 
 class Publisher(Protocol):
     def publish(self, record: ImageRecord) -> None: ...
+
+
+class CatalogReader(Protocol):
+    """The catalog as the status API and reconcile read it."""
+
+    def get(self, bucket: str, key: str) -> ImageRecord | None: ...
+
+    def page(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        status: Status | None = None,
+        limit: int = 25,
+        start: PageKey | None = None,
+        max_reads: int = 0,
+    ) -> tuple[list[ImageRecord], PageKey | None]: ...
+
+
+class Presigner(Protocol):
+    """Signed requests a client makes itself, without AWS keys."""
+
+    def get_url(self, bucket: str, key: str, expires: int) -> str:
+        """A presigned GET of one object, valid ``expires`` seconds."""
+        ...
+
+    def post_form(
+        self,
+        bucket: str,
+        key: str,
+        fields: dict[str, str],
+        conditions: list[object],
+        expires: int,
+    ) -> tuple[str, dict[str, str]]:
+        """A presigned POST for exactly ``key``: the URL and the form's fields."""
+        ...

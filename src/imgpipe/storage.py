@@ -94,3 +94,28 @@ class ObjectStore:
                     f"{first.get('Key', '?')!r}: {first.get('Code', '?')}"
                 )
         return len(wanted)
+
+
+class Presigned:
+    """``ports.Presigner`` with S3's own signatures (no request is sent: signing is local)."""
+
+    def __init__(self, client: S3Client) -> None:
+        self._s3 = client
+
+    def get_url(self, bucket: str, key: str, expires: int) -> str:
+        return self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires
+        )
+
+    def post_form(
+        self,
+        bucket: str,
+        key: str,
+        fields: dict[str, str],
+        conditions: list[object],
+        expires: int,
+    ) -> tuple[str, dict[str, str]]:
+        post = self._s3.generate_presigned_post(
+            bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires
+        )
+        return post["url"], {k: str(v) for k, v in post["fields"].items()}

@@ -19,7 +19,7 @@ from .api import BadRequest, Response
 from .codec import JsonObject
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    from .ports import Presigner
 
 MAX_NAME = 200  # characters of the client's file name kept in the metadata
 MAX_BODY = 4096  # bytes of the request itself
@@ -91,7 +91,12 @@ def new_key(within: str, content_type: str) -> str:
 
 
 def form(
-    s3: S3Client, bucket: str, key: str, request: UploadRequest, max_bytes: int, expires: int
+    presigner: Presigner,
+    bucket: str,
+    key: str,
+    request: UploadRequest,
+    max_bytes: int,
+    expires: int,
 ) -> JsonObject:
     """The presigned POST for ``key``: its URL and the fields to send before the file."""
     # Metadata travels as a form field: kept ASCII (percent-encoded), cut to a length.
@@ -103,14 +108,12 @@ def form(
         {"x-amz-meta-filename": name},
         ["content-length-range", 1, max_bytes],
     ]
-    post = s3.generate_presigned_post(
-        bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires
-    )
-    return {"url": post["url"], "fields": {k: str(v) for k, v in post["fields"].items()}}
+    url, signed = presigner.post_form(bucket, key, fields, conditions, expires)
+    return {"url": url, "fields": dict(signed)}
 
 
 def answer(
-    s3: S3Client, bucket: str, within: str, body: str, max_bytes: int, expires: int
+    presigner: Presigner, bucket: str, within: str, body: str, max_bytes: int, expires: int
 ) -> Response:
     """The route's answer: 201 with the form and where to poll, or 400 saying why not."""
     try:
@@ -122,7 +125,7 @@ def answer(
         201,
         {
             "key": key,
-            "upload": form(s3, bucket, key, request, max_bytes, expires),
+            "upload": form(presigner, bucket, key, request, max_bytes, expires),
             "expires_in": expires,
             "max_bytes": max_bytes,
             "status": f"/images/{quote(key)}",

@@ -1,15 +1,19 @@
-"""In-memory doubles of the pipeline's catalog, store and notifier (``ports.py``): a
-``Pipeline`` built on them makes its decisions without moto, boto3 or a handler in between."""
+"""In-memory doubles of the ports (``ports.py``): the pipeline, the status API, the uploads
+form, reconcile, backfill and redrive built on them make their decisions without moto, boto3 or
+a handler in between."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from imgpipe.catalog import PageKey
 from imgpipe.errors import SourceChanged, SourceMissing
 from imgpipe.imaging.types import Limits, Thumbnail, check_size
 from imgpipe.ordering import supersedes
+from imgpipe.outcomes import Status
 from imgpipe.ports import LiveObject
 from imgpipe.record import ImageRecord
 
@@ -41,6 +45,30 @@ class MemoryCatalog:
             return False
         self.items[(record.bucket, record.key)] = replace(stored, **changes)  # type: ignore[arg-type]
         return True
+
+    def page(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        status: Status | None = None,
+        limit: int = 25,
+        start: PageKey | None = None,
+        max_reads: int = 0,
+    ) -> tuple[list[ImageRecord], PageKey | None]:
+        """Key order, a status filter, and where the next page starts, as the table does
+        (``max_reads`` is DynamoDB's cost, not a rule: ignored here)."""
+        keys = sorted(k for b, k in self.items if b == bucket and k.startswith(prefix))
+        if start is not None:
+            keys = [k for k in keys if k > start.key]
+        picked = [
+            r
+            for r in (self.items[(bucket, k)] for k in keys)
+            if status is None or r.status is status
+        ]
+        page = picked[:limit]
+        more = len(picked) > limit
+        return page, (PageKey(bucket, page[-1].key) if more and page else None)
 
     def mark_notified(self, record: ImageRecord) -> bool:
         return self._update(record, notified=True)
@@ -85,6 +113,27 @@ class MemoryStore:
     def delete(self, bucket: str, keys: Iterable[str]) -> int:
         gone = [k for k in set(keys) if self.objects.pop((bucket, k), None) is not None]
         return len(gone)
+
+
+@dataclass
+class MemoryPresigner:
+    """Signs nothing: says what was asked, so a test reads the URL or the form's policy."""
+
+    secret: str = "memory"
+
+    def get_url(self, bucket: str, key: str, expires: int) -> str:
+        return f"memory://{bucket}/{key}?expires={expires}&sig={self.secret}"
+
+    def post_form(
+        self,
+        bucket: str,
+        key: str,
+        fields: dict[str, str],
+        conditions: list[object],
+        expires: int,
+    ) -> tuple[str, dict[str, str]]:
+        policy = json.dumps({"conditions": conditions, "expires": expires}, sort_keys=True)
+        return f"memory://{bucket}", {**fields, "key": key, "policy": policy}
 
 
 @dataclass

@@ -23,6 +23,7 @@ from imgpipe.api import StatusApi
 from imgpipe.deployment import Access, Deployment
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord, ThumbnailRef
+from imgpipe.storage import Presigned
 from imgpipe.web.server import ApiServer
 from tests.unit.conftest import FakeStack
 
@@ -91,7 +92,7 @@ def seeded(stack: FakeStack) -> FakeStack:
 
 
 def test_the_api_class_answers_every_generated_request_deliberately(seeded: FakeStack) -> None:
-    api = StatusApi(seeded.catalog, seeded.s3, "uploads", "derived")
+    api = StatusApi(seeded.catalog, Presigned(seeded.s3), "uploads", "derived")
     answered: list[int] = []
 
     @settings(

@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import aws
+from .. import bootstrap
 from ..api import Response
 from ..callers import caller
 from ..config import upload_settings
@@ -31,7 +31,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
             body = base64.b64decode(body, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             return Response(400, {"message": "the request is not UTF-8 JSON"}).as_lambda()
-    result = answer(aws.s3(), cfg.uploads_bucket, who.within, str(body), cfg.max_bytes, cfg.expires)
+    result = answer(
+        bootstrap.presigner(), cfg.uploads_bucket, who.within, str(body), cfg.max_bytes, cfg.expires
+    )
     if result.status == 201:
         logger.info("upload form", extra={"key": result.body["key"]})
     return result.as_lambda()
