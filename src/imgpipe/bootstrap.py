@@ -15,7 +15,7 @@ from .config import ConfigError, ProcessSettings, watermark_from_image
 if TYPE_CHECKING:
     from .api import StatusApi
     from .pipeline import Pipeline
-    from .ports import Presigner
+    from .ports import Presigner, QueuePort
     from .storage import ObjectStore
 
 # Each builder imports what only it needs: the status function's cold start never loads the
@@ -66,6 +66,14 @@ def presigner() -> Presigner:
     return Presigned(aws.s3())
 
 
+@lru_cache(maxsize=1)
+def queues() -> QueuePort:
+    """The redrive function's queues."""
+    from .queues import SqsQueues
+
+    return SqsQueues(aws.sqs())
+
+
 def with_watermark_image(cfg: ProcessSettings, store: ObjectStore) -> ProcessSettings:
     """An image watermark is read once, at start-up, from the derived bucket's watermarks/
     prefix (the one place there the function may read), refused by size before its body is
@@ -102,3 +110,4 @@ def reset() -> None:
     pipeline.cache_clear()
     status_api.cache_clear()
     presigner.cache_clear()
+    queues.cache_clear()

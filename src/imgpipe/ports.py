@@ -94,3 +94,43 @@ class Presigner(Protocol):
     ) -> tuple[str, dict[str, str]]:
         """A presigned POST for exactly ``key``: the URL and the form's fields."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """A message as received: what a redrive must carry over intact (body and attributes)."""
+
+    message_id: str
+    receipt: str
+    body: str
+    receive_count: int = 0
+    # name -> (data type, string value or None, binary value or None)
+    attributes: tuple[tuple[str, str, str | None, bytes | None], ...] = ()
+
+
+class QueuePort(Protocol):
+    """The queues as redrive uses them."""
+
+    def depth(self, url: str) -> int:
+        """Messages waiting (not those in flight)."""
+        ...
+
+    def receive(self, url: str, count: int, visibility: int) -> list[QueuedMessage]:
+        """Up to ``count`` (≤ 10) messages, hidden for ``visibility`` seconds; no waiting."""
+        ...
+
+    def release(self, url: str, receipts: list[str]) -> None:
+        """Make received messages visible again at once."""
+        ...
+
+    def send(self, url: str, messages: list[QueuedMessage]) -> tuple[set[int], list[str]]:
+        """Copies of ``messages`` (≤ 10, body and attributes): the indices sent, and why the
+        others were not."""
+        ...
+
+    def delete(self, url: str, receipts: list[str]) -> None: ...
+
+    def start_move(self, source_url: str, destination_url: str) -> str | None:
+        """A server-side move of every message; its task handle, or None where the endpoint
+        offers none."""
+        ...

@@ -15,22 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
 from .codec import JsonObject, unstructure
-from .errors import Unsupported, translate
 from .events import MalformedEvent, parse_body
 
 if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import (
-        ChangeMessageVisibilityBatchRequestEntryTypeDef,
-        DeleteMessageBatchRequestEntryTypeDef,
-        MessageAttributeValueOutputTypeDef,
-        MessageAttributeValueTypeDef,
-        MessageTypeDef,
-        SendMessageBatchRequestEntryTypeDef,
-    )
+    from .ports import QueuedMessage, QueuePort
 
 _PEEK_VISIBILITY = 30
 
@@ -67,129 +56,60 @@ class Queues:
     dlq_url: str
 
 
-def _arn(sqs: SQSClient, url: str) -> str:
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    return attrs["QueueArn"]
-
-
-def depth(sqs: SQSClient, url: str) -> int:
-    attrs = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attrs.get("ApproximateNumberOfMessages", 0))
-
-
-def describe(message: MessageTypeDef) -> DlqMessage:
+def describe(message: QueuedMessage) -> DlqMessage:
     try:
-        keys = tuple(f"{e.bucket}/{e.key}" for e in parse_body(message.get("Body", "")))
+        keys = tuple(f"{e.bucket}/{e.key}" for e in parse_body(message.body))
     except MalformedEvent as exc:
         keys = (f"<malformed: {exc}>",)
-    return DlqMessage(
-        message_id=message.get("MessageId", ""),
-        keys=keys,
-        receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", 0)),
-    )
-
-
-def _receive(sqs: SQSClient, url: str, count: int, visibility: int) -> list[MessageTypeDef]:
-    resp = sqs.receive_message(
-        QueueUrl=url,
-        MaxNumberOfMessages=max(1, min(10, count)),
-        WaitTimeSeconds=0,
-        VisibilityTimeout=visibility,
-        MessageAttributeNames=["All"],
-        MessageSystemAttributeNames=["All"],
-    )
-    return list(resp.get("Messages", []))
+    return DlqMessage(message.message_id, keys, message.receive_count)
 
 
 def _batches(
-    sqs: SQSClient, url: str, limit: int, visibility: int
-) -> Iterator[list[MessageTypeDef]]:
+    queue: QueuePort, url: str, limit: int, visibility: int
+) -> Iterator[list[QueuedMessage]]:
     taken = 0
     while taken < limit:
-        batch = _receive(sqs, url, limit - taken, visibility)
+        batch = queue.receive(url, max(1, min(10, limit - taken)), visibility)
         if not batch:
             return
         taken += len(batch)
         yield batch
 
 
-def peek(sqs: SQSClient, queues: Queues, max_messages: int) -> list[DlqMessage]:
+def depth(queue: QueuePort, url: str) -> int:
+    return queue.depth(url)
+
+
+def peek(queue: QueuePort, queues: Queues, max_messages: int) -> list[DlqMessage]:
     """List up to ``max_messages`` DLQ messages without moving them. They are hidden only for the
     moment of the listing and made visible again at once."""
     seen: dict[str, DlqMessage] = {}
-    handles: list[tuple[str, str]] = []
-    for batch in _batches(sqs, queues.dlq_url, max_messages, _PEEK_VISIBILITY):
+    receipts: list[str] = []
+    for batch in _batches(queue, queues.dlq_url, max_messages, _PEEK_VISIBILITY):
         for message in batch:
-            seen.setdefault(message["MessageId"], describe(message))
-            handles.append((message["MessageId"], message["ReceiptHandle"]))
-    for start in range(0, len(handles), 10):
-        entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
-            {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-            for i, (_, handle) in enumerate(handles[start : start + 10])
-        ]
-        sqs.change_message_visibility_batch(QueueUrl=queues.dlq_url, Entries=entries)
+            seen.setdefault(message.message_id, describe(message))
+            receipts.append(message.receipt)
+    queue.release(queues.dlq_url, receipts)
     return list(seen.values())
 
 
-def _move_task(sqs: SQSClient, queues: Queues) -> str | None:
-    """Start a server-side move; None when the endpoint does not offer one."""
-    try:
-        resp = sqs.start_message_move_task(
-            SourceArn=_arn(sqs, queues.dlq_url), DestinationArn=_arn(sqs, queues.source_url)
-        )
-    except ClientError as exc:
-        if isinstance(translate("sqs", exc), Unsupported):
-            return None
-        raise
-    return resp["TaskHandle"]
-
-
-def _copy_attribute(attr: MessageAttributeValueOutputTypeDef) -> MessageAttributeValueTypeDef:
-    copied: MessageAttributeValueTypeDef = {"DataType": attr["DataType"]}
-    if "StringValue" in attr:
-        copied["StringValue"] = attr["StringValue"]
-    if "BinaryValue" in attr:
-        copied["BinaryValue"] = attr["BinaryValue"]
-    return copied
-
-
-def move(sqs: SQSClient, queues: Queues, max_messages: int) -> int:
+def move(queue: QueuePort, queues: Queues, max_messages: int) -> int:
     """Receive -> send -> delete in batches of ten; returns how many moved."""
     moved = 0
     # Long enough for a send and a delete; short enough that a crash returns them soon.
-    for batch in _batches(sqs, queues.dlq_url, max_messages, 60):
-        entries: list[SendMessageBatchRequestEntryTypeDef] = [
-            {
-                "Id": str(i),
-                "MessageBody": m["Body"],
-                "MessageAttributes": {
-                    name: _copy_attribute(attr)
-                    for name, attr in m.get("MessageAttributes", {}).items()
-                },
-            }
-            for i, m in enumerate(batch)
-        ]
-        sent = sqs.send_message_batch(QueueUrl=queues.source_url, Entries=entries)
-        ok = {s["Id"] for s in sent.get("Successful", [])}
-        deletes: list[DeleteMessageBatchRequestEntryTypeDef] = [
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-            for i, m in enumerate(batch)
-            if str(i) in ok
-        ]
-        if deletes:
-            sqs.delete_message_batch(QueueUrl=queues.dlq_url, Entries=deletes)
-        moved += len(deletes)
-        if len(ok) < len(batch):
-            failed = [f.get("Message", "") for f in sent.get("Failed", [])]
-            raise RuntimeError(f"could not re-send {len(batch) - len(ok)} messages: {failed}")
+    for batch in _batches(queue, queues.dlq_url, max_messages, 60):
+        sent, failures = queue.send(queues.source_url, batch)
+        done = [m.receipt for i, m in enumerate(batch) if i in sent]
+        if done:
+            queue.delete(queues.dlq_url, done)
+        moved += len(done)
+        if len(sent) < len(batch):
+            raise RuntimeError(f"could not re-send {len(batch) - len(sent)} messages: {failures}")
     return moved
 
 
 def redrive(
-    sqs: SQSClient,
+    queue: QueuePort,
     queues: Queues,
     max_messages: int | None = None,
     dry_run: bool = False,
@@ -197,17 +117,22 @@ def redrive(
     use_move_task: bool = True,
 ) -> RedriveResult:
     """Redrive the DLQ. ``max_messages=None`` means all of it. ``use_move_task=False`` skips
-    StartMessageMoveTask (moto answers it with a bare 500 that looks like a real outage)."""
-    before = depth(sqs, queues.dlq_url)
+    StartMessageMoveTask (moto answers it with a bare 500 that looks like a real outage).
+    ``queue``: SQS (``queues.SqsQueues``) or, in tests, its in-memory double."""
+    before = depth(queue, queues.dlq_url)
     limit = before if max_messages is None else max_messages
     if dry_run:
-        listed = tuple(peek(sqs, queues, limit))
+        listed = tuple(peek(queue, queues, limit))
         return RedriveResult(moved=0, remaining=before, dry_run=True, messages=listed)
-    task = _move_task(sqs, queues) if use_move_task and max_messages is None else None
+    task = (
+        queue.start_move(queues.dlq_url, queues.source_url)
+        if use_move_task and max_messages is None
+        else None
+    )
     if task is not None:
         return RedriveResult(moved=before, remaining=0, dry_run=False, task=task)
-    moved = move(sqs, queues, limit)
-    return RedriveResult(moved=moved, remaining=depth(sqs, queues.dlq_url), dry_run=False)
+    moved = move(queue, queues, limit)
+    return RedriveResult(moved=moved, remaining=depth(queue, queues.dlq_url), dry_run=False)
 
 
 def parse_request(event: object) -> tuple[int | None, bool]:

@@ -184,9 +184,10 @@ def _queues_now(stack: Deployment) -> str:
 
 def dlq_keys(stack: Deployment) -> list[str]:
     """Keys named by the messages now in the DLQ (listed without moving them)."""
+    from imgpipe.queues import SqsQueues
     from imgpipe.redrive import Queues, peek
 
-    listed = peek(stack.client("sqs"), Queues(stack.queue_url, stack.dlq_url), 100)
+    listed = peek(SqsQueues(stack.client("sqs")), Queues(stack.queue_url, stack.dlq_url), 100)
     return [k.split("/", 1)[1] for m in listed for k in m.keys]
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
+from imgpipe.queues import SqsQueues
 from imgpipe.redrive import Queues, peek, redrive
 from tests.conftest import jpeg_bytes
 from tests.functional.conftest import dlq_keys, require_local_functions, wait_for
@@ -33,7 +34,9 @@ def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
     [parked] = [
         m
         for m in peek(
-            local_stack.client("sqs"), Queues(local_stack.queue_url, local_stack.dlq_url), 50
+            SqsQueues(local_stack.client("sqs")),
+            Queues(local_stack.queue_url, local_stack.dlq_url),
+            50,
         )
         if any(k.endswith(f"/{key}") for k in m.keys)
     ]
@@ -41,7 +44,7 @@ def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(
     assert catalog.get(local_stack.uploads_bucket, key) is None
     # WHEN the incident is over and the DLQ is redriven
     result = redrive(
-        sender,  # as the redrive function: the queue accepts no other sender
+        SqsQueues(sender),  # as the redrive function: the queue accepts no other sender
         Queues(local_stack.queue_url, local_stack.dlq_url),
         use_move_task=False,  # as the local stage's function: MiniStack has no move task
     )

@@ -14,7 +14,7 @@ from imgpipe.errors import SourceChanged, SourceMissing
 from imgpipe.imaging.types import Limits, Thumbnail, check_size
 from imgpipe.ordering import supersedes
 from imgpipe.outcomes import Status
-from imgpipe.ports import LiveObject
+from imgpipe.ports import LiveObject, QueuedMessage
 from imgpipe.record import ImageRecord
 
 
@@ -142,3 +142,57 @@ class MemoryPublisher:
 
     def publish(self, record: ImageRecord) -> None:
         self.sent.append(record)
+
+
+@dataclass
+class MemoryQueues:
+    """SQS as redrive sees it: FIFO enough, visibility by hand, sends can be made to fail."""
+
+    waiting: dict[str, list[QueuedMessage]] = field(default_factory=dict)
+    in_flight: dict[str, QueuedMessage] = field(default_factory=dict)  # receipt -> message
+    refuse_sends_to: set[str] = field(default_factory=set)
+    move_task: str | None = None  # what start_move answers (None: no move task here)
+    _receipts: int = 0
+
+    def put(self, url: str, body: str, receive_count: int = 3, **attributes: str) -> None:
+        number = sum(len(q) for q in self.waiting.values()) + len(self.in_flight)
+        message = QueuedMessage(
+            f"m{number}",
+            "",
+            body,
+            receive_count,
+            tuple((k, "String", v, None) for k, v in attributes.items()),
+        )
+        self.waiting.setdefault(url, []).append(message)
+
+    def depth(self, url: str) -> int:
+        return len(self.waiting.get(url, []))
+
+    def receive(self, url: str, count: int, visibility: int) -> list[QueuedMessage]:
+        queue = self.waiting.get(url, [])
+        taken, self.waiting[url] = queue[:count], queue[count:]
+        out = []
+        for message in taken:
+            self._receipts += 1
+            received = replace(message, receipt=f"{url}#{self._receipts}")
+            self.in_flight[received.receipt] = received
+            out.append(received)
+        return out
+
+    def release(self, url: str, receipts: list[str]) -> None:
+        for receipt in receipts:
+            self.waiting.setdefault(url, []).append(self.in_flight.pop(receipt))
+
+    def send(self, url: str, messages: list[QueuedMessage]) -> tuple[set[int], list[str]]:
+        if url in self.refuse_sends_to:
+            return set(), ["AccessDenied"] * len(messages)
+        for message in messages:
+            self.waiting.setdefault(url, []).append(replace(message, receipt="", receive_count=0))
+        return set(range(len(messages))), []
+
+    def delete(self, url: str, receipts: list[str]) -> None:
+        for receipt in receipts:
+            del self.in_flight[receipt]
+
+    def start_move(self, source_url: str, destination_url: str) -> str | None:
+        return self.move_task

@@ -1,17 +1,21 @@
-"""The status API and the uploads form built directly on in-memory doubles of their ports
-(ports.py: CatalogReader, Presigner), as bootstrap.py builds them on DynamoDB and S3: what they
-answer, without moto, boto3 or a handler in between. GIVEN / WHEN / THEN."""
+"""The status API, the uploads form and redrive built directly on in-memory doubles of their
+ports (ports.py: CatalogReader, Presigner, QueuePort), as bootstrap.py builds them on DynamoDB,
+S3 and SQS: what they do, without moto, boto3 or a handler in between. GIVEN / WHEN / THEN."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+
 from imgpipe.api import URL_TTL, StatusApi
 from imgpipe.outcomes import Reason, Status
 from imgpipe.record import ImageRecord, ThumbnailRef
+from imgpipe.redrive import Queues, redrive
 from imgpipe.uploads import answer
-from tests.harness.memory_ports import MemoryCatalog, MemoryPresigner
+from tests.harness.memory_ports import MemoryCatalog, MemoryPresigner, MemoryQueues
+from tests.harness.samples import Events
 
 
 def _record(key: str, status: Status = Status.DONE) -> ImageRecord:
@@ -108,3 +112,54 @@ def test_the_uploads_form_refuses_what_the_pipeline_cannot_read_and_oversized_fi
     )
     assert (not_image.status, too_big.status) == (400, 400)
     assert "content_type" in str(not_image.body["message"])
+
+
+# --- redrive on an in-memory queue pair ---------------------------------------------------
+
+
+def _dlq_with(n: int) -> tuple[MemoryQueues, Queues]:
+    sqs, queues = MemoryQueues(), Queues(source_url="source", dlq_url="dlq")
+    for i in range(n):
+        body = Events().s3_body(f"k{i}.jpg")
+        sqs.put("dlq", body, origin=f"test-{i}")
+    return sqs, queues
+
+
+def test_redrive_moves_every_message_with_its_body_and_attributes() -> None:
+    # GIVEN 23 messages parked in the DLQ (more than two batches of ten)
+    sqs, queues = _dlq_with(23)
+    # WHEN they are redriven without a move task
+    result = redrive(sqs, queues, use_move_task=False)
+    # THEN all are back in the source queue, intact, and none is left or in flight
+    assert (result.moved, result.remaining) == (23, 0)
+    back = sqs.waiting["source"]
+    origins = sorted(str(text) for m in back for name, _, text, _ in m.attributes)
+    assert origins == sorted(f"test-{i}" for i in range(23))
+    assert sqs.depth("dlq") == 0 and sqs.in_flight == {}
+
+
+def test_redrive_deletes_only_what_was_sent() -> None:
+    # GIVEN a source queue that refuses the redrive's sends (a policy, a deleted queue)
+    sqs, queues = _dlq_with(3)
+    sqs.refuse_sends_to.add("source")
+    # WHEN a redrive tries, THEN it says so and nothing is lost from the DLQ
+    with pytest.raises(RuntimeError, match="could not re-send 3 messages"):
+        redrive(sqs, queues, use_move_task=False)
+    sqs.release("dlq", list(sqs.in_flight))  # their visibility runs out
+    assert sqs.depth("dlq") == 3
+
+
+def test_a_dry_run_lists_the_keys_and_moves_nothing_and_a_cap_is_kept() -> None:
+    sqs, queues = _dlq_with(15)
+    listed = redrive(sqs, queues, dry_run=True)
+    assert listed.moved == 0 and len(listed.messages) == 15 and sqs.depth("dlq") == 15
+    assert listed.messages[0].keys == ("uploads/k0.jpg",)
+    capped = redrive(sqs, queues, max_messages=12)
+    assert (capped.moved, capped.remaining) == (12, 3)
+
+
+def test_a_move_task_where_the_endpoint_has_one() -> None:
+    sqs, queues = _dlq_with(5)
+    sqs.move_task = "task-1"
+    result = redrive(sqs, queues)
+    assert result.task == "task-1" and sqs.depth("source") == 0  # SQS moves them itself

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from imgpipe.queues import SqsQueues
 from imgpipe.redrive import Queues, RedriveResult, parse_request, redrive
 from tests.conftest import Events
 from tests.unit.conftest import FakeStack
@@ -42,7 +43,7 @@ def test_fallback_moves_everything_with_bodies_and_attributes(
 ) -> None:
     queues = _queues(stack)
     _fill(stack, events, queues.dlq_url, 23)  # more than two batches of ten
-    result = redrive(stack.sqs, queues, use_move_task=False)
+    result = redrive(SqsQueues(stack.sqs), queues, use_move_task=False)
     assert result == RedriveResult(moved=23, remaining=0, dry_run=False)
     assert result.as_json() == {"moved": 23, "remaining": 0, "dry_run": False, "task": None}
     moved = _drain(stack, queues.source_url)
@@ -58,14 +59,14 @@ def test_fallback_moves_everything_with_bodies_and_attributes(
 def test_max_messages_caps_the_move(stack: FakeStack, events: Events) -> None:
     queues = _queues(stack)
     _fill(stack, events, queues.dlq_url, 15)
-    result = redrive(stack.sqs, queues, max_messages=12)
+    result = redrive(SqsQueues(stack.sqs), queues, max_messages=12)
     assert (result.moved, result.remaining) == (12, 3)
 
 
 def test_dry_run_lists_and_moves_nothing(stack: FakeStack, events: Events) -> None:
     queues = _queues(stack)
     _fill(stack, events, queues.dlq_url, 4)
-    result = redrive(stack.sqs, queues, dry_run=True)
+    result = redrive(SqsQueues(stack.sqs), queues, dry_run=True)
     assert result.moved == 0 and result.dry_run is True
     assert sorted(k for m in result.messages for k in m.keys) == [
         f"uploads/k{i}.jpg" for i in range(4)

@@ -9,6 +9,7 @@ import click
 from ..catalog import Catalog
 from ..codec import structure, unstructure
 from ..deployment import Deployment
+from ..queues import SqsQueues
 from ..redrive import Queues, RedriveResult, peek
 from . import deployment, echo_json, printable, table, target_options
 
@@ -24,7 +25,7 @@ def dlq() -> None:
 def dlq_ls(max_messages: int, stage: str, endpoint: str | None, as_json: bool) -> None:
     """List DLQ messages (without moving them): keys, receive count, the last error."""
     dep = deployment(stage, endpoint)
-    listed = peek(dep.client("sqs"), Queues(dep.queue_url, dep.dlq_url), max_messages)
+    listed = peek(SqsQueues(dep.client("sqs")), Queues(dep.queue_url, dep.dlq_url), max_messages)
     catalog = Catalog(dep.client("dynamodb"), dep.table)
 
     def last_error(full: str) -> str:

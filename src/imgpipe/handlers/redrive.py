@@ -5,7 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import aws
+from .. import bootstrap
 from ..codec import JsonObject
 from ..config import redrive_settings
 from ..redrive import Queues, parse_request, redrive
@@ -21,7 +21,7 @@ def handler(event: object, context: LambdaContext) -> JsonObject:
         return {"error": str(exc)}
     cfg = redrive_settings()
     result = redrive(
-        aws.sqs(),
+        bootstrap.queues(),
         Queues(source_url=cfg.images_queue_url, dlq_url=cfg.dlq_url),
         max_messages=max_messages,
         dry_run=dry_run,
