@@ -18,6 +18,7 @@ from typing import Any
 from imgpipe import derived
 from imgpipe.catalog import PageKey
 from imgpipe.outcomes import Status
+from imgpipe.ports import Listed
 from imgpipe.reconcile import Reconciler
 from imgpipe.record import ImageRecord, ThumbnailRef
 
@@ -56,29 +57,16 @@ class SyntheticStack:
             updated_at=OLD.isoformat(),
         )
 
-    # -- the S3 client's paginator -------------------------------------------------------
-    def get_paginator(self, name: str) -> Any:
-        assert name == "list_objects_v2"
-        return self
-
-    def paginate(self, Bucket: str, Prefix: str) -> Iterator[dict[str, Any]]:
-        if Bucket == "uploads":
-            listed = self._source
-        elif Prefix.startswith(derived.THUMBNAILS):
-            listed = self._thumbnail
-        else:
-            return
-        for start in range(0, self.n, PAGE):
-            yield {"Contents": [listed(i) for i in range(start, min(start + PAGE, self.n))]}
-
-    @staticmethod
-    def _source(i: int) -> dict[str, Any]:
-        return {"Key": _key(i), "ETag": f'"{i:032x}"', "LastModified": OLD}
-
-    @staticmethod
-    def _thumbnail(i: int) -> dict[str, Any]:
-        key = derived.thumbnail_key(_key(i), _version(i), "small", "jpg")
-        return {"Key": key, "ETag": '"t"', "LastModified": OLD}
+    # -- the bucket listings (ports.BucketReader) ----------------------------------------
+    def listing(
+        self, bucket: str, prefix: str, after: str = "", page_size: int = 1000
+    ) -> Iterator[Listed]:
+        if bucket == "uploads":
+            yield from (Listed(_key(i), f"{i:032x}", 1, OLD) for i in range(self.n))
+        elif prefix.startswith(derived.THUMBNAILS):
+            for i in range(self.n):
+                key = derived.thumbnail_key(_key(i), _version(i), "small", "jpg")
+                yield Listed(key, "t", 1, OLD)
 
     # -- the catalog ----------------------------------------------------------------------
     def page(
@@ -106,9 +94,7 @@ class SyntheticStack:
 
 def held_in_memory(stack: SyntheticStack) -> int:
     """The previous release's reading: every listing in a dict or list, then judged."""
-    sources = {
-        o["Key"]: o for p in stack.paginate(Bucket="uploads", Prefix="") for o in p["Contents"]
-    }
+    sources = {o.key: o for o in stack.listing("uploads", "")}
     records: dict[str, ImageRecord] = {}
     start: PageKey | None = None
     while True:
@@ -116,9 +102,7 @@ def held_in_memory(stack: SyntheticStack) -> int:
         records.update((r.key, r) for r in page)
         if start is None:
             break
-    objects = [
-        o for p in stack.paginate(Bucket="derived", Prefix="thumbnails/") for o in p["Contents"]
-    ]
+    objects = list(stack.listing("derived", "thumbnails/"))
     return sum(1 for k in sources if k not in records) + len(objects) - len(objects)
 
 

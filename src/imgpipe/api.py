@@ -40,7 +40,7 @@ class Response:
     status: int
     body: JsonObject
 
-    def as_lambda(self) -> dict[str, object]:
+    def as_lambda(self) -> JsonObject:
         return {
             "statusCode": self.status,
             "headers": {"content-type": "application/json", "cache-control": "no-store"},

@@ -30,18 +30,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
-from .catalog import Catalog
+from .codec import JsonObject, Received
 from .errors import PipelineError
 from .events import backfill_body
 from .outcomes import Status
+from .ports import BucketReader, RecordStore, Sender
 from .record import ImageRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
-    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
@@ -78,7 +78,7 @@ class Checkpoint:
     started: str = ""
     seconds: float = 0.0  # spent in slices so far
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JsonObject:
         return {
             "prefix": self.prefix,
             "inventory": self.inventory,
@@ -86,7 +86,7 @@ class Checkpoint:
             "settings": self.settings,
             "after": self.after,
             "done": self.done,
-            "counts": dict(self.counts),
+            "counts": {name: count for name, count in self.counts.items()},
             "started": self.started,
             "seconds": round(self.seconds, 3),
         }
@@ -107,6 +107,8 @@ class Checkpoint:
         mode = doc.get("mode", "missing")
         if mode not in MODES:
             raise BackfillError(f"mode must be one of {', '.join(MODES)}")
+        if doc.get("inventory"):
+            parse_s3_uri(doc["inventory"])
         seconds = doc.get("seconds", 0.0)
         return cls(
             prefix=doc.get("prefix", ""),
@@ -153,8 +155,9 @@ class RateLimit:
 
 
 class QueueSender:
-    """Backfill messages into the images queue, ten per request; a batch entry SQS refuses
-    is sent again (a few times), then the slice fails rather than lose it."""
+    """``ports.Sender`` on SQS: backfill messages into the images queue, ten per request; a
+    batch entry SQS refuses is sent again (a few times), then the slice fails rather than lose
+    it."""
 
     def __init__(self, sqs: SQSClient, queue_url: str, rate: RateLimit) -> None:
         self._sqs, self._url, self._rate = sqs, queue_url, rate
@@ -186,18 +189,11 @@ class QueueSender:
 
 
 def listing(
-    s3: S3Client, bucket: str, prefix: str, after: str, page_size: int = 1000
+    reader: BucketReader, bucket: str, prefix: str, after: str, page_size: int = 1000
 ) -> Iterator[Candidate]:
     """The bucket's objects under ``prefix`` after the key ``after``, in key order."""
-    kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
-    if after:
-        kwargs["StartAfter"] = after
-    kwargs["PaginationConfig"] = {"PageSize": page_size}
-    for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
-        for obj in page.get("Contents", []):
-            key = obj["Key"]
-            etag = obj.get("ETag", "").strip('"')
-            yield Candidate(key, etag, obj.get("Size", 0), obj["LastModified"], key)
+    for obj in reader.listing(bucket, prefix, after, page_size):
+        yield Candidate(obj.key, obj.etag, obj.size, obj.modified, obj.key)
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -210,13 +206,13 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def inventory(
-    s3: S3Client, manifest_uri: str, source_bucket: str, prefix: str, after: str
+    reader: BucketReader, manifest_uri: str, source_bucket: str, prefix: str, after: str
 ) -> Iterator[Candidate]:
     """The current objects an S3 Inventory report lists (CSV, gzip), under ``prefix``, after
     the position ``after`` ("<file>:<row>"). Reports are not in key order across files, so the
     position counts rows. Keys in the report are URL-encoded."""
     bucket, key = parse_s3_uri(manifest_uri)
-    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read(8 << 20))
+    manifest = json.loads(reader.read(bucket, key, 8 << 20))
     if not isinstance(manifest, dict) or manifest.get("fileFormat") != "CSV":
         raise BackfillError("only CSV inventory reports can be read (fileFormat: CSV)")
     if manifest.get("sourceBucket") != source_bucket:
@@ -231,7 +227,7 @@ def inventory(
     for index, entry in enumerate(manifest.get("files", [])):
         if index < start_file:
             continue
-        body = s3.get_object(Bucket=bucket, Key=entry["key"])["Body"]
+        body = reader.stream(bucket, entry["key"])
         with gzip.GzipFile(fileobj=body) as raw:
             rows = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
             for number, row in enumerate(rows, start=1):
@@ -283,9 +279,9 @@ def needs_work(
 
 @dataclass
 class Backfill:
-    s3: S3Client
-    catalog: Catalog
-    sender: QueueSender | None  # None: a dry run, nothing is sent
+    store: BucketReader
+    catalog: RecordStore
+    sender: Sender | None  # None: a dry run, nothing is sent
     uploads_bucket: str
     fingerprint: str
     min_age: timedelta = timedelta(minutes=5)
@@ -337,7 +333,7 @@ class Backfill:
         )
         found = []
         for key in sorted(set(keys)):
-            first = next(listing(self.s3, self.uploads_bucket, key, "", page_size=1), None)
+            first = next(listing(self.store, self.uploads_bucket, key, "", page_size=1), None)
             if first is not None and first.key == key:
                 found.append(first)
         self._chunk(found, state, datetime.now(UTC) - self.min_age)
@@ -346,9 +342,9 @@ class Backfill:
     def _objects(self, state: Checkpoint) -> Iterator[Candidate]:
         if state.inventory:
             return inventory(
-                self.s3, state.inventory, self.uploads_bucket, state.prefix, state.after
+                self.store, state.inventory, self.uploads_bucket, state.prefix, state.after
             )
-        return listing(self.s3, self.uploads_bucket, state.prefix, state.after)
+        return listing(self.store, self.uploads_bucket, state.prefix, state.after)
 
     def _chunk(self, chunk: list[Candidate], state: Checkpoint, cutoff: datetime) -> int:
         counts = state.counts
@@ -395,8 +391,8 @@ class Request:
     hops: int = 0
     keys: tuple[str, ...] = ()  # exactly these keys (reconcile's re-queue), not a listing
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self) -> JsonObject:
+        doc: JsonObject = {
             "checkpoint": self.checkpoint.to_json(),
             "dry_run": self.dry_run,
             "rate": self.rate,
@@ -405,7 +401,10 @@ class Request:
             "min_age": self.min_age,
             "chain": self.chain,
             "hops": self.hops,
-        } | ({"keys": list(self.keys)} if self.keys else {})
+        }
+        if self.keys:
+            doc["keys"] = list(self.keys)
+        return doc
 
 
 _KINDS: dict[str, tuple[type, ...]] = {
@@ -467,7 +466,7 @@ def parse_request(event: object, *, rate: float, min_age: int, time_limit: float
     )
 
 
-def _keys(event: dict[str, Any]) -> tuple[str, ...]:
+def _keys(event: Received) -> tuple[str, ...]:
     keys = event.get("keys")
     if keys is None:
         return ()
@@ -489,15 +488,133 @@ def _object_key(key: object) -> bool:
 # -- asking the stage's backfill function (the CLI, reconcile) -------------------------------
 
 
-def invoke(client: LambdaClient, function_name: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The function's answer to one request; BackfillError with its message if it refused
-    the request or failed."""
-    resp = client.invoke(FunctionName=function_name, Payload=json.dumps(payload).encode())
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a client asks one slice of the backfill function for; what it leaves out (None)
+    the function takes from the stage's settings (``parse_request``)."""
+
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
+    dry_run: bool = False
+    rate: float | None = None
+    max_seconds: float | None = None
+    max_messages: int | None = None
+    min_age: int | None = None
+    keys: tuple[str, ...] = ()  # exactly these keys: a run of its own, without a checkpoint
+
+    def to_json(self) -> JsonObject:
+        doc: JsonObject = {"dry_run": self.dry_run}
+        if self.keys:
+            doc["keys"] = list(self.keys)
+        else:
+            doc["checkpoint"] = self.checkpoint.to_json()
+        optional = {
+            "rate": self.rate,
+            "max_seconds": self.max_seconds,
+            "max_messages": self.max_messages,
+            "min_age": self.min_age,
+        }
+        return doc | {name: value for name, value in optional.items() if value is not None}
+
+    @classmethod
+    def from_json(cls, doc: object) -> Ask:
+        """An ask as saved in a checkpoint file; BackfillError saying what is wrong."""
+        parsed = parse_request(doc, rate=1.0, min_age=0, time_limit=float("inf"))
+        assert isinstance(doc, dict)
+        return cls(
+            checkpoint=parsed.checkpoint,
+            dry_run=parsed.dry_run,
+            rate=parsed.rate if "rate" in doc else None,
+            max_seconds=parsed.max_seconds if "max_seconds" in doc else None,
+            max_messages=parsed.max_messages if "max_messages" in doc else None,
+            min_age=parsed.min_age if "min_age" in doc else None,
+            keys=parsed.keys,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """What the queued images cost and how long they take (imgpipe.costs), as the function
+    answers it."""
+
+    images: int
+    dollars: float
+    seconds: float
+    per_second: float
+    bound_by: str
+    concurrency: int
+    memory_mb: int
+    detectors: tuple[str, ...] = ()
+
+    def to_json(self) -> JsonObject:
+        return {
+            "images": self.images,
+            "dollars": round(self.dollars, 4),
+            "seconds": round(self.seconds, 1),
+            "per_second": round(self.per_second, 2),
+            "bound_by": self.bound_by,
+            "concurrency": self.concurrency,
+            "memory_mb": self.memory_mb,
+            "detectors": list(self.detectors),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The function's answer to one ask."""
+
+    checkpoint: Checkpoint
+    dry_run: bool = False
+    estimate: Estimate | None = None
+    continued: bool | None = None  # chained runs: whether the next slice was started
+
+    def to_json(self) -> JsonObject:
+        doc: JsonObject = {"checkpoint": self.checkpoint.to_json(), "dry_run": self.dry_run}
+        if self.estimate is not None:
+            doc["estimate"] = self.estimate.to_json()
+        if self.continued is not None:
+            doc["continued"] = self.continued
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: object) -> Answer:
+        if not isinstance(doc, dict):
+            raise BackfillError("the backfill function answered no JSON object")
+        estimate = doc.get("estimate")
+        try:
+            guess = (
+                None
+                if estimate is None
+                else Estimate(
+                    images=int(estimate["images"]),
+                    dollars=float(estimate["dollars"]),
+                    seconds=float(estimate["seconds"]),
+                    per_second=float(estimate["per_second"]),
+                    bound_by=str(estimate["bound_by"]),
+                    concurrency=int(estimate["concurrency"]),
+                    memory_mb=int(estimate["memory_mb"]),
+                    detectors=tuple(str(d) for d in estimate.get("detectors", [])),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BackfillError(f"the backfill function's estimate is malformed: {exc}") from None
+        continued = doc.get("continued")
+        return cls(
+            Checkpoint.from_json(doc.get("checkpoint")),
+            dry_run=bool(doc.get("dry_run", False)),
+            estimate=guess,
+            continued=continued if isinstance(continued, bool) else None,
+        )
+
+
+def invoke(client: LambdaClient, function_name: str, ask: Ask) -> Answer:
+    """The function's answer to one ask; BackfillError with its message if it refused the
+    ask or failed."""
+    resp = client.invoke(FunctionName=function_name, Payload=json.dumps(ask.to_json()).encode())
     answer = json.loads(resp["Payload"].read())
     if "FunctionError" in resp or not isinstance(answer, dict) or "error" in answer:
         detail = answer.get("error", answer) if isinstance(answer, dict) else answer
         raise BackfillError(f"the backfill function: {str(detail)[:500]}")
-    return answer
+    return Answer.from_json(answer)
 
 
 def requeuer(client: LambdaClient, function_name: str) -> Callable[[str], str]:
@@ -507,10 +624,9 @@ def requeuer(client: LambdaClient, function_name: str) -> Callable[[str], str]:
 
     def requeue(key: str) -> str:
         try:
-            answer = invoke(client, function_name, {"keys": [key], "min_age": 0})
+            answer = invoke(client, function_name, Ask(keys=(key,), min_age=0))
         except BackfillError as exc:  # reported with the finding; the run goes on
             raise PipelineError(str(exc)) from exc
-        queued = answer["checkpoint"]["counts"]["queued"]
-        return "re-queued (a backfill message)" if queued else ""
+        return "re-queued (a backfill message)" if answer.checkpoint.counts["queued"] else ""
 
     return requeue

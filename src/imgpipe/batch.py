@@ -6,22 +6,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
+from .codec import Received
 from .events import ParsedBody, read_body
 from .lanes import lanes
 
 # A message's handler: raises to have the message retried.
-MessageHandler = Callable[[dict[str, Any], ParsedBody], None]
+MessageHandler = Callable[[Received, ParsedBody], None]
 
 
-def _parse(record: dict[str, Any]) -> ParsedBody:
+def _parse(record: Received) -> ParsedBody:
     body = record.get("body")
     return read_body(body if isinstance(body, str) else "")
 
 
 def run_in_lanes(
-    records: list[dict[str, Any]],
+    records: list[Received],
     handle: MessageHandler,
     workers: int,
     after_each: Callable[[], None] = lambda: None,

@@ -4,7 +4,9 @@ what they need from here, and tests reset it all with ``reset()``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -14,8 +16,10 @@ from .config import ConfigError, ProcessSettings, watermark_from_image
 
 if TYPE_CHECKING:
     from .api import StatusApi
+    from .backfill import Backfill
     from .pipeline import Pipeline
     from .ports import Presigner, QueuePort
+    from .reconcile import Reconciler
     from .storage import ObjectStore
 
 # Each builder imports what only it needs: the status function's cold start never loads the
@@ -72,6 +76,42 @@ def queues() -> QueuePort:
     from .queues import SqsQueues
 
     return SqsQueues(aws.sqs())
+
+
+def reconciler(min_age: timedelta, progress: Callable[[str], None]) -> Reconciler:
+    """The reconcile function's run (its age floor comes with each invocation)."""
+    from .backfill import requeuer
+    from .reconcile import Reconciler
+    from .storage import ObjectStore
+
+    cfg = config.reconcile_settings()
+    return Reconciler(
+        ObjectStore(aws.s3()),
+        Catalog(aws.dynamodb(), cfg.table_name),
+        cfg.uploads_bucket,
+        cfg.derived_bucket,
+        min_age=min_age,
+        progress=progress,
+        requeue=requeuer(aws.lambda_(), cfg.backfill_function) if cfg.backfill_function else None,
+    )
+
+
+def backfill(rate: float | None, min_age: timedelta) -> Backfill:
+    """The backfill function's run; ``rate`` None: a dry run, with nothing to send."""
+    from .backfill import Backfill, QueueSender, RateLimit
+    from .storage import ObjectStore
+
+    cfg = config.backfill_settings()
+    process = cfg.process
+    sender = None if rate is None else QueueSender(aws.sqs(), cfg.images_queue_url, RateLimit(rate))
+    return Backfill(
+        ObjectStore(aws.s3()),
+        Catalog(aws.dynamodb(), process.table_name),
+        sender,
+        process.uploads_bucket,
+        process.fingerprint,
+        min_age=min_age,
+    )
 
 
 def with_watermark_image(cfg: ProcessSettings, store: ObjectStore) -> ProcessSettings:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
+
+from .codec import Received
 
 
 class AuthSettings(Protocol):
@@ -34,13 +36,13 @@ class Caller:
     within: str = ""  # the caller sees keys under this prefix only ("" : every key)
 
 
-def _authorizer(event: dict[str, Any]) -> dict[str, Any] | None:
+def _authorizer(event: Received) -> Received | None:
     context = event.get("requestContext")
     found = context.get("authorizer") if isinstance(context, dict) else None
     return found if isinstance(found, dict) else None
 
 
-def scopes_of(jwt: dict[str, Any]) -> set[str]:
+def scopes_of(jwt: Received) -> set[str]:
     """The token's scopes: what API Gateway passes on (``scopes``) and the ``scope`` claim
     (space-separated, as OAuth 2.0 and Cognito access tokens carry it) or ``scp`` (a list)."""
     found: set[str] = set()
@@ -56,7 +58,7 @@ def scopes_of(jwt: dict[str, Any]) -> set[str]:
     return found
 
 
-def caller(event: dict[str, Any], cfg: AuthSettings) -> Caller | None:
+def caller(event: Received, cfg: AuthSettings) -> Caller | None:
     """The caller, or None when the request is refused (403)."""
     if cfg.api_auth == "none":
         return Caller()

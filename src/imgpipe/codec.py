@@ -18,6 +18,9 @@ from typing import Any, TypeAlias, TypeVar, Union, cast, get_args, get_origin, g
 
 Json: TypeAlias = "str | int | float | bool | list[Json] | dict[str, Json] | None"
 JsonObject: TypeAlias = "dict[str, Json]"
+# A JSON object as it arrived (a Lambda event, an SQS body, an authorizer's claims): not yet
+# checked, so every read of it says what it expects. The one place such a dict is typed.
+Received: TypeAlias = "dict[str, Any]"
 
 T = TypeVar("T")
 

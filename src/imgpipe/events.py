@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .codec import Received
 from .ordering import SEQUENCER_WIDTH, backfill_version, live_version
 
 MAX_BODY_BYTES = 256 * 1024  # SQS's own limit on a message body
@@ -117,7 +118,7 @@ def read_body(body: str) -> ParsedBody:
     return out.done(envelope)
 
 
-def _unwrap(body: str) -> tuple[dict[str, Any], str]:
+def _unwrap(body: str) -> tuple[Received, str]:
     """The event document and the envelope it came in."""
     if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
         raise MalformedEvent(f"body of more than {MAX_BODY_BYTES} bytes")
@@ -188,7 +189,7 @@ def _s3_record(record: Any, out: _Collector) -> None:
         out.malformed.append(f"S3 record: {_why(exc)}")
 
 
-def _eventbridge(doc: dict[str, Any], out: _Collector) -> None:
+def _eventbridge(doc: Received, out: _Collector) -> None:
     try:
         kind = _EVENTBRIDGE_KINDS.get(_text(doc.get("detail-type"), "detail-type", 100))
         detail = doc["detail"]
@@ -211,7 +212,7 @@ def backfill_body(bucket: str, key: str, etag: str, size: int, modified: str) ->
     return json.dumps(doc | {"size": size, "modified": modified}, separators=(",", ":"))
 
 
-def _backfill(doc: dict[str, Any], out: _Collector) -> None:
+def _backfill(doc: Received, out: _Collector) -> None:
     try:
         key = _text(doc["key"], "key", 4096)  # sent by backfill.py: not form-encoded
         fields = (doc.get("etag"), "", doc.get("modified"))

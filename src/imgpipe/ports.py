@@ -5,9 +5,10 @@ SNS and SQS adapters (``catalog.Catalog``, ``storage.ObjectStore``, ``storage.Pr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from datetime import datetime
+from typing import IO, TYPE_CHECKING, Protocol
 
 from .imaging.types import Limits, Thumbnail
 from .record import ImageRecord
@@ -134,3 +135,51 @@ class QueuePort(Protocol):
         """A server-side move of every message; its task handle, or None where the endpoint
         offers none."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """An object as a listing shows it."""
+
+    key: str
+    etag: str  # unquoted
+    size: int
+    modified: datetime
+
+
+class BucketReader(Protocol):
+    """A bucket as reconcile and backfill read it: listed in key order, and read."""
+
+    def listing(
+        self, bucket: str, prefix: str, after: str = "", page_size: int = 1000
+    ) -> Iterator[Listed]:
+        """The objects under ``prefix`` after the key ``after``, in key order."""
+        ...
+
+    def read(self, bucket: str, key: str, limit: int) -> bytes:
+        """At most ``limit`` bytes of an object; SourceMissing when it is gone."""
+        ...
+
+    def stream(self, bucket: str, key: str) -> IO[bytes]:
+        """An object's body, to read as it arrives (inventory reports)."""
+        ...
+
+
+class ReconcileStore(StorePort, BucketReader, Protocol):
+    """What reconcile reads and repairs."""
+
+
+class RecordStore(CatalogPort, CatalogReader, Protocol):
+    """The catalog as reconcile and backfill use it."""
+
+    def get_many(self, bucket: str, keys: list[str]) -> dict[str, ImageRecord]: ...
+
+
+class Sender(Protocol):
+    """Backfill messages into the images queue, at a rate."""
+
+    def within(self, seconds: float) -> int:
+        """How many messages the rate lets out in ``seconds``."""
+        ...
+
+    def send(self, bodies: list[str]) -> None: ...

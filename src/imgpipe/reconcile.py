@@ -24,21 +24,17 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from . import derived
-from .catalog import Catalog, PageKey
-from .errors import PipelineError, SourceMissing, translate
+from .catalog import PageKey
+from .codec import Json, JsonObject
+from .errors import PipelineError
 from .outcomes import Reason, Status
+from .ports import Listed, LiveObject, ReconcileStore, RecordStore
 from .record import ImageRecord, now
 from .results import to_json
-from .storage import ObjectStore
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 KINDS = ("no_source", "unprocessed", "orphan", "stale_result")
 MARKED_BY = "imgpipe:Reconcile"
@@ -95,27 +91,27 @@ class Report:
             f"{counts} fixed={self.fixed}{extra}"
         )
 
-    def to_document(self) -> dict[str, object]:
+    def to_document(self) -> JsonObject:
+        findings: list[Json] = []
+        for f in self.findings:
+            finding: JsonObject = {
+                "kind": f.kind,
+                "key": f.key,
+                "detail": f.detail,
+                "fixed": f.fixed,
+            }
+            if f.error:
+                finding["error"] = f.error
+            findings.append(finding)
         return {
             "prefix": self.prefix,
             "scanned": {"sources": self.sources, "records": self.records, "derived": self.derived},
-            "counts": dict(self.counts),
+            "counts": {kind: count for kind, count in self.counts.items()},
             "fixed": self.fixed,
             "errors": self.errors,
-            "findings": [
-                {"kind": f.kind, "key": f.key, "detail": f.detail, "fixed": f.fixed}
-                | ({"error": f.error} if f.error else {})
-                for f in self.findings
-            ],
+            "findings": findings,
             "findings_left_out": self.left_out,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Listed:
-    key: str
-    etag: str
-    modified: datetime
 
 
 Progress = Callable[[str], None]
@@ -124,8 +120,8 @@ Progress = Callable[[str], None]
 class Reconciler:
     def __init__(  # noqa: PLR0913 - the stores it compares, and how a run behaves
         self,
-        s3: S3Client,
-        catalog: Catalog,
+        store: ReconcileStore,
+        catalog: RecordStore,
         uploads_bucket: str,
         derived_bucket: str,
         *,
@@ -133,8 +129,7 @@ class Reconciler:
         progress: Progress | None = None,
         requeue: Callable[[str], str] | None = None,
     ) -> None:
-        self._s3 = s3
-        self._store = ObjectStore(s3)
+        self._store = store
         self._catalog = catalog
         self._uploads = uploads_bucket
         self._derived = derived_bucket
@@ -195,13 +190,9 @@ class Reconciler:
     # -- reading -------------------------------------------------------------------------
 
     def _list(self, bucket: str, prefix: str, what: str) -> Iterator[Listed]:
-        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        count = 0
-        for page in pages:
-            for obj in page.get("Contents", []):
-                count += 1
-                yield Listed(obj["Key"], obj.get("ETag", "").strip('"'), obj["LastModified"])
-            if count:
+        for count, obj in enumerate(self._store.listing(bucket, prefix), 1):
+            yield obj
+            if count % 1000 == 0:
                 self._say(f"listed {count} {what}")
 
     def _records(self, prefix: str) -> Iterator[ImageRecord]:
@@ -230,9 +221,8 @@ class Reconciler:
 
     def _described_version(self, key: str) -> str:
         try:
-            body = self._s3.get_object(Bucket=self._derived, Key=key)["Body"].read(1 << 20)
-            doc = json.loads(body)
-        except (ClientError, ValueError):
+            doc = json.loads(self._store.read(self._derived, key, 1 << 20))
+        except (ClientError, PipelineError, ValueError):
             return ""
         version = doc.get("version") if isinstance(doc, dict) else None
         return version if isinstance(version, str) else ""
@@ -294,13 +284,8 @@ class Reconciler:
         source = derived.source_of(key) or _legacy_source(key)
         return None if source is None else self._catalog.get(self._uploads, source[0])
 
-    def _head(self, key: str) -> HeadObjectOutputTypeDef | None:
-        try:
-            return self._s3.head_object(Bucket=self._uploads, Key=key)
-        except ClientError as exc:
-            if isinstance(translate("s3", exc), SourceMissing):
-                return None
-            raise
+    def _head(self, key: str) -> LiveObject | None:
+        return self._store.live(self._uploads, key)
 
 
 def _written(record: ImageRecord) -> datetime:
@@ -322,7 +307,7 @@ class _Owners:
     """Records by source key, read when first asked for. The derived listing is in key order,
     so one source's thumbnails come together: the last few answers are all that is kept."""
 
-    def __init__(self, catalog: Catalog, bucket: str, keep: int = 64) -> None:
+    def __init__(self, catalog: RecordStore, bucket: str, keep: int = 64) -> None:
         self._catalog, self._bucket, self._keep = catalog, bucket, keep
         self._recent: dict[str, ImageRecord | None] = {}
 

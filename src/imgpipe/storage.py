@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from typing import IO, TYPE_CHECKING, cast
 
 from botocore.exceptions import ClientError
 
 from .errors import CleanupIncomplete, raise_typed
 from .imaging import Limits, Thumbnail, check_size
-from .ports import LiveObject
+from .ports import Listed, LiveObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef, ObjectIdentifierTypeDef
+    from mypy_boto3_s3.type_defs import (
+        GetObjectOutputTypeDef,
+        ListObjectsV2RequestPaginateTypeDef,
+        ObjectIdentifierTypeDef,
+    )
 
 
 # Thumbnails handed out by presigned URLs live 15 minutes (api.URL_TTL): a browser may keep one
@@ -58,6 +62,33 @@ class ObjectStore:
             return body.read(), str(resp.get("ETag", "")).strip('"')
         finally:
             body.close()
+
+    def listing(
+        self, bucket: str, prefix: str, after: str = "", page_size: int = 1000
+    ) -> Iterator[Listed]:
+        """The bucket's objects under ``prefix`` after the key ``after``, in key order."""
+        pages = self._s3.get_paginator("list_objects_v2")
+        request: ListObjectsV2RequestPaginateTypeDef = {
+            "Bucket": bucket,
+            "Prefix": prefix,
+            "PaginationConfig": {"PageSize": page_size},
+        }
+        if after:
+            request["StartAfter"] = after
+        for page in pages.paginate(**request):
+            for obj in page.get("Contents", []):
+                etag = obj.get("ETag", "").strip('"')
+                yield Listed(obj["Key"], etag, obj.get("Size", 0), obj["LastModified"])
+
+    def read(self, bucket: str, key: str, limit: int) -> bytes:
+        body = self._get(bucket, key, "")["Body"]
+        try:
+            return body.read(limit)
+        finally:
+            body.close()
+
+    def stream(self, bucket: str, key: str) -> IO[bytes]:
+        return cast("IO[bytes]", self._get(bucket, key, "")["Body"])
 
     def put_thumbnail(self, bucket: str, key: str, thumb: Thumbnail) -> None:
         """Keys are per source version (see derived.py): the bytes under one never change."""

@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from imgpipe.deployment import Deployment
+from imgpipe.storage import ObjectStore
 from tests.conftest import jpeg_bytes
 from tests.harness.roles import as_role, role_allowed
 
@@ -91,7 +92,7 @@ def test_the_reconcile_role_can_find_and_fix_and_nothing_more(
     )
     role = as_role(local_stack, "ReconcileRole")
     reconciler = Reconciler(
-        role("s3"),
+        ObjectStore(role("s3")),
         Catalog(role("dynamodb"), local_stack.table),
         local_stack.uploads_bucket,
         local_stack.derived_bucket,

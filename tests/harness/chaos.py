@@ -25,6 +25,7 @@ from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment as Stack
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord, from_document
+from imgpipe.storage import ObjectStore
 
 from .wait import poll
 
@@ -334,7 +335,7 @@ def derived_findings(stack: Stack, prefix: str) -> tuple[Counter[str], list[str]
 
     catalog = Catalog(stack.client("dynamodb"), stack.table)
     reconciler = Reconciler(
-        stack.client("s3"),
+        ObjectStore(stack.client("s3")),
         catalog,
         stack.uploads_bucket,
         stack.derived_bucket,

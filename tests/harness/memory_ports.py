@@ -5,16 +5,19 @@ a handler in between."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import IO
 
 from imgpipe.catalog import PageKey
 from imgpipe.errors import SourceChanged, SourceMissing
 from imgpipe.imaging.types import Limits, Thumbnail, check_size
 from imgpipe.ordering import supersedes
 from imgpipe.outcomes import Status
-from imgpipe.ports import LiveObject, QueuedMessage
+from imgpipe.ports import Listed, LiveObject, QueuedMessage
 from imgpipe.record import ImageRecord
 
 
@@ -70,6 +73,9 @@ class MemoryCatalog:
         more = len(picked) > limit
         return page, (PageKey(bucket, page[-1].key) if more and page else None)
 
+    def get_many(self, bucket: str, keys: list[str]) -> dict[str, ImageRecord]:
+        return {k: self.items[(bucket, k)] for k in keys if (bucket, k) in self.items}
+
     def mark_notified(self, record: ImageRecord) -> bool:
         return self._update(record, notified=True)
 
@@ -88,6 +94,30 @@ class MemoryStore:
     objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
     heads: int = 0  # live() calls: HEADs S3 would bill
     fetches: int = 0  # fetch() calls: GETs
+    # when each object was written (LastModified); unset: a day ago
+    written: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def put(self, bucket: str, key: str, data: bytes, when: datetime | None = None) -> None:
+        self.objects[(bucket, key)] = data
+        self.written[(bucket, key)] = when or datetime.now(UTC)
+
+    def listing(
+        self, bucket: str, prefix: str, after: str = "", page_size: int = 1000
+    ) -> Iterator[Listed]:
+        keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
+        for key in keys:
+            if key > after:
+                when = self.written.get((bucket, key), datetime.now(UTC) - timedelta(days=1))
+                data = self.objects[(bucket, key)]
+                yield Listed(key, etag_of(data), len(data), when)
+
+    def read(self, bucket: str, key: str, limit: int) -> bytes:
+        if (bucket, key) not in self.objects:
+            raise SourceMissing(f"{key} is gone")
+        return self.objects[(bucket, key)][:limit]
+
+    def stream(self, bucket: str, key: str) -> IO[bytes]:
+        return io.BytesIO(self.read(bucket, key, 1 << 40))
 
     def live(self, bucket: str, key: str, version_id: str = "") -> LiveObject | None:
         self.heads += 1
@@ -196,3 +226,16 @@ class MemoryQueues:
 
     def start_move(self, source_url: str, destination_url: str) -> str | None:
         return self.move_task
+
+
+@dataclass
+class MemorySender:
+    """Backfill messages as sent, at no rate limit."""
+
+    sent: list[str] = field(default_factory=list)
+
+    def within(self, seconds: float) -> int:
+        return 10**9
+
+    def send(self, bodies: list[str]) -> None:
+        self.sent.extend(bodies)

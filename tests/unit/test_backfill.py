@@ -28,6 +28,7 @@ from imgpipe.backfill import (
 from imgpipe.events import read_body
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord
+from imgpipe.storage import ObjectStore
 from tests.unit.conftest import FakeStack
 
 KEYS = ["a.jpg", "b c+d.jpg", "dir/é.png", "dir/z%20.jpg", "x/日本.jpg"]
@@ -69,7 +70,7 @@ def _drain(stack: FakeStack, url: str) -> list[str]:
 def _run(stack: FakeStack, url: str | None, **kw: Any) -> Backfill:
     sender = None if url is None else QueueSender(stack.sqs, url, RateLimit(10_000))
     return Backfill(
-        stack.s3,
+        ObjectStore(stack.s3),
         stack.catalog,
         sender,
         "uploads",
@@ -206,7 +207,9 @@ def test_an_inventory_report_is_read_with_its_url_encoded_keys_and_resumed_by_ro
 def test_an_inventory_of_another_bucket_or_format_is_refused(stack: FakeStack) -> None:
     uri = _inventory(stack, [])
     with pytest.raises(BackfillError, match="not the uploads bucket"):
-        Backfill(stack.s3, stack.catalog, None, "elsewhere", "fp").run(Checkpoint(inventory=uri))
+        Backfill(ObjectStore(stack.s3), stack.catalog, None, "elsewhere", "fp").run(
+            Checkpoint(inventory=uri)
+        )
     with pytest.raises(BackfillError, match=r"manifest\.json"):
         parse_request({"inventory": "s3://bucket/report.csv"}, rate=1, min_age=0, time_limit=60)
 
@@ -346,7 +349,9 @@ def test_at_a_slow_rate_a_slice_ends_on_time_and_the_next_goes_on_from_there(
         stack.upload(key, key.encode())
     clock = FakeClock()
     sender = QueueSender(stack.sqs, url, RateLimit(1, clock=clock, sleep=clock.sleep))
-    run = Backfill(stack.s3, stack.catalog, sender, "uploads", "fp", timedelta(0), clock=clock)
+    run = Backfill(
+        ObjectStore(stack.s3), stack.catalog, sender, "uploads", "fp", timedelta(0), clock=clock
+    )
     first = run.run(Checkpoint(prefix="slow/"), max_seconds=10)
     assert clock.now <= 12 and 8 <= first.counts["queued"] <= 12, (clock.now, first.counts)
     rest = run.run(first, max_seconds=1000)

@@ -1,20 +1,33 @@
-"""The status API, the uploads form and redrive built directly on in-memory doubles of their
-ports (ports.py: CatalogReader, Presigner, QueuePort), as bootstrap.py builds them on DynamoDB,
-S3 and SQS: what they do, without moto, boto3 or a handler in between. GIVEN / WHEN / THEN."""
+"""The status API, the uploads form, redrive, reconcile and backfill built directly on
+in-memory doubles of their ports (ports.py), as bootstrap.py builds them on DynamoDB, S3 and
+SQS: what they do, without moto, boto3 or a handler in between. GIVEN / WHEN / THEN."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from imgpipe import derived
 from imgpipe.api import URL_TTL, StatusApi
+from imgpipe.backfill import Backfill, Checkpoint
+from imgpipe.events import parse_body
 from imgpipe.outcomes import Reason, Status
+from imgpipe.reconcile import Reconciler
 from imgpipe.record import ImageRecord, ThumbnailRef
 from imgpipe.redrive import Queues, redrive
 from imgpipe.uploads import answer
-from tests.harness.memory_ports import MemoryCatalog, MemoryPresigner, MemoryQueues
+from tests.harness.memory_ports import (
+    MemoryCatalog,
+    MemoryPresigner,
+    MemoryQueues,
+    MemorySender,
+    MemoryStore,
+    etag_of,
+)
 from tests.harness.samples import Events
 
 
@@ -163,3 +176,107 @@ def test_a_move_task_where_the_endpoint_has_one() -> None:
     sqs.move_task = "task-1"
     result = redrive(sqs, queues)
     assert result.task == "task-1" and sqs.depth("source") == 0  # SQS moves them itself
+
+
+# --- reconcile and backfill on an in-memory bucket and catalog ----------------------------
+
+OLD = datetime.now(UTC) - timedelta(days=1)
+
+
+def _done(store: MemoryStore, catalog: MemoryCatalog, key: str, data: bytes) -> ImageRecord:
+    """An upload processed as the pipeline leaves it: record and its one thumbnail."""
+    store.put("uploads", key, data, OLD)
+    thumb = derived.thumbnail_key(key, "s:1", "small", "jpg")
+    store.put("derived", thumb, b"t", OLD)
+    record = ImageRecord(
+        "uploads",
+        key,
+        "s:1",
+        Status.DONE,
+        etag=etag_of(data),
+        settings="fp",
+        updated_at=OLD.isoformat(),
+        thumbnails=(ThumbnailRef("small", thumb, 1, 1, 1, "image/jpeg"),),
+    )
+    catalog.items[("uploads", key)] = record
+    return record
+
+
+def test_reconcile_finds_and_repairs_each_kind_of_disagreement() -> None:
+    # GIVEN a good photo, one whose source is gone, one never processed, and an orphan
+    store, catalog, requeued = MemoryStore(), MemoryCatalog(), []
+    _done(store, catalog, "good.jpg", b"1")
+    gone = _done(store, catalog, "gone.jpg", b"2")
+    del store.objects[("uploads", "gone.jpg")]
+    store.put("uploads", "lost-event.jpg", b"3", OLD)
+    store.put("derived", "thumbnails/nobody.jpg/0123456789abcdef/small.jpg", b"x", OLD)
+    reconciler = Reconciler(
+        store,
+        catalog,
+        "uploads",
+        "derived",
+        min_age=timedelta(minutes=15),
+        requeue=lambda key: requeued.append(key) or "re-queued",  # type: ignore[func-returns-value]
+    )
+    # WHEN it runs with --fix
+    report = reconciler.run(fix=True)
+    # THEN each is found once, fixed, and the good photo is left alone
+    found = sorted((f.kind, f.key, f.fixed) for f in report.findings)
+    assert found == [
+        ("no_source", "gone.jpg", "marked DELETED"),
+        ("orphan", "thumbnails/nobody.jpg/0123456789abcdef/small.jpg", "deleted"),
+        ("unprocessed", "lost-event.jpg", "re-queued"),
+    ]
+    assert requeued == ["lost-event.jpg"]
+    marked = catalog.get("uploads", "gone.jpg")
+    assert marked is not None and marked.status is Status.DELETED
+    assert ("derived", gone.thumbnails[0].key) not in store.objects
+    untouched = _done(MemoryStore(), MemoryCatalog(), "good.jpg", b"1")
+    assert catalog.get("uploads", "good.jpg") == untouched
+    # AND a second pass finds only the re-queued photo (until the pipeline processes it)
+    again = reconciler.run()
+    assert [(f.kind, f.key) for f in again.findings] == [("unprocessed", "lost-event.jpg")]
+
+
+def test_reconcile_leaves_work_in_flight_alone() -> None:
+    store, catalog = MemoryStore(), MemoryCatalog()
+    store.put("uploads", "just-now.jpg", b"1")  # written now: its event may be on its way
+    reconciler = Reconciler(store, catalog, "uploads", "derived", min_age=timedelta(minutes=15))
+    assert reconciler.run().findings == []
+
+
+def test_backfill_queues_what_has_no_current_result_and_nothing_else() -> None:
+    # GIVEN one photo current under these settings, one made under others, one never
+    # processed, one uploaded a moment ago
+    store, catalog, sender = MemoryStore(), MemoryCatalog(), MemorySender()
+    _done(store, catalog, "current.jpg", b"1")
+    stale = _done(store, catalog, "old-settings.jpg", b"2")
+    catalog.items[("uploads", "old-settings.jpg")] = replace(stale, settings="before")
+    store.put("uploads", "never.jpg", b"3", OLD)
+    store.put("uploads", "recent.jpg", b"4")
+    run = Backfill(store, catalog, sender, "uploads", "fp", min_age=timedelta(minutes=5))
+    # WHEN a backfill runs over the bucket
+    checkpoint = run.run(Checkpoint())
+    # THEN the two that need work are queued, as backfill messages of their bytes
+    assert checkpoint.done
+    assert [parse_body(b)[0].key for b in sender.sent] == ["never.jpg", "old-settings.jpg"]
+    assert all(parse_body(b)[0].is_backfill for b in sender.sent)
+    assert {k: checkpoint.counts[k] for k in ("listed", "queued", "current", "recent")} == {
+        "listed": 4,
+        "queued": 2,
+        "current": 1,
+        "recent": 1,
+    }
+
+
+def test_backfill_resumes_after_its_checkpoint_and_a_dry_run_sends_nothing() -> None:
+    store, catalog, sender = MemoryStore(), MemoryCatalog(), MemorySender()
+    for i in range(5):
+        store.put("uploads", f"k{i}.jpg", bytes([i]), OLD)
+    dry = Backfill(store, catalog, None, "uploads", "fp", min_age=timedelta(0)).run(Checkpoint())
+    assert dry.counts["queued"] == 5 and sender.sent == []
+    run = Backfill(store, catalog, sender, "uploads", "fp", min_age=timedelta(0))
+    first = run.run(Checkpoint(), max_messages=2)
+    rest = run.run(first)
+    assert [parse_body(b)[0].key for b in sender.sent] == [f"k{i}.jpg" for i in range(5)]
+    assert (first.done, rest.done) == (False, True)

@@ -4,6 +4,7 @@ no cycle, and nothing below the CLI imports it."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import imgpipe
@@ -73,3 +74,45 @@ def test_nothing_below_the_cli_imports_it() -> None:
         if target.startswith("imgpipe.cli")
     }
     assert upward == set()
+
+
+BUILT_IN_BOOTSTRAP = (
+    "Catalog",
+    "ObjectStore",
+    "Presigned",
+    "SqsQueues",
+    "QueueSender",
+    "Notifier",
+    "Pipeline",
+    "StatusApi",
+    "Reconciler",
+    "Backfill",
+)
+
+
+def test_handlers_build_no_object_graph_of_their_own() -> None:
+    """Each handler takes what it runs from bootstrap.py, which builds it on the AWS adapters
+    (tests build the same objects on the in-memory doubles of ports.py)."""
+    built = []
+    for path in sorted((SRC / "handlers").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute):
+                name = node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+                if name in BUILT_IN_BOOTSTRAP:
+                    built.append(f"{path.name}: {name}(...)")
+    assert built == []
+
+
+def test_untyped_dicts_stay_at_the_json_boundary() -> None:
+    """``dict[str, Any]``/``dict[str, object]`` only where JSON arrives unchecked (the
+    ``codec.Received`` alias, used at Lambda events, SQS bodies, claims) and in codec's own
+    reflection: requests, answers and checkpoints have types of their own."""
+    pattern = re.compile(r"dict\[str, (Any|object)\]")
+    found = [
+        f"{path.relative_to(SRC)}:{number}"
+        for path in sorted(SRC.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert len(found) <= 10, found
+    assert {f.split(":")[0] for f in found} <= {"codec.py"}, found

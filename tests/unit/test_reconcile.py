@@ -18,6 +18,7 @@ from imgpipe.handlers.reconcile import parse_request
 from imgpipe.outcomes import Reason, Status
 from imgpipe.reconcile import Reconciler, Report
 from imgpipe.record import ImageRecord, ThumbnailRef
+from imgpipe.storage import ObjectStore
 from tests.conftest import jpeg_bytes
 from tests.unit.conftest import FakeStack, LambdaContext
 
@@ -71,7 +72,12 @@ def reconciler(
     client: Any = lambda_ or InProcessLambda()
     requeue = requeuer(client, "imgpipe-test-backfill")
     return Reconciler(
-        stack.s3, stack.catalog, "uploads", "derived", min_age=min_age, requeue=requeue
+        ObjectStore(stack.s3),
+        stack.catalog,
+        "uploads",
+        "derived",
+        min_age=min_age,
+        requeue=requeue,
     )
 
 
@@ -272,7 +278,8 @@ def test_an_error_on_one_object_is_reported_and_the_run_goes_on(
     assert by_key["a.jpg"].fixed and by_key["c.jpg"].fixed
     assert (report.errors, report.unresolved, report.fixed) == (1, 1, 2)
     assert "errors=1" in report.line()
-    assert report.to_document()["findings"][1]["error"] == "TooManyRequestsException: Rate"  # type: ignore[index]
+    document: Any = report.to_document()
+    assert document["findings"][1]["error"] == "TooManyRequestsException: Rate"
     assert sorted(queued(stack, queue)) == ["a.jpg", "c.jpg"]
 
 
@@ -292,7 +299,9 @@ def test_a_backfill_function_that_refuses_is_reported_with_its_reason(
 
 def test_without_a_backfill_function_a_requeue_is_an_error_not_a_crash(stack: FakeStack) -> None:
     stack.upload("a.jpg", jpeg_bytes())
-    plain = Reconciler(stack.s3, stack.catalog, "uploads", "derived", min_age=timedelta(0))
+    plain = Reconciler(
+        ObjectStore(stack.s3), stack.catalog, "uploads", "derived", min_age=timedelta(0)
+    )
     (finding,) = plain.run(fix=True).findings
     assert finding.kind == "unprocessed" and "backfill function" in finding.error
 

@@ -6,14 +6,14 @@ import fcntl
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..backfill import BackfillError, Checkpoint, invoke
+from ..backfill import Answer, Ask, BackfillError, Checkpoint, invoke
 from ..costs import duration
 from ..deployment import Deployment
 from . import deployment, echo_json, printable, target_options
@@ -97,28 +97,26 @@ def backfill(
     say = (lambda _: None) if as_json else (lambda line: click.echo(line, err=True))
     with nullcontext() if dry_run else _only_run(path):
         if resume:
-            saved = _load(path)
-            request, planned = saved["request"], int(saved.get("planned", 0))
-            if request["checkpoint"].get("done"):
+            ask, planned = _load(path)
+            if ask.checkpoint.done:
                 raise click.ClickException(f"the run in {path} is finished; start a new one")
         else:
-            if not dry_run and path.exists() and not _load(path)["request"]["checkpoint"]["done"]:
+            if not dry_run and path.exists() and not _load(path)[0].checkpoint.done:
                 raise click.ClickException(
                     f"{path} holds an unfinished run: add --resume to continue it, or delete it"
                 )
             mode = "settings-changed" if if_settings_changed else "missing"
-            request = {"prefix": prefix, "inventory": inventory, "mode": mode, "min_age": min_age}
-            request |= {} if rate is None else {"rate": rate}
-            planned = _plan(
-                dep, request, slice_seconds, say, dry_run=dry_run, yes=yes, as_json=as_json
-            )
+            start = Checkpoint(prefix=prefix, inventory=inventory, mode=mode)
+            ask = Ask(start, rate=rate, min_age=min_age)
+            planned = _plan(dep, ask, slice_seconds, say, dry_run=dry_run, yes=yes, as_json=as_json)
             if planned == 0:
                 return
-        result = _pass(dep, request, slice_seconds, max_messages, say, path=path, planned=planned)
-        checkpoint = result["checkpoint"]
+        checkpoint = _pass(
+            dep, ask, slice_seconds, max_messages, say, path=path, planned=planned
+        ).checkpoint
         if as_json:
-            echo_json({"checkpoint": checkpoint, "checkpoint_file": str(path)})
-        elif checkpoint["done"]:
+            echo_json({"checkpoint": checkpoint.to_json(), "checkpoint_file": str(path)})
+        elif checkpoint.done:
             click.echo(_summary(checkpoint) + f" (checkpoint: {printable(str(path))})")
         else:
             click.echo(
@@ -126,11 +124,14 @@ def backfill(
             )
 
 
+Say = Callable[[str], None]
+
+
 def _plan(
     dep: Deployment,
-    request: dict[str, Any],
+    ask: Ask,
     slice_seconds: int,
-    say: Any,
+    say: Say,
     *,
     dry_run: bool,
     yes: bool,
@@ -138,8 +139,8 @@ def _plan(
 ) -> int:
     """The dry pass every new run starts with: what needs work, its cost and duration.
     Returns how many images a real run is to queue (0: stop here)."""
-    estimate = _pass(dep, {**request, "dry_run": True}, slice_seconds, None, say)
-    planned = int(estimate["checkpoint"]["counts"]["queued"])
+    estimate = _pass(dep, replace(ask, dry_run=True), slice_seconds, None, say)
+    planned = estimate.checkpoint.counts["queued"]
     if dry_run or planned == 0 or not as_json:
         _report_estimate(estimate, as_json)
     if dry_run:
@@ -155,46 +156,42 @@ def _plan(
 
 def _pass(
     dep: Deployment,
-    request: dict[str, Any],
+    ask: Ask,
     slice_seconds: int,
     max_messages: int | None,
-    say: Any,
+    say: Say,
     *,
     path: Path | None = None,
     planned: int = 0,
-) -> dict[str, Any]:
+) -> Answer:
     """Slices until the source ends (or ``max_messages`` are queued), saving the checkpoint
     after each one when ``path`` is given."""
-    payload = dict(request)
     started = time.monotonic()
-    base = int(payload.get("checkpoint", {}).get("counts", {}).get("queued", 0))
+    base = ask.checkpoint.counts["queued"]
     while True:
-        payload["max_seconds"] = slice_seconds
-        if max_messages is not None:
-            queued = int(payload.get("checkpoint", {}).get("counts", {}).get("queued", 0))
-            payload["max_messages"] = max_messages - (queued - base)
-        answer = _invoke(dep, payload)
-        checkpoint = answer["checkpoint"]
-        payload = {k: v for k, v in payload.items() if k not in ("prefix", "inventory", "mode")}
-        payload["checkpoint"] = checkpoint
+        queued_here = ask.checkpoint.counts["queued"] - base
+        cap = None if max_messages is None else max_messages - queued_here
+        ask = replace(ask, max_seconds=slice_seconds, max_messages=cap)
+        answer = _invoke(dep, ask)
+        ask = replace(ask, checkpoint=answer.checkpoint)
         if path is not None:
-            _save(path, payload, planned)
-        counts = checkpoint["counts"]
+            _save(path, ask, planned)
+        counts = answer.checkpoint.counts
         elapsed = time.monotonic() - started
-        say(_progress(counts, counts["queued"] - base, elapsed, planned, payload.get("dry_run")))
-        if checkpoint["done"] or (max_messages and counts["queued"] - base >= max_messages):
+        say(_progress(counts, counts["queued"] - base, elapsed, planned, ask.dry_run))
+        if answer.checkpoint.done or (max_messages and counts["queued"] - base >= max_messages):
             return answer
 
 
-def _invoke(dep: Deployment, payload: dict[str, Any]) -> dict[str, Any]:
+def _invoke(dep: Deployment, ask: Ask) -> Answer:
     try:
-        return invoke(dep.client("lambda"), dep.backfill_function, payload)
+        return invoke(dep.client("lambda"), dep.backfill_function, ask)
     except BackfillError as exc:
         raise click.ClickException(f"backfill failed: {printable(str(exc))}") from None
 
 
 def _progress(
-    counts: dict[str, int], queued_here: int, elapsed: float, planned: int, dry: object
+    counts: dict[str, int], queued_here: int, elapsed: float, planned: int, dry: bool
 ) -> str:
     verb = "would queue" if dry else "queued"
     rate = queued_here / elapsed if elapsed > 0 else 0.0
@@ -211,8 +208,8 @@ def _progress(
     return line
 
 
-def _summary(checkpoint: dict[str, Any]) -> str:
-    counts = checkpoint["counts"]
+def _summary(checkpoint: Checkpoint) -> str:
+    counts = checkpoint.counts
     return (
         f"queued {counts['queued']:,} of {counts['listed']:,} listed"
         f" ({counts['current']:,} current, {counts['recent']:,} too recent"
@@ -221,22 +218,24 @@ def _summary(checkpoint: dict[str, Any]) -> str:
     )
 
 
-def _report_estimate(answer: dict[str, Any], as_json: bool) -> None:
-    guess, counts = answer["estimate"], answer["checkpoint"]["counts"]
+def _report_estimate(answer: Answer, as_json: bool) -> None:
+    guess, counts = answer.estimate, answer.checkpoint.counts
+    if guess is None:
+        raise click.ClickException("the backfill function answered no estimate")
     if as_json:
-        echo_json({"counts": counts, "estimate": guess})
+        echo_json({"counts": answer.checkpoint.to_json()["counts"], "estimate": guess.to_json()})
         return
-    detectors = ",".join(guess["detectors"]) or "none"
+    detectors = ",".join(guess.detectors) or "none"
     click.echo(
-        f"{guess['images']:,} of {counts['listed']:,} listed objects need work"
+        f"{guess.images:,} of {counts['listed']:,} listed objects need work"
         f" ({counts['current']:,} current, {counts['recent']:,} too recent"
         + (f", {counts['unchanged']:,} unchanged" if counts.get("unchanged") else "")
         + ")\n"
-        f"estimated cost: {_dollars(guess['dollars'])}"
-        f" (Rekognition detectors: {detectors}; {guess['memory_mb']} MB;"
+        f"estimated cost: {_dollars(guess.dollars)}"
+        f" (Rekognition detectors: {detectors}; {guess.memory_mb} MB;"
         " list prices in src/imgpipe/prices.json)\n"
-        f"estimated duration: {duration(guess['seconds'])} at {guess['per_second']:,.1f} images/s,"
-        f" bound by {guess['bound_by']} (maximumConcurrency {guess['concurrency']})"
+        f"estimated duration: {duration(guess.seconds)} at {guess.per_second:,.1f} images/s,"
+        f" bound by {guess.bound_by} (maximumConcurrency {guess.concurrency})"
     )
 
 
@@ -261,23 +260,24 @@ def _only_run(path: Path) -> Iterator[None]:
         yield
 
 
-def _load(path: Path) -> dict[str, Any]:
+def _load(path: Path) -> tuple[Ask, int]:
+    """The ask a checkpoint file holds, and how many images its run planned to queue."""
     try:
         doc = json.loads(path.read_text())
-        Checkpoint.from_json(doc["request"]["checkpoint"])
+        if not isinstance(doc, dict):
+            raise BackfillError("not a JSON object")
+        planned = doc.get("planned", 0)
+        return Ask.from_json(doc["request"]), planned if isinstance(planned, int) else 0
     except FileNotFoundError:
         raise click.ClickException(f"no checkpoint file {path}") from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, BackfillError) as exc:
         raise click.ClickException(f"{path} is not a backfill checkpoint: {exc}") from None
-    if not isinstance(doc, dict):
-        raise click.ClickException(f"{path} is not a backfill checkpoint")
-    return doc
 
 
-def _save(path: Path, request: dict[str, Any], planned: int) -> None:
+def _save(path: Path, ask: Ask, planned: int) -> None:
     """Atomically: an interruption leaves the previous checkpoint or this one, never half."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"request": request, "planned": planned}, indent=2) + "\n")
+    tmp.write_text(json.dumps({"request": ask.to_json(), "planned": planned}, indent=2) + "\n")
     tmp.replace(path)
     if sys.platform != "win32":
         path.chmod(0o600)

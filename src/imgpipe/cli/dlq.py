@@ -7,7 +7,7 @@ import json
 import click
 
 from ..catalog import Catalog
-from ..codec import structure, unstructure
+from ..codec import JsonObject, structure, unstructure
 from ..deployment import Deployment
 from ..queues import SqsQueues
 from ..redrive import Queues, RedriveResult, peek
@@ -84,7 +84,7 @@ def redrive(
 
 
 def _invoke_redrive(dep: Deployment, dry_run: bool, max_messages: int | None) -> RedriveResult:
-    payload: dict[str, object] = {"dry_run": dry_run}
+    payload: JsonObject = {"dry_run": dry_run}
     if max_messages is not None:
         payload["max_messages"] = max_messages
     resp = dep.client("lambda").invoke(

@@ -10,6 +10,7 @@ import click
 from ..backfill import requeuer
 from ..catalog import Catalog
 from ..reconcile import Reconciler
+from ..storage import ObjectStore
 from . import deployment, echo_json, printable, table, target_options
 
 
@@ -42,7 +43,7 @@ def reconcile(
             click.echo(f"  {message}", err=True)
 
     reconciler = Reconciler(
-        dep.client("s3"),
+        ObjectStore(dep.client("s3")),
         Catalog(dep.client("dynamodb"), dep.table),
         dep.uploads_bucket,
         dep.derived_bucket,

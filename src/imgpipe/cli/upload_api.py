@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..codec import JsonObject
 from ..deployment import Access
 from ..outcomes import FINAL
 from ..uploads import content_type_of
@@ -73,8 +74,8 @@ def upload_via_api(
     return 1 if bad or len(final) < len(keys) else 0
 
 
-def _wait(proxy: SignedProxy, keys: list[str], timeout: float) -> dict[str, dict[str, object]]:
-    final: dict[str, dict[str, object]] = {}
+def _wait(proxy: SignedProxy, keys: list[str], timeout: float) -> dict[str, JsonObject]:
+    final: dict[str, JsonObject] = {}
     deadline, pause = time.monotonic() + timeout, 0.5
     with click.progressbar(length=len(keys), label="processing", file=sys.stderr) as bar:
         while len(final) < len(keys) and time.monotonic() < deadline:

@@ -14,18 +14,16 @@ from datetime import timedelta
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import aws
+from .. import aws, bootstrap
 from ..backfill import (
     MAX_HOPS,
-    Backfill,
+    Answer,
     BackfillError,
     Checkpoint,
-    QueueSender,
-    RateLimit,
+    Estimate,
     Request,
     parse_request,
 )
-from ..catalog import Catalog
 from ..codec import JsonObject
 from ..config import backfill_settings
 from ..costs import Stage
@@ -45,16 +43,8 @@ def handler(event: object, context: LambdaContext) -> JsonObject:
     except BackfillError as exc:
         return {"error": str(exc)}
     process = cfg.process
-    sender = None
-    if not request.dry_run:
-        sender = QueueSender(aws.sqs(), cfg.images_queue_url, RateLimit(request.rate))
-    run = Backfill(
-        aws.s3(),
-        Catalog(aws.dynamodb(), process.table_name),
-        sender,
-        process.uploads_bucket,
-        process.fingerprint,
-        min_age=timedelta(seconds=request.min_age),
+    run = bootstrap.backfill(
+        None if request.dry_run else request.rate, timedelta(seconds=request.min_age)
     )
     try:
         if request.keys:  # reconcile's re-queue of objects whose events were lost
@@ -68,7 +58,6 @@ def handler(event: object, context: LambdaContext) -> JsonObject:
     except BackfillError as exc:
         return {"error": str(exc), "checkpoint": request.checkpoint.to_json()}
     logger.info("backfill slice", extra={"checkpoint": checkpoint.to_json()})
-    answer: JsonObject = {"checkpoint": checkpoint.to_json(), "dry_run": request.dry_run}
     stage = Stage(
         "this stage",
         memory_mb=cfg.process_memory,
@@ -87,19 +76,23 @@ def handler(event: object, context: LambdaContext) -> JsonObject:
         concurrency=cfg.concurrency,
         rate=request.rate,
     )
-    answer["estimate"] = {
-        "images": guess.images,
-        "dollars": round(guess.dollars, 4),
-        "seconds": round(guess.seconds, 1),
-        "per_second": round(guess.per_second, 2),
-        "bound_by": guess.bound_by,
-        "concurrency": cfg.concurrency,
-        "memory_mb": cfg.process_memory,
-        "detectors": list(stage.detectors),
-    }
+    answer = Answer(
+        checkpoint,
+        dry_run=request.dry_run,
+        estimate=Estimate(
+            images=guess.images,
+            dollars=guess.dollars,
+            seconds=guess.seconds,
+            per_second=guess.per_second,
+            bound_by=guess.bound_by,
+            concurrency=cfg.concurrency,
+            memory_mb=cfg.process_memory,
+            detectors=stage.detectors,
+        ),
+    )
     if request.chain and not checkpoint.done:
-        answer["continued"] = _continue(request, checkpoint, cfg.function_name)
-    return answer
+        answer = replace(answer, continued=_continue(request, checkpoint, cfg.function_name))
+    return answer.to_json()
 
 
 def _continue(request: Request, checkpoint: Checkpoint, function_name: str) -> bool:

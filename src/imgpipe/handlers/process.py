@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -17,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import bootstrap, config
 from ..batch import run_in_lanes
+from ..codec import Received
 from ..events import ParsedBody
 from ..observability import count, metrics
 from ..pipeline import Pipeline
@@ -26,7 +26,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def handle_message(
-    pipeline: Pipeline, remaining_ms: Callable[[], int], raw: dict[str, Any], parsed: ParsedBody
+    pipeline: Pipeline, remaining_ms: Callable[[], int], raw: Received, parsed: ParsedBody
 ) -> None:
     """One message's events, in order. Raise only to have the message retried: a malformed
     or ignored record is acknowledged (retrying cannot change it), logged and counted."""
@@ -50,7 +50,7 @@ def handle_message(
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+def handler(event: Received, context: LambdaContext) -> PartialItemFailureResponse:
     pipeline = bootstrap.pipeline()  # here, in the invocation's thread, before any lane
     records = event.get("Records")
     failures = run_in_lanes(

@@ -11,12 +11,11 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .. import aws
-from ..backfill import requeuer
-from ..catalog import Catalog
+from .. import bootstrap
+from ..codec import JsonObject
 from ..config import reconcile_settings
 from ..observability import metrics
-from ..reconcile import KINDS, Reconciler
+from ..reconcile import KINDS
 
 logger = Logger()
 
@@ -43,21 +42,13 @@ def parse_request(event: object, fix: bool, min_age: int) -> tuple[bool, str, in
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: object, context: LambdaContext) -> dict[str, object]:
+def handler(event: object, context: LambdaContext) -> JsonObject:
     cfg = reconcile_settings()
     try:
         fix, prefix, min_age = parse_request(event, cfg.fix, cfg.min_age)
     except ValueError as exc:
         return {"error": str(exc)}
-    reconciler = Reconciler(
-        aws.s3(),
-        Catalog(aws.dynamodb(), cfg.table_name),
-        cfg.uploads_bucket,
-        cfg.derived_bucket,
-        min_age=timedelta(seconds=min_age),
-        progress=lambda message: logger.debug(message),
-        requeue=requeuer(aws.lambda_(), cfg.backfill_function) if cfg.backfill_function else None,
-    )
+    reconciler = bootstrap.reconciler(timedelta(seconds=min_age), logger.debug)
     report = reconciler.run(prefix, fix=fix)
     for finding in report.findings:
         logger.warning(

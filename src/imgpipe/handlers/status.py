@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .. import bootstrap
 from ..api import Response, key_parameter
 from ..callers import caller
+from ..codec import JsonObject, Received
 from ..config import status_settings
 
 logger = Logger()
@@ -19,7 +18,7 @@ _FORBIDDEN = Response(403, {"message": "Forbidden"})
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+def handler(event: Received, context: LambdaContext) -> JsonObject:
     cfg = status_settings()
     who = caller(event, cfg)
     if who is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from .. import bootstrap
 from ..api import Response
 from ..callers import caller
+from ..codec import JsonObject, Received
 from ..config import upload_settings
 from ..uploads import answer
 
@@ -19,7 +19,7 @@ logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, object]:
+def handler(event: Received, context: LambdaContext) -> JsonObject:
     cfg = upload_settings()
     who = caller(event, cfg)
     if who is None:

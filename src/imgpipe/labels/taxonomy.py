@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+from ..codec import Received
 from .types import Label
 
 DATA = "taxonomy.json"
@@ -60,10 +61,10 @@ class Taxonomy:
     class_parents: tuple[tuple[str, ...], ...]  # per class: the names it belongs to
 
     @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> Taxonomy:
+    def from_document(cls, doc: Received) -> Taxonomy:
         import numpy  # a local-ml dependency: this module imports without it
 
-        entries: dict[str, Any] = doc["labels"]
+        entries: Received = doc["labels"]
         class_names = tuple(str(n) for n in doc["class_names"])
         belongs: list[list[str]] = [[] for _ in class_names]
         for name, entry in entries.items():

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from ..codec import JsonObject
 from ..deployment import stack_name
 from .endpoint import LAMBDA_PYTHON, REGION, Endpoint, aws_env, client
 from .project import project_dir
@@ -146,7 +147,7 @@ def grant_batch_names(ep: Endpoint, stage: str = "local") -> list[str]:
     return applied
 
 
-def _batch_statements(statements: Any) -> list[dict[str, object]]:
+def _batch_statements(statements: Any) -> list[JsonObject]:
     out = []
     for st in statements if isinstance(statements, list) else [statements]:
         actions = st.get("Action", [])
