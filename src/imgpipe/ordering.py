@@ -199,17 +199,42 @@ def gone(event: Incoming, look: Look) -> bool:
 
 
 def may_write(
-    stored: StoredRecord | None, version: str, event: Incoming | None, fingerprint: str, look: Look
+    stored: StoredRecord | None,
+    version: str,
+    event: Incoming | None,
+    fingerprint: str,
+    look: Look,
+    *,
+    confirmed_removal: bool = False,
 ) -> tuple[bool, bool]:
     """Whether a record of ``version`` may replace ``stored`` now, and whether the write must
     be conditional on outranking it (``newer``) or only on ``stored`` being unchanged (a stale
-    record S3 contradicts). ``event``: the creation the record comes from, None otherwise."""
+    record S3 contradicts, or a removal S3 confirms). ``event``: the creation the record comes
+    from, None otherwise."""
+    if confirmed_removal:
+        if stored is not None and stored.status is Status.DELETED:
+            return False, False
+        return True, supersedes(stored, version)
     if event is not None and already_current(stored, event, fingerprint):
         return False, False
     newer = supersedes(stored, version)
     if newer:
         return True, True
     return (event is not None and stale(stored, event, look)), False
+
+
+def outranked(event: Incoming, stored: StoredRecord | None) -> bool:
+    """Whether the stored record is of a later version than ``event``: nothing made for the
+    event can ever be the key's (what an earlier attempt at it wrote may go)."""
+    return stored is not None and event.version < stored.version
+
+
+def dead_on_arrival(stored: StoredRecord | None, event: Incoming) -> bool:
+    """A creation whose bytes are gone (or replaced) by the time it is rendered changes nothing
+    when a later event will say what happened (a backfill: the live event of the change), or
+    when the catalog already says the key is deleted (one removal, one notice). Otherwise the
+    upload is REJECTED ``missing``: deleted before it was processed."""
+    return event.is_backfill or (stored is not None and stored.status is Status.DELETED)
 
 
 # --- the decision --------------------------------------------------------------------------
@@ -229,6 +254,7 @@ class Skip(StrEnum):
     OLDER = "duplicate or older delivery"
     OTHER_VERSION = "a non-current version was deleted"
     STILL_THERE = "S3 still holds the object: a stale removal"
+    ALREADY_DELETED = "already deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +262,9 @@ class Decision:
     action: Action
     why: Skip | None = None
     version: str = ""  # RERENDER: the version the re-render is recorded under
+    # REMOVE: S3 confirms the key is gone although the record claims a later version (a
+    # forged sequencer, or a removal that overtook its own upload's): written over it
+    confirmed: bool = False
 
 
 def decide(stored: StoredRecord | None, event: Incoming, fingerprint: str, look: Look) -> Decision:
@@ -251,12 +280,25 @@ def decide(stored: StoredRecord | None, event: Incoming, fingerprint: str, look:
         # of their own (a CDN may hold the old ones as immutable) and any later S3 event
         # still outranks it.
         version = next_render(stored.version)
+    if event.is_removed:
+        return removal(stored, event, look)
     if not supersedes(stored, version) and not stale(stored, event, look):
         return Decision(Action.SKIP, Skip.OLDER)
+    return Decision(Action.RERENDER, version=version) if rerender else Decision(Action.PROCESS)
+
+
+def removal(stored: StoredRecord | None, event: Incoming, look: Look) -> Decision:
+    """A removal is acted on when S3 confirms it. Whatever sequencer the stored record claims:
+    a record of a creation nobody can find any more (forged into the queue with the largest
+    sequencer, say) must not keep a deleted photo's thumbnails served."""
     if deletes_another_version(event, stored):
         return Decision(Action.SKIP, Skip.OTHER_VERSION)
-    if event.is_removed:
-        if not gone(event, look):
-            return Decision(Action.SKIP, Skip.STILL_THERE)
+    if stored is not None and stored.status is Status.DELETED:
+        return Decision(Action.SKIP, Skip.ALREADY_DELETED)  # one removal, one notice
+    if not gone(event, look):
+        return Decision(Action.SKIP, Skip.STILL_THERE)
+    if supersedes(stored, event.version):
         return Decision(Action.REMOVE)
-    return Decision(Action.RERENDER, version=version) if rerender else Decision(Action.PROCESS)
+    if look("") is None:  # the key itself, not only the version the event names
+        return Decision(Action.REMOVE, confirmed=True)
+    return Decision(Action.SKIP, Skip.OLDER)

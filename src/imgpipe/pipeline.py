@@ -1,10 +1,8 @@
-"""Process one S3 object event end to end.
+"""Process one S3 object event end to end, carrying out ``ordering.decide`` for its key.
 
 Outcomes: DONE, REJECTED (the input's fault), DELETED, FAILED (transient failures on the last
-allowed receive), or SKIPPED (older than, or a duplicate of, what the catalog holds). What a
-failure means is decided by ``errors.decide``; transient ones propagate so that the batch
-processor reports the message for retry.
-"""
+allowed receive), or SKIPPED. What a failure means is ``errors.decide``'s; transient ones
+propagate, so that the batch processor reports the message for retry."""
 
 from __future__ import annotations
 
@@ -15,18 +13,9 @@ from dataclasses import replace
 
 from aws_lambda_powertools import Logger
 
-from . import derived, ordering
+from . import derived, errors, ordering
 from .config import ProcessSettings
-from .errors import (
-    Action,
-    DeadlineNear,
-    Decision,
-    SourceChanged,
-    SourceMissing,
-    WriteContended,
-    decide,
-    describe,
-)
+from .errors import Action, Decision
 from .events import S3ObjectEvent
 from .image_job import process_image
 from .labels import Labeler, NullLabeler
@@ -84,7 +73,7 @@ class Pipeline:
         try:
             left = None if remaining_ms is None else remaining_ms()
             if left is not None and left < self.reserve_ms:
-                raise DeadlineNear(f"{left} ms left of the invocation")
+                raise errors.DeadlineNear(f"{left} ms left of the invocation")
             return self._handle(event, receive_count)
         except Exception as exc:
             # Only what must be retried gets here. On the last allowed receive, say so in the
@@ -104,7 +93,8 @@ class Pipeline:
         if decision.action is ordering.Action.SKIP:
             return self._skip(event, stored, str(decision.why))
         if decision.action is ordering.Action.REMOVE:
-            return self._finish(event, ImageRecord.of(event, Status.DELETED, receive_count), stored)
+            deleted = ImageRecord.of(event, Status.DELETED, receive_count)
+            return self._finish(event, deleted, stored, confirmed=decision.confirmed)
         if decision.action is ordering.Action.RERENDER:
             event = replace(event, rerender_version=decision.version)
         return self._create(event, receive_count, stored)
@@ -122,15 +112,14 @@ class Pipeline:
         try:
             record = self._process(event, base)
         except Exception as exc:
-            decision = decide(exc)
-            if event.is_backfill and isinstance(exc, SourceMissing | SourceChanged):
-                # listed, then replaced or deleted: the live event of that change decides
+            decision = errors.decide(exc)
+            gone = isinstance(exc, errors.SourceMissing | errors.SourceChanged)
+            if gone or decision.action is Action.SKIP:  # a first delivery has not read it yet
+                stored = stored or self.catalog.get(event.bucket, event.key)
+            if gone and ordering.dead_on_arrival(stored, event):
                 decision = Decision(Action.SKIP)
             if decision.action is Action.SKIP:
-                if stored is None:  # not read yet (a first delivery): what does the table say?
-                    stored = self.catalog.get(event.bucket, event.key)
-                dead = isinstance(exc, SourceChanged | SourceMissing)
-                return self._skip(event, stored, str(exc), dead=dead)
+                return self._skip(event, stored, str(exc), dead=gone)
             if decision.action is not Action.REJECT:
                 raise
             logger.info("rejected", extra={"reason": decision.reason, "detail": str(exc)})
@@ -176,6 +165,8 @@ class Pipeline:
         record: ImageRecord,
         stored: ImageRecord | None,
         event: S3ObjectEvent | None = None,
+        *,
+        confirmed: bool = False,
     ) -> tuple[ImageRecord | None, ImageRecord | None]:
         """Replace ``stored`` with ``record`` (compare-and-swap), re-reading while others
         write first and ``record`` still outranks what they wrote (or, given the ``event`` a
@@ -184,7 +175,12 @@ class Pipeline:
         look = self._look(event) if event is not None else lambda _version: None
         for _ in range(_WRITE_ATTEMPTS):
             allowed, newer = ordering.may_write(
-                stored, record.version, event, self.settings.fingerprint, look
+                stored,
+                record.version,
+                event,
+                self.settings.fingerprint,
+                look,
+                confirmed_removal=confirmed,
             )
             if not allowed:
                 return None, stored
@@ -192,12 +188,20 @@ class Pipeline:
             if self.catalog.replace(candidate, stored, newer=newer):
                 return candidate, stored
             stored = self.catalog.get(record.bucket, record.key)
-        raise WriteContended(f"{record.key}: the record changed under {_WRITE_ATTEMPTS} writes")
+        raise errors.WriteContended(
+            f"{record.key}: the record changed under {_WRITE_ATTEMPTS} writes"
+        )
 
     def _finish(
-        self, event: S3ObjectEvent, record: ImageRecord, stored: ImageRecord | None
+        self,
+        event: S3ObjectEvent,
+        record: ImageRecord,
+        stored: ImageRecord | None,
+        *,
+        confirmed: bool = False,
     ) -> Outcome:
-        written, current = self._write(record, stored, event if event.is_created else None)
+        creation = event if event.is_created else None
+        written, current = self._write(record, stored, creation, confirmed=confirmed)
         if written is None:
             # A newer version (or this one) won a race while we worked. Keys are per version:
             # what this attempt wrote is nobody else's unless the winner is this very version.
@@ -218,8 +222,7 @@ class Pipeline:
         ``dead`` (its bytes are gone from the bucket, so no delivery of it can render again)."""
         if stored is not None:
             self.outputs.clean(stored)
-        older = stored is not None and event.version < stored.version
-        if event.is_created and (older or dead):
+        if event.is_created and (ordering.outranked(event, stored) or dead):
             self.outputs.abandon(event.key, event.version, stored)
         if stored is not None and stored.version == event.version and not stored.notified:
             self.outputs.resume(stored, self.settings.function_timeout)
@@ -233,7 +236,7 @@ class Pipeline:
         record = replace(
             ImageRecord.of(event, Status.FAILED, receive_count),
             reason=Reason.TRANSIENT,
-            detail=describe(exc),
+            detail=errors.describe(exc),
         )
         try:
             stored = self.catalog.get(event.bucket, event.key)

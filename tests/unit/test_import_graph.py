@@ -116,3 +116,11 @@ def test_untyped_dicts_stay_at_the_json_boundary() -> None:
     ]
     assert len(found) <= 10, found
     assert {f.split(":")[0] for f in found} <= {"codec.py"}, found
+
+
+def test_the_pipeline_carries_out_decisions_and_makes_none_of_its_own() -> None:
+    """ordering.py owns versions and the per-key rules; pipeline.py stays small."""
+    source = (SRC / "pipeline.py").read_text()
+    assert len(source.splitlines()) < 250
+    for rule in ("sequencer", '"s:"', '"b:"', "supersedes", "~r", ".version <", "version_id"):
+        assert rule not in source, rule

@@ -16,11 +16,13 @@ from imgpipe.ordering import (
     Live,
     Skip,
     backfill_version,
+    dead_on_arrival,
     decide,
     live_version,
     may_write,
     newer_condition,
     next_render,
+    outranked,
     supersedes,
 )
 from imgpipe.outcomes import Status
@@ -89,6 +91,8 @@ EVENTS: dict[str, tuple[S3ObjectEvent, dict[str, Obj]]] = {
 P, RM = Decision(Action.PROCESS), Decision(Action.REMOVE)
 OLD, CUR = Decision(Action.SKIP, Skip.OLDER), Decision(Action.SKIP, Skip.CURRENT)
 THERE, OTHER = Decision(Action.SKIP, Skip.STILL_THERE), Decision(Action.SKIP, Skip.OTHER_VERSION)
+GONE = Decision(Action.SKIP, Skip.ALREADY_DELETED)
+RMC = Decision(Action.REMOVE, confirmed=True)  # S3 confirms; the record's claim does not count
 RR = Decision(Action.RERENDER, version=live_version(S5, "", False, "A") + "~r0001")
 
 # Rows: the stored record; columns: EVENTS in order.
@@ -96,18 +100,19 @@ RR = Decision(Action.RERENDER, version=live_version(S5, "", False, "A") + "~r000
 # removal uploaded again, older removal, other version deleted, backfill of another version
 TABLE: dict[str, list[Decision]] = {
     "none": [P, P, P, P, P, P, RM, THERE, RM, RM, P],
-    "done": [OLD, OLD, P, P, CUR, P, RM, THERE, OLD, OTHER, P],
-    "done, old settings": [OLD, OLD, P, P, RR, P, RM, THERE, OLD, OTHER, P],
+    "done": [OLD, OLD, P, P, CUR, P, RM, THERE, RMC, OTHER, P],
+    "done, old settings": [OLD, OLD, P, P, RR, P, RM, THERE, RMC, OTHER, P],
     # a FAILED record is replaced by its own event's redelivery, and re-rendered by a backfill
-    "failed": [OLD, P, P, P, RR, P, RM, THERE, OLD, OTHER, P],
-    # the record says deleted but S3 holds the object the event names: S3 decides
-    "deleted": [OLD, OLD, P, P, P, P, RM, THERE, OLD, RM, P],
+    "failed": [OLD, P, P, P, RR, P, RM, THERE, RMC, OTHER, P],
+    # the record says deleted but S3 holds the object the event names: S3 decides; a second
+    # removal is no news
+    "deleted": [OLD, OLD, P, P, P, P, GONE, GONE, GONE, GONE, P],
     # a backfill's record is outranked by every live event, and equal bytes are not redone
     "done by a backfill": [P, CUR, P, P, CUR, P, RM, THERE, RM, OTHER, P],
-    # a forged sequencer cannot pin the key against uploads S3 holds (stale), and a removal
-    # never acts on it (issue: removals S3 confirms should win; see docs/reliability.md)
-    "forged max sequencer": [OLD, P, P, OLD, P, P, OLD, OLD, OLD, OLD, P],
-    "rejected": [OLD, OLD, P, P, CUR, P, RM, THERE, OLD, OTHER, P],
+    # a forged sequencer pins the key neither against uploads S3 holds (stale) nor against
+    # removals S3 confirms (the key is gone)
+    "forged max sequencer": [OLD, P, P, OLD, P, P, RMC, THERE, RMC, OLD, P],
+    "rejected": [OLD, OLD, P, P, CUR, P, RM, THERE, RMC, OTHER, P],
 }
 
 
@@ -181,3 +186,16 @@ def test_a_write_outranks_or_replaces_only_a_record_s3_contradicts() -> None:
     assert may_write(done, older.version, older, FP, lambda _v: Obj("A")) == (False, False)
     # a FAILED record (no event: the write is the failure itself) needs the order
     assert may_write(done, older.version, None, FP, lambda _v: None) == (False, False)
+
+
+def test_what_an_attempt_may_leave_and_when_missing_bytes_are_news() -> None:
+    done, deleted = STORED["done"], STORED["deleted"]
+    older, _ = EVENTS["older upload"]
+    newer, _ = EVENTS["newer upload"]
+    backfill, _ = EVENTS["backfill of other bytes"]
+    same, _ = EVENTS["redelivery"]
+    assert outranked(older, done) and not outranked(newer, done) and not outranked(older, None)
+    assert not outranked(same, done)  # its own version: what it made is the record's
+    # bytes gone by render time: REJECTED missing, unless a later event says what happened
+    assert not dead_on_arrival(done, newer) and not dead_on_arrival(None, newer)
+    assert dead_on_arrival(deleted, newer) and dead_on_arrival(None, backfill)

@@ -131,3 +131,33 @@ def test_events_for_another_bucket_are_not_acted_on(
     removal = S3ObjectEvent("ObjectRemoved:Delete", "elsewhere", "x.jpg", 0, "", "0B", "t")
     assert pipeline.handle(removal).status == SKIPPED
     assert not catalog.items and not publisher.sent
+
+
+def test_a_forged_maximal_creation_cannot_stop_a_real_deletion(
+    parts: tuple[Pipeline, MemoryCatalog, MemoryStore, MemoryPublisher],
+) -> None:
+    """A creation planted with the largest sequencer and the real ETag (through the DLQ and a
+    redrive, say) is processed like any: its record claims to outrank every real event. GIVEN
+    it, WHEN the user deletes the photo, THEN S3's word wins: DELETED, no thumbnail left, and
+    one notice of it; a second delivery of the removal changes nothing."""
+    pipeline, catalog, store, publisher = parts
+    data = jpeg_bytes((800, 600))
+    assert pipeline.handle(_upload(store, "pin.jpg", data, "0A")).status is Status.DONE
+    planted = S3ObjectEvent(
+        "ObjectCreated:Put", "up", "pin.jpg", len(data), etag_of(data), FORGED, "t"
+    )
+    assert pipeline.handle(planted, receive_count=2).status is Status.DONE  # stale: S3 holds it
+    pinned = catalog.get("up", "pin.jpg")
+    assert pinned is not None and pinned.version == "s:" + FORGED
+    # the user deletes the photo: S3 says so, and its event arrives
+    del store.objects[("up", "pin.jpg")]
+    removal = S3ObjectEvent("ObjectRemoved:Delete", "up", "pin.jpg", 0, "", "0B", "t")
+    assert pipeline.handle(removal).status is Status.DELETED
+    record = catalog.get("up", "pin.jpg")
+    assert record is not None and record.status is Status.DELETED
+    assert [k for b, k in store.objects if b == "down"] == []
+    assert pipeline.handle(removal, receive_count=2).status == SKIPPED
+    assert [r.status for r in publisher.sent].count(Status.DELETED) == 1
+    # and the forged creation delivered again renders nothing: its bytes are gone
+    assert pipeline.handle(planted, receive_count=2).status == SKIPPED
+    assert [k for b, k in store.objects if b == "down"] == []
