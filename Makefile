@@ -33,7 +33,7 @@ OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@exampl
                  --param=jwtIssuer=https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_example \
                  --param=delivery=cdn
 
-.PHONY: help install test test-unit test-functional test-functional-localstack test-functional-both test-template \
+.PHONY: help install test test-unit test-chaos-short test-functional test-functional-localstack test-functional-both test-template \
         lint package deploy demo \
         remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e bench-reconcile bench-backfill chaos clean \
         browser-deps
@@ -60,7 +60,7 @@ $(MINISTACK_VENV)/.installed: requirements-ministack.txt
 
 install: $(VENV)/.installed node_modules/.installed $(MINISTACK_VENV)/.installed ## create .venv, .venv-ministack and install npm packages
 
-test: lint test-unit package test-functional-both ## everything CI runs
+test: lint test-unit package test-functional-both test-chaos-short ## everything CI runs
 
 test-functional-both: install browser-deps ## both functional runs side by side (each mostly waits on its endpoint)
 	@echo "functional tests: MiniStack and the LocalStack stand-in side by side; each run's output follows when it ends"
@@ -74,7 +74,10 @@ browser-deps: ## Debian's chromium for the gallery's browser test (apt, as root)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test-functional: install browser-deps ## functional tests on the local stack (LOCALSTACK_ENDPOINT: on that one)
-	$(BIN)/pytest tests/functional -q $(PYTEST_ARGS)
+	$(BIN)/pytest tests/functional -q -m "not chaos" $(PYTEST_ARGS)
+
+test-chaos-short: install ## make chaos itself at 70 keys (about 100 uploads), alone: it loads every core
+	$(BIN)/pytest tests/functional -q -m chaos $(PYTEST_ARGS)
 
 LOCALSTACK_PORT ?= 4566
 test-functional-localstack: install browser-deps ## the same suite on a LocalStack stand-in (MiniStack, no IAM) on :4566

@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = [pytest.mark.functional, pytest.mark.own_endpoint]
+# Alone (make test-chaos-short): beside the two functional suites its workers would starve them.
+pytestmark = [pytest.mark.functional, pytest.mark.own_endpoint, pytest.mark.chaos]
 
 KEYS = 70  # round 1; with overwrites and re-uploads about 100 uploads in all
 
