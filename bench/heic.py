@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.thumbs import CORPUS, ROOT, _high_water_kb
+from bench.thumbs import CORPUS, ROOT, _high_water_kb, time_ms
 from imgpipe.image_job import process_image
 from imgpipe.imaging import RenderOptions
 from imgpipe.labels import NullLabeler
@@ -84,16 +84,6 @@ def imgpipe(data: bytes) -> None:
 
 
 CONTENDERS: dict[str, Callable[[bytes], None]] = {"decode floor": floor, "imgpipe": imgpipe}
-
-
-def time_ms(fn: Callable[[bytes], None], data: bytes, runs: int) -> float:
-    fn(data)
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn(data)
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
 
 
 def peak_mb(name: str, path: Path) -> float:
