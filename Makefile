@@ -76,7 +76,7 @@ browser-deps: ## Debian's chromium for the gallery's browser test (apt, as root)
 test-functional: install browser-deps ## functional tests on the local stack (LOCALSTACK_ENDPOINT: on that one)
 	$(BIN)/pytest tests/functional -q -m "not chaos" $(PYTEST_ARGS)
 
-test-chaos-short: install ## make chaos itself at 70 keys (about 100 uploads), alone: it loads every core
+test-chaos-short: install ## the chaos tests alone (they load every core): make chaos at 70 keys, the 30-key one of test_delivery
 	$(BIN)/pytest tests/functional -q -m chaos $(PYTEST_ARGS)
 
 LOCALSTACK_PORT ?= 4566

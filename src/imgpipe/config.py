@@ -187,6 +187,8 @@ class UploadSettings:
     api_auth: str
     jwt_scope: str = ""
     jwt_owner_claim: str = ""
+    # apiAuth none serves forms to anyone only if the stage says so in as many words
+    anonymous: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> UploadSettings:
@@ -198,6 +200,7 @@ class UploadSettings:
             api_auth=_choice(env, "API_AUTH", API_AUTH_MODES),
             jwt_scope=env.get("JWT_SCOPE", "").strip(),
             jwt_owner_claim=env.get("JWT_OWNER_CLAIM", "").strip(),
+            anonymous=_bool(env, "ANONYMOUS_UPLOADS"),
         )
 
 

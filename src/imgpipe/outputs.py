@@ -4,7 +4,8 @@ removed, the results documents written, the outcome announced and marked so."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 
@@ -20,6 +21,9 @@ from .results import to_csv, to_json
 
 logger = Logger(child=True)
 
+# seconds between the tries of marking an announced record (five tries, 1.5 s at most)
+MARK_BACKOFF = (0.1, 0.2, 0.4, 0.8)
+
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
@@ -33,8 +37,10 @@ class Outputs:
         catalog: CatalogPort,
         notifier: Publisher,
         sizes: tuple[str, ...],
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.bucket = bucket
+        self.sleep = sleep
         self.store = store
         self.catalog = catalog
         self.notifier = notifier
@@ -134,9 +140,10 @@ class Outputs:
     def _notify(self, record: ImageRecord) -> None:
         # A failed publish raises: the message is retried and the pre-check below sends it.
         self.notifier.publish(record)
-        # The notification went out: from here on a raise would make SQS repeat it, so the
-        # mark is tried a few times and then given up (at worst a later duplicate re-sends).
-        for attempt in range(3):
+        # The notification went out: from here on a raise would make SQS repeat it, so the mark
+        # is tried with backoff (a throttled table recovers within a second or so) and then
+        # given up: at worst a later delivery re-sends (announcements are at least once).
+        for attempt, pause in enumerate((*MARK_BACKOFF, None), start=1):
             try:
                 if not self.catalog.mark_notified(record):
                     # Replaced since it was written: the successor's cleanup may have run
@@ -144,4 +151,6 @@ class Outputs:
                     self.store.delete(self.bucket, record.results)
                 return
             except Exception:  # noqa: BLE001
-                logger.warning("could not mark notified", extra={"attempt": attempt + 1})
+                logger.warning("could not mark notified", extra={"attempt": attempt})
+            if pause is not None:
+                self.sleep(pause)

@@ -182,6 +182,29 @@ def _queues_now(stack: Deployment) -> str:
     return "; ".join(shown)
 
 
+def dead_letter(stack: Deployment, sender: Any, body: str) -> None:
+    """Put ``body`` into the DLQ the one way anything gets there: sent into the images queue
+    (as ``sender``) and received more times than the queue's maxReceiveCount without being
+    deleted, so that SQS moves it (the DLQ's policy refuses every principal's send). Processing
+    must be off: what earlier tests left in the queue is processed first, so that only this
+    message is received over and over."""
+    from tests.harness.chaos import wait_drained
+
+    with processing(stack):
+        assert wait_drained(stack, stack.queue_url, 120), "the images queue did not drain"
+    sqs = stack.client("sqs")
+    sent = sender.send_message(QueueUrl=stack.queue_url, MessageBody=body)["MessageId"]
+
+    def ours_still_in_the_queue() -> bool:
+        got = sqs.receive_message(
+            QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+        ).get("Messages", [])
+        return any(m["MessageId"] == sent for m in got)
+
+    # each receive counts; the one past maxReceiveCount finds it moved
+    poll(ours_still_in_the_queue, lambda present: not present, 30, interval=0.05, what="the DLQ")
+
+
 def dlq_keys(stack: Deployment) -> list[str]:
     """Keys named by the messages now in the DLQ (listed without moving them)."""
     from imgpipe.queues import SqsQueues

@@ -35,6 +35,8 @@ def test_make_chaos_loses_nothing_at_a_smaller_scale() -> None:
     summary = out.stdout.strip().splitlines()[-1]
     fields = dict(field.split("=", 1) for field in summary.split())
     assert int(fields["uploads"]) >= 95 and int(fields["deletes"]) >= 10, summary
-    for must_be_zero in ("lost", "failed", "duplicates_notified", "orphans", "stale_results"):
+    for must_be_zero in ("lost", "failed", "orphans", "stale_results"):
         assert fields[must_be_zero] == "0", summary
+    # at least once: only an environment killed between a publish and its mark announces twice
+    assert int(fields["duplicates_notified"]) <= int(fields["killed"]), summary
     assert "imgpipe redrive moved" in out.stdout, tail  # the DLQ went back through the function

@@ -15,6 +15,7 @@ from imgpipe.deployment import Deployment
 from imgpipe.storage import ObjectStore
 from tests.conftest import jpeg_bytes
 from tests.harness.roles import as_role, role_allowed
+from tests.harness.samples import Events
 
 pytestmark = [pytest.mark.functional, pytest.mark.needs_iam]
 
@@ -147,3 +148,37 @@ def test_only_s3_and_the_redrive_role_may_send_to_the_images_queue(
 
         _denied(send)
     sender.send_message(QueueUrl=local_stack.queue_url, MessageBody=body)
+
+
+def test_no_one_may_send_to_the_dlq_yet_failures_still_land_there(
+    local_stack: Deployment, sender: Any, events: Events
+) -> None:
+    """The DLQ goes back into the images queue verbatim at the next redrive: a message planted
+    there (a forged S3 event) would skip the images queue's sender check. Its policy refuses
+    every principal's send, the administrator's and the redrive role's included; a message
+    that exhausts its receives still reaches it (SQS's own move)."""
+    import json
+
+    from tests.functional.conftest import dead_letter
+    from tests.harness.chaos import queue_depth
+
+    # a creation claiming the largest sequencer, which would outrank every real event
+    forged = events.s3_body(
+        "iam-test/pinned.jpg", etag="e", bucket=local_stack.uploads_bucket, sequencer="F" * 32
+    )
+    for client in (local_stack.client("sqs"), sender):
+
+        def plant(c: Any = client) -> object:
+            return c.send_message(QueueUrl=local_stack.dlq_url, MessageBody=forged)
+
+        _denied(plant)
+    assert queue_depth(local_stack, local_stack.dlq_url) == 0
+    failing = json.dumps({"Records": [], "note": "exhausts its receives"})
+    dead_letter(local_stack, sender, failing)
+    sqs = local_stack.client("sqs")
+    [landed] = sqs.receive_message(QueueUrl=local_stack.dlq_url, WaitTimeSeconds=5)["Messages"]
+    assert landed["Body"] == failing
+    # leave it empty for the rest of the suite (redrive is tested with a message put there
+    # the same way: test_user_side.py)
+    sqs.delete_message(QueueUrl=local_stack.dlq_url, ReceiptHandle=landed["ReceiptHandle"])
+    assert queue_depth(local_stack, local_stack.dlq_url) == 0

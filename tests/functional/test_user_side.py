@@ -25,8 +25,9 @@ from imgpipe.deployment import Deployment
 from imgpipe.web.server import ApiServer, stage_api
 from imgpipe.web.signing import signed_get
 from tests.conftest import ROOT, Events, jpeg_bytes, jpeg_of, skimage_photo
-from tests.functional.conftest import MAX_BYTES, UPLOAD_EXPIRES, wait_for
+from tests.functional.conftest import MAX_BYTES, UPLOAD_EXPIRES, dead_letter, wait_for
 from tests.harness.backends import processing
+from tests.harness.browser import chromium
 from tests.harness.cli import IMGPIPE, imgpipe
 from tests.harness.http import get_json, request
 from tests.harness.roles import role_allowed
@@ -224,12 +225,11 @@ def test_cli_errors_are_one_line_that_says_what_to_do(prefix: str) -> None:
 
 
 def test_cli_dlq_ls_and_redrive_dry_run(
-    local_stack: Deployment, catalog: Catalog, events: Events, prefix: str
+    local_stack: Deployment, catalog: Catalog, events: Events, sender: Any, prefix: str
 ) -> None:
     key = f"{prefix}stuck.jpg"
     body = events.s3_body(key, etag="x", bucket=local_stack.uploads_bucket)
-    sqs = local_stack.client("sqs")
-    sqs.send_message(QueueUrl=local_stack.dlq_url, MessageBody=body)
+    dead_letter(local_stack, sender, body)
     listed = json.loads(imgpipe("dlq", "ls", "--json").stdout)
     assert key in [k.split("/", 1)[1] for m in listed for k in m["keys"]]
     assert key in imgpipe("dlq", "ls").stdout
@@ -250,8 +250,6 @@ def test_gallery_in_a_real_browser(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    assert Path(chromium).exists(), "Debian's chromium is needed: make browser-deps"
     uploads = {
         f"{prefix}Portrait_6.jpg": (corpus / "Portrait_6.jpg").read_bytes(),
         f"{prefix}Landscape_2.jpg": (corpus / "Landscape_2.jpg").read_bytes(),
@@ -260,18 +258,7 @@ def test_gallery_in_a_real_browser(
     out_dir = ROOT / "test-output"
     out_dir.mkdir(exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
+        browser = chromium(pw)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server.gallery_link(prefix=prefix))
         # the token left the address bar for this origin's sessionStorage; no cookie holds it

@@ -202,6 +202,67 @@ def test_jwt_routes_require_the_scope_and_the_function_checks_it_again(
     assert authorizer["JwtConfiguration"]["Audience"] == ["gallery-client"]
 
 
+# -- none -------------------------------------------------------------------------------------
+
+
+def _routes_serverless_resolves(*params: str) -> dict[str, Any]:
+    """The httpApi events of each function, as the Serverless CLI resolves serverless.yml for
+    stage dev with ``params`` (what `serverless package` then turns into routes)."""
+    import json
+    import os
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    out = subprocess.run(
+        [
+            str(ROOT / "node_modules/.bin/serverless"),
+            *("print", "--stage", "dev", "--format", "json", "--path", "functions"),
+            *(f"--param={p}" for p in params),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **os.environ,
+            "SLS_TELEMETRY_DISABLED": "1",
+            "SLS_NOTIFICATIONS_MODE": "off",
+            "AWS_ACCESS_KEY_ID": "offline",
+            "AWS_SECRET_ACCESS_KEY": "offline",
+        },
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    functions: dict[str, Any] = json.loads(out.stdout[out.stdout.index("{") :])
+    return {
+        f"{e['httpApi']['method']} {e['httpApi']['path']}": e["httpApi"].get("authorizer")
+        for spec in functions.values()
+        for e in spec.get("events") or []
+        if "httpApi" in e
+    }
+
+
+def test_apiauth_none_deploys_no_uploads_route_unless_asked_in_as_many_words(
+    template: dict[str, Any],
+) -> None:
+    """Under none every route answers anyone: reading is what a public gallery wants, writing
+    is not (a form can be posted until it expires). POST /uploads is deployed only with
+    anonymousUploadsFromAnyone=true; the function refuses without it (unit/test_uploads.py)."""
+    assert _routes_serverless_resolves("apiAuth=none") == {
+        "GET /images": None,
+        "GET /images/{key+}": None,
+    }
+    opened = _routes_serverless_resolves("apiAuth=none", "anonymousUploadsFromAnyone=true")
+    assert opened == {"GET /images": None, "GET /images/{key+}": None, "POST /uploads": None}
+    # the parameter does not touch the other modes: iam here, jwt in build/options
+    assert _routes_serverless_resolves("anonymousUploadsFromAnyone=true") == {
+        route: {"type": "aws_iam"}
+        for route in ("GET /images", "GET /images/{key+}", "POST /uploads")
+    }
+    env = template["Resources"]["UploadsLambdaFunction"]["Properties"]["Environment"]
+    assert env["Variables"]["ANONYMOUS_UPLOADS"] == "false"
+
+
 # -- delivery: cdn ------------------------------------------------------------------------------
 
 

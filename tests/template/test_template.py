@@ -94,6 +94,26 @@ def test_queue_policy_admits_only_the_uploads_bucket(resources: dict[str, Any]) 
     }
 
 
+def test_no_principal_may_send_to_the_dlq(resources: dict[str, Any]) -> None:
+    """What the DLQ holds goes back into the images queue at the next redrive: a message
+    planted there would pass for an S3 event. Every principal's send is refused (SQS's own
+    dead-lettering carries no principal ARN), and only the images queue may dead-letter."""
+    policy = resources["DeadLetterQueuePolicy"]["Properties"]
+    assert policy["Queues"] == [{"Ref": "DeadLetterQueue"}]
+    [deny] = policy["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Principal"], deny["Action"]) == ("Deny", "*", "sqs:SendMessage")
+    assert deny["Resource"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert deny["Condition"] == {"Null": {"aws:PrincipalArn": "false"}}
+    allow = resources["DeadLetterQueue"]["Properties"]["RedriveAllowPolicy"]
+    queue_name = resources["ImagesQueue"]["Properties"]["QueueName"]
+    assert allow == {
+        "redrivePermission": "byQueue",
+        "sourceQueueArns": [
+            {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" + queue_name}
+        ],
+    }
+
+
 @pytest.mark.parametrize("bucket", ["UploadsBucket", "DerivedBucket"])
 def test_buckets_are_private_encrypted_and_tls_only(
     template: dict[str, Any], resources: dict[str, Any], bucket: str

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from imgpipe import config, derived
+from imgpipe import config, derived, outputs
+from imgpipe.errors import NotificationPending
 from imgpipe.events import S3ObjectEvent
 from imgpipe.outcomes import Reason, Status
+from imgpipe.outputs import MARK_BACKOFF
 from imgpipe.pipeline import SKIPPED, Pipeline
+from imgpipe.record import ImageRecord
 from tests.conftest import jpeg_bytes
 from tests.harness.memory_ports import MemoryCatalog, MemoryPublisher, MemoryStore, etag_of
 
@@ -161,3 +165,60 @@ def test_a_forged_maximal_creation_cannot_stop_a_real_deletion(
     # and the forged creation delivered again renders nothing: its bytes are gone
     assert pipeline.handle(planted, receive_count=2).status == SKIPPED
     assert [k for b, k in store.objects if b == "down"] == []
+
+
+@dataclass
+class ThrottledCatalog(MemoryCatalog):
+    """Its first ``throttled`` marks of a record as notified fail (the table shedding load)."""
+
+    throttled: int = 0
+
+    def mark_notified(self, record: ImageRecord) -> bool:
+        if self.throttled > 0:
+            self.throttled -= 1
+            raise RuntimeError("ProvisionedThroughputExceededException")
+        return super().mark_notified(record)
+
+
+def _throttled(throttled: int) -> tuple[Pipeline, ThrottledCatalog, MemoryStore, MemoryPublisher]:
+    catalog, store, publisher = (
+        ThrottledCatalog(throttled=throttled),
+        MemoryStore(),
+        MemoryPublisher(),
+    )
+    pipeline = Pipeline(config.load(ENV), store, catalog, publisher)
+    pipeline.outputs.sleep = lambda seconds: None
+    return pipeline, catalog, store, publisher
+
+
+def test_a_throttled_mark_is_tried_again_so_the_outcome_goes_out_once() -> None:
+    """GIVEN the table refusing the first four marks, THEN the fifth lands: one announcement,
+    and a redelivery of the message announces nothing more."""
+    pipeline, catalog, store, publisher = _throttled(len(MARK_BACKOFF))
+    event = _upload(store, "t.jpg", jpeg_bytes((640, 480)), "0A")
+    assert pipeline.handle(event).status is Status.DONE
+    record = catalog.get("up", "t.jpg")
+    assert record is not None and record.notified and catalog.throttled == 0
+    assert pipeline.handle(event, receive_count=2).status == SKIPPED
+    assert len(publisher.sent) == 1
+
+
+def test_a_mark_that_never_lands_is_given_up_and_the_outcome_sent_again_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """GIVEN every mark refused, THEN the message is still acknowledged (the image is DONE and
+    announced); a redelivery while the writer may still run is retried, not announced, and
+    one after the function's timeout announces it again and marks it (at least once)."""
+    pipeline, catalog, store, publisher = _throttled(1 + len(MARK_BACKOFF))
+    event = _upload(store, "t.jpg", jpeg_bytes((640, 480)), "0A")
+    assert pipeline.handle(event).status is Status.DONE
+    record = catalog.get("up", "t.jpg")
+    assert record is not None and not record.notified and len(publisher.sent) == 1
+    with pytest.raises(NotificationPending):
+        pipeline.handle(event, receive_count=2)
+    assert len(publisher.sent) == 1
+    later = datetime.now(UTC) + timedelta(seconds=config.DEFAULT_TIMEOUT + 2)
+    monkeypatch.setattr(outputs, "now_utc", lambda: later)
+    assert pipeline.handle(event, receive_count=3).status == SKIPPED  # finished, not redone
+    record = catalog.get("up", "t.jpg")
+    assert record is not None and record.notified and len(publisher.sent) == 2

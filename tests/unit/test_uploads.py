@@ -21,10 +21,12 @@ def _post(
     *,
     claims: dict[str, Any] | None = None,
     mode: str = "iam",
+    anonymous: str = "",
 ) -> tuple[int, dict[str, Any]]:
     from imgpipe import config
 
     monkeypatch.setenv("API_AUTH", mode)
+    monkeypatch.setenv("ANONYMOUS_UPLOADS", anonymous)
     monkeypatch.setenv("MAX_BYTES", "1000000")
     monkeypatch.setenv("JWT_SCOPE", "imgpipe/upload")
     monkeypatch.setenv("JWT_OWNER_CLAIM", "sub")
@@ -38,6 +40,16 @@ def _post(
         event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     response: Any = uploads.handler(event, LambdaContext())  # type: ignore[arg-type]
     return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.mark.parametrize(("anonymous", "code"), [("", 403), ("false", 403), ("true", 201)])
+def test_apiauth_none_hands_out_forms_only_when_the_stage_says_anyone_may(
+    stack: FakeStack, monkeypatch: pytest.MonkeyPatch, anonymous: str, code: int
+) -> None:
+    """The route is not deployed under apiAuth none (template/test_options.py); the function
+    refuses anyway, unless anonymousUploadsFromAnyone is true."""
+    body = {"content_type": "image/jpeg"}
+    assert _post(monkeypatch, body, mode="none", anonymous=anonymous)[0] == code
 
 
 def _policy(answer: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,10 @@ logger = Logger()
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Received, context: LambdaContext) -> JsonObject:
     cfg = upload_settings()
+    if cfg.api_auth == "none" and not cfg.anonymous:
+        # the route is not deployed in that case (serverless.yml): one added by hand stays shut
+        logger.warning("refused: apiAuth none without anonymousUploadsFromAnyone")
+        return Response(403, {"message": "Forbidden"}).as_lambda()
     who = caller(event, cfg)
     if who is None:
         logger.warning("refused: not the stage's identity or scope", extra={"mode": cfg.api_auth})
