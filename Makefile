@@ -18,6 +18,12 @@ PY312 ?= $(shell ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null |
 PY312 := $(or $(PY312),$(shell command -v python3.12 2>/dev/null))
 MINISTACK_PYTHON := $(or $(PY312),$(PYTHON))
 MINISTACK_VENV := .venv-ministack
+CHECKOV_VENV := .venv-checkov
+# The packaged templates, made again when what goes into them changed (make lint scans them).
+TEMPLATE := cloudformation-template-update-stack.json
+TEMPLATES := build/dev/$(TEMPLATE) build/options/$(TEMPLATE)
+PACKAGE_INPUTS := serverless.yml $(wildcard resources/*.yml) package-lock.json \
+                  requirements-lambda.txt $(shell find src -type f -not -path '*/__pycache__/*')
 SLS := node_modules/.bin/serverless
 # Packaging is offline: no telemetry, no login, and dummy credentials where none are set.
 export SLS_TELEMETRY_DISABLED := 1
@@ -58,7 +64,13 @@ $(MINISTACK_VENV)/.installed: requirements-ministack.txt
 	$(MINISTACK_VENV)/bin/pip install -q -r requirements-ministack.txt
 	touch $@
 
-install: $(VENV)/.installed node_modules/.installed $(MINISTACK_VENV)/.installed ## create .venv, .venv-ministack and install npm packages
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install -q -r requirements-checkov.txt
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed $(MINISTACK_VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv, .venv-ministack, .venv-checkov and install npm packages
 
 test: lint test-unit package test-functional-both test-chaos-short ## everything CI runs
 
@@ -87,17 +99,24 @@ test-functional-localstack: install browser-deps ## the same suite on a LocalSta
 	  $(BIN)/pytest tests/functional -q -m "not own_endpoint" $(PYTEST_ARGS)
 
 
-lint: install ## the pre-commit hooks on every file: yaml/toml, ruff, ruff format, mypy --strict
+lint: install $(TEMPLATES) ## pre-commit on every file (yaml/toml, ruff, ruff format, mypy --strict); checkov on both packaged templates
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
+	@# A check that does not fit is skipped in the template, with its reason (resources/checkov.yml).
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation \
+	  $(foreach t,$(TEMPLATES),-f $(t))
 
-package: install ## serverless package (stage dev, offline) + cfn-lint + template tests
+build/dev/$(TEMPLATE): $(PACKAGE_INPUTS) | install
 	@# Into build/dev, apart from .serverless/ that local deploys use.
 	$(OFFLINE_AWS) $(SLS) package --stage dev --package build/dev
-	@# W3005 is in the HTTP API route Serverless generates (a redundant DependsOn), not ours.
-	$(BIN)/cfn-lint --ignore-checks W3005 -- build/dev/cloudformation-template-update-stack.json
+
+build/options/$(TEMPLATE): $(PACKAGE_INPUTS) | install
 	@# The options that change the template's shape, all on, linted and tested too.
 	$(OFFLINE_AWS) $(SLS) package --stage dev --package build/options $(OPTIONS_PARAMS)
-	$(BIN)/cfn-lint --ignore-checks W3005 -- build/options/cloudformation-template-update-stack.json
+
+package: install $(TEMPLATES) ## serverless package (stage dev, offline) + cfn-lint + template tests
+	@# W3005 is in the HTTP API route Serverless generates (a redundant DependsOn), not ours.
+	$(BIN)/cfn-lint --ignore-checks W3005 -- build/dev/$(TEMPLATE)
+	$(BIN)/cfn-lint --ignore-checks W3005 -- build/options/$(TEMPLATE)
 	$(BIN)/pytest tests/template -q $(PYTEST_ARGS)
 	@ls -l build/dev/imgpipe.zip | awk '{printf "lambda zip: %.1f MB\n", $$5/1048576}'
 
