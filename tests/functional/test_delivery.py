@@ -15,7 +15,7 @@ from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
 from imgpipe.record import ImageRecord
 from tests.conftest import ROOT, jpeg_bytes
-from tests.functional.conftest import require_local_functions, wait_for
+from tests.functional.conftest import dead_letter, require_local_functions, wait_for
 from tests.harness.backends import processing
 from tests.harness.chaos import (
     collect,
@@ -231,14 +231,12 @@ def _make(*args: str) -> dict[str, Any]:
 
 
 def test_make_redrive_invokes_the_function_with_sls_invoke(
-    local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
+    local_stack: Deployment, catalog: Catalog, s3: Any, sender: Any, prefix: str
 ) -> None:
     key = prefix + "parked.jpg"
     s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
     # GIVEN its event parked in the DLQ, as after an incident
-    local_stack.client("sqs").send_message(
-        QueueUrl=local_stack.dlq_url, MessageBody=_take_message(local_stack)
-    )
+    dead_letter(local_stack, sender, _take_message(local_stack))
     # WHEN the operator looks, then redrives, through `sls invoke local -f redrive`
     listed = _make("redrive", "DRY_RUN=1")
     assert listed["dry_run"] is True and listed["moved"] == 0
