@@ -88,15 +88,17 @@ browser-deps: ## Debian's chromium for the gallery's browser test (apt, as root)
 test-functional: install browser-deps ## functional tests on the local stack (LOCALSTACK_ENDPOINT: on that one)
 	$(BIN)/pytest tests/functional -q -m "not chaos" $(PYTEST_ARGS)
 
-test-chaos-short: install ## the chaos tests alone (they load every core): make chaos at 70 keys, the 30-key one of test_delivery
+test-chaos-short: install ## make chaos itself at 70 keys (about 100 uploads), alone: it loads every core
 	$(BIN)/pytest tests/functional -q -m chaos $(PYTEST_ARGS)
 
 LOCALSTACK_PORT ?= 4566
-test-functional-localstack: install browser-deps ## the same suite on a LocalStack stand-in (MiniStack, no IAM) on :4566
+test-functional-localstack: install browser-deps ## LocalStack users' part of the suite on a stand-in (MiniStack, no IAM) on :4566
 	@# Tests that start their own MiniStack ran in test-functional already: the same run here.
 	@# The stand-in is MiniStack: its functions run here, only IAM is off (tests/functional/conftest.py).
+	@# What LocalStack users run (deploy, pipeline, CLI, API, gallery, DLQ, labels): the rest is
+	@# the endpoint-independent logic, run once in test-functional.
 	IMGPIPE_EXPECT=local-functions,ministack $(BIN)/python -m tests.harness.standin $(LOCALSTACK_PORT) -- \
-	  $(BIN)/pytest tests/functional -q -m "not own_endpoint" $(PYTEST_ARGS)
+	  $(BIN)/pytest tests/functional -q -m "localstack_path and not own_endpoint" $(PYTEST_ARGS)
 
 
 lint: install $(TEMPLATES) ## pre-commit on every file (yaml/toml, ruff, ruff format, mypy --strict); checkov on both packaged templates

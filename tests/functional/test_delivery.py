@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,16 +14,10 @@ from imgpipe.catalog import Catalog
 from imgpipe.deployment import Deployment
 from imgpipe.record import ImageRecord
 from tests.conftest import ROOT, jpeg_bytes
-from tests.functional.conftest import dead_letter, require_local_functions, wait_for
+from tests.functional.conftest import dead_letter, wait_for
 from tests.harness.backends import processing
 from tests.harness.chaos import (
     collect,
-    derived_findings,
-    drain,
-    make_script,
-    perform,
-    queue_depth,
-    reconcile,
     subscribe_inbox,
     wait_drained,
 )
@@ -137,82 +130,6 @@ def test_subscribers_can_filter_on_status(
     assert envelope["MessageAttributes"]["key"]["Value"] == bad
     assert envelope["MessageAttributes"]["reason"]["Value"] == "not_an_image"
     assert json.loads(envelope["Message"])["reason"] == "not_an_image"
-
-
-@pytest.mark.chaos  # loads both cores: make test runs it alone, after the suites
-def test_chaos_faults_and_a_crash_lose_nothing(
-    local_stack: Deployment, catalog: Catalog, s3: Any, inbox: str, corpus: Path, prefix: str
-) -> None:
-    require_local_functions(local_stack)
-    # 30 keys: 3 not images; 6 overwritten, 3 photos replaced by a non-image, 4 deleted, 4
-    # deleted then uploaded again
-    script = make_script(
-        30,
-        sorted(corpus.glob("*.jpg")),
-        prefix,
-        bad_every=10,
-        overwrite=0.2,
-        to_non_image=0.1,
-        delete=0.14,
-        delete_reupload=0.14,
-    )
-    first, second, third = script.rounds
-    drain(local_stack, inbox)
-    # GIVEN a fifth of all S3/DynamoDB/SNS calls failing, and the workers killed mid-batch
-    with processing(local_stack, fault_rate=0.2, retry_visibility=1) as running:
-        perform(local_stack, first)
-        # kill the execution environments once processing is under way, most work to go
-        poll(
-            lambda: sum(
-                catalog.get(local_stack.uploads_bucket, op.key) is not None for op in first
-            ),
-            lambda final: final >= 3,
-            # under a fifth of calls failing, an image needs several attempts: on a slow
-            # machine (this one's bench-e2e: 294 ms of handler CPU per image) a minute is not
-            # always enough for three
-            240,
-            interval=0.05,
-            what="the first uploads processed",
-        )
-        perform(local_stack, second)  # while the first round is still being processed
-        # environments come and go with the batches: kill the next ones that run
-        killed = poll(running.crash, lambda n: n > 0, 120, interval=0.1, what="a kill")
-        perform(local_stack, third)
-        # a batch killed mid-flight returns after the queue's visibility timeout (72 s)
-        assert wait_drained(local_stack, local_stack.queue_url, 180)
-    # WHEN the DLQ is redriven with the faults gone, by the redrive function as an operator
-    # invokes it (the images queue accepts no other sender)
-    answer = local_stack.client("lambda").invoke(
-        FunctionName=local_stack.redrive_function, Payload=b"{}"
-    )
-    assert "FunctionError" not in answer, answer["Payload"].read()
-    with processing(local_stack):
-        assert wait_drained(local_stack, local_stack.queue_url, 150)
-    # THEN every key ends as its last action calls for, and the derived bucket holds exactly
-    # what the live versions own; announced once, but for an environment killed between a
-    # publish and its mark (at least once, docs/reliability.md): one more at most per kill
-    final = script.final()
-    notes = [
-        n
-        for n in collect(
-            local_stack,
-            inbox,
-            lambda got: all(
-                any(n.key == k and n.status is op.expected for n in got) for k, op in final.items()
-            ),
-        )
-        if n.key in final
-    ]
-    counts, details = derived_findings(local_stack, prefix)
-    result = reconcile(local_stack, script, notes, counts)
-    result.killed = killed
-    assert result.ok, (result.line(), result.lost_keys, details)
-    assert result.line() == (
-        "uploads=43 overwrites=9 deletes=8 done=20 rejected=6 deleted=4 failed=0 lost=0 "
-        f"duplicates_notified={result.duplicates_notified} orphans=0 stale_results=0 "
-        f"killed={killed}"
-    ), (result.lost_keys, details)
-    assert queue_depth(local_stack, local_stack.dlq_url) == 0
 
 
 def _make(*args: str) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from tests.functional.conftest import dlq_keys, require_local_functions, wait_fo
 from tests.harness.backends import processing
 from tests.harness.wait import poll
 
-pytestmark = pytest.mark.functional
+# on both endpoints: what LocalStack users run (make test-functional-localstack)
+pytestmark = [pytest.mark.functional, pytest.mark.localstack_path]
 
 
 def test_always_transient_failure_reaches_dlq_and_redrive_recovers_it(

@@ -17,7 +17,8 @@ from tests.conftest import jpeg_of, sign_photo, skimage_photo
 from tests.functional.conftest import wait_for
 from tests.harness.backends import processing
 
-pytestmark = pytest.mark.functional
+# on both endpoints: what LocalStack users run (make test-functional-localstack)
+pytestmark = [pytest.mark.functional, pytest.mark.localstack_path]
 
 
 def _doc(record: ImageRecord, fmt: str) -> str:

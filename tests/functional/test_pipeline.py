@@ -15,7 +15,8 @@ from tests.conftest import jpeg_bytes
 from tests.functional.conftest import dlq_keys, wait_for
 from tests.harness.backends import Processing
 
-pytestmark = pytest.mark.functional
+# on both endpoints: what LocalStack users run (make test-functional-localstack)
+pytestmark = [pytest.mark.functional, pytest.mark.localstack_path]
 
 
 def _image(s3: Any, bucket: str, key: str) -> Image.Image:

@@ -32,7 +32,8 @@ from tests.harness.cli import IMGPIPE, imgpipe
 from tests.harness.http import get_json, request
 from tests.harness.roles import role_allowed
 
-pytestmark = pytest.mark.functional
+# on both endpoints: what LocalStack users run (make test-functional-localstack)
+pytestmark = [pytest.mark.functional, pytest.mark.localstack_path]
 
 
 @pytest.fixture(scope="module")
