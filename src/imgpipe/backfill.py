@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 CHUNK = 100  # objects judged together: one BatchGetItem
 SEND_BATCH = 10  # SQS's most per SendMessageBatch
 MODES = ("missing", "settings-changed")
+# Messages per second a run may send at most: a backfill is a backlog for the process function,
+# and each message costs a render (and the detectors' fees) within seconds of being sent.
+MAX_RATE = 1000.0
 COUNTS = ("listed", "queued", "current", "recent", "unchanged")
 
 
@@ -453,6 +456,8 @@ def parse_request(event: object, *, rate: float, min_age: int, time_limit: float
         raise BackfillError(
             "rate must be above 0; max_seconds, max_messages, min_age, hops not negative"
         )
+    if float(event.get("rate", rate)) > MAX_RATE:
+        raise BackfillError(f"rate must be at most {MAX_RATE:,.0f} messages per second")
     return Request(
         checkpoint=checkpoint,
         dry_run=bool(event.get("dry_run", False)),

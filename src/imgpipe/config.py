@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from . import lanes
+from .backfill import MAX_RATE
 from .derived import RESULT_FORMATS
 from .imaging import (
     DEFAULT_SIZES,
@@ -31,6 +32,10 @@ from .imaging import (
     parse_sizes,
 )
 from .labels import BACKENDS, DETECTORS, LabelSettings
+
+# Thumbnails handed out by presigned URLs live 15 minutes (api.URL_TTL): a browser may keep one
+# that long, and no shared cache may keep a private photo at all. A CDN stage says otherwise.
+PRIVATE_CACHE = "private, max-age=900"
 
 # The one source of defaults: the engine's own (RenderOptions, Limits, LabelSettings).
 _RENDER = RenderOptions()
@@ -58,7 +63,7 @@ class ProcessSettings:
     # into render.watermark (bootstrap.with_watermark_image); text marks are in it already.
     watermark_image_key: str = ""
     # Cache-Control of every thumbnail: matches how they are handed out (stage's delivery)
-    thumbnail_cache: str = "private, max-age=900"
+    thumbnail_cache: str = PRIVATE_CACHE
     # what the output depends on, hashed (see ``fingerprint``): records keep it, backfill
     # compares it to find images made under other settings
     fingerprint: str = ""
@@ -85,6 +90,10 @@ def fingerprint(settings: ProcessSettings, env: Mapping[str, str]) -> str:
         ",".join(sorted(labels.detectors)) if labels.backend != "none" else "",
         ",".join(settings.results_documents),
     )
+    # the thumbnails' Cache-Control (delivery cdn: public and immutable), only when not the
+    # default, so that the default stages' records keep the fingerprint they were made under
+    if settings.thumbnail_cache != PRIVATE_CACHE:
+        parts = (*parts, settings.thumbnail_cache)
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
@@ -112,6 +121,12 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
     if value < minimum:
         limit = "positive" if minimum == 1 else f"at least {minimum}"
         raise ConfigError(f"{name} must be {limit}, got {value}")
+    return value
+
+
+def _at_most(value: int, most: int, name: str) -> int:
+    if value > most:
+        raise ConfigError(f"{name} must be at most {most}, got {value}")
     return value
 
 
@@ -261,7 +276,7 @@ class BackfillSettings:
             function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip(),
             concurrency=_int(env, "MAX_CONCURRENCY", 10),
             process_memory=_int(env, "PROCESS_MEMORY", 1024),
-            rate=float(_int(env, "BACKFILL_RATE", 50)),
+            rate=float(_at_most(_int(env, "BACKFILL_RATE", 50), int(MAX_RATE), "BACKFILL_RATE")),
             min_age=_int(env, "BACKFILL_MIN_AGE", 300, minimum=0),
         )
 
@@ -292,7 +307,7 @@ def load(env: Mapping[str, str] | None = None) -> ProcessSettings:
         raise ConfigError(f"WATERMARK_SIZES: no thumbnail size named {unknown}")
     text_mark, image_key = _watermark(env)
     loaded = ProcessSettings(
-        thumbnail_cache=_header_value(env, "THUMBNAIL_CACHE", "private, max-age=900"),
+        thumbnail_cache=_header_value(env, "THUMBNAIL_CACHE", PRIVATE_CACHE),
         uploads_bucket=_required(env, "UPLOADS_BUCKET"),
         derived_bucket=_required(env, "DERIVED_BUCKET"),
         table_name=_required(env, "TABLE_NAME"),

@@ -7,6 +7,7 @@ from typing import IO, TYPE_CHECKING, cast
 
 from botocore.exceptions import ClientError
 
+from .config import PRIVATE_CACHE
 from .errors import CleanupIncomplete, raise_typed
 from .imaging import Limits, Thumbnail, check_size
 from .ports import Listed, LiveObject
@@ -20,9 +21,7 @@ if TYPE_CHECKING:
     )
 
 
-# Thumbnails handed out by presigned URLs live 15 minutes (api.URL_TTL): a browser may keep one
-# that long, and no shared cache may keep a private photo at all. A CDN stage says otherwise.
-THUMBNAIL_CACHE = "private, max-age=900"
+THUMBNAIL_CACHE = PRIVATE_CACHE
 
 
 class ObjectStore:

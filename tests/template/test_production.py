@@ -354,3 +354,30 @@ def test_every_checkov_skip_says_why(which: str) -> None:
     bucket = template["Resources"]["ServerlessDeploymentBucket"]["Properties"]
     assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
     assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+@pytest.mark.parametrize(
+    ("location", "allowed"),
+    [
+        ("", True),  # no inventory: no grant at all
+        ("inventory-bucket/reports/imgpipe", True),
+        ("inventory-bucket", False),  # a bare name would reach inventory-bucket-* too
+        ("inventory-bucket/", False),
+        ("inventory-bucket/reports/", False),
+        ("inventory-bucket/rep*", False),
+    ],
+)
+def test_inventory_reports_are_read_under_exactly_their_prefix(
+    template: dict[str, Any], resources: dict[str, Any], location: str, allowed: bool
+) -> None:
+    import re
+
+    pattern = template["Parameters"]["InventoryLocation"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, location)) is allowed
+    [grant] = [
+        st
+        for st in _statements(resources["BackfillRole"])
+        if "InventoryLocation" in json.dumps(st.get("Resource", ""))
+    ]
+    assert grant["Action"] == ["s3:GetObject"]
+    assert grant["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InventoryLocation}/*"}

@@ -384,3 +384,40 @@ def test_the_template_is_split_by_concern() -> None:
     files = {p.name for p in (ROOT / "resources").glob("*.yml")}
     named = set(re.findall(r"\$\{file\(resources/([\w-]+\.yml)\)\}", main))
     assert files == named and {"roles.yml", "storage.yml", "queues.yml"} <= files
+
+
+def test_the_container_image_drops_the_fault_site_and_still_imports(tmp_path: Path) -> None:
+    """The Dockerfile's own commands, run on a copy of the package as pip installs it: the
+    local stack (its fault-injecting sitecustomize), the CLI and the gallery are gone, and the
+    process handler still imports without them."""
+    import re
+    import shutil
+    import sys
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    commands = re.findall(r'python -c "([^"]+)"', dockerfile)
+    assert len(commands) == 2, commands
+    shutil.copytree(ROOT / "src" / "imgpipe", tmp_path / "imgpipe")
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}
+    # the copy, not the checkout (an editable install's finder could win): else stop here
+    where = subprocess.run(
+        [sys.executable, "-c", "import imgpipe; print(imgpipe.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.strip().startswith(str(tmp_path)), where.stdout
+    for command in commands:
+        done = subprocess.run(
+            [sys.executable, "-c", command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    left = {p.name for p in (tmp_path / "imgpipe").iterdir()}
+    assert not {"local", "cli", "web"} & left and "handlers" in left
+    assert not list(tmp_path.rglob("sitecustomize.py"))

@@ -257,6 +257,7 @@ def test_entries_sqs_refuses_are_sent_again_and_never_lost(
         ({"dry_run": 1}, "dry_run must be a bool"),
         ({"max_messages": True}, "max_messages must be"),
         ({"rate": 0}, "rate must be above 0"),
+        ({"rate": 1000.5}, "rate must be at most 1,000 messages per second"),
         ({"min_age": -1}, "not negative"),
         ({"mode": "all"}, "mode must be one of"),
         ({"checkpoint": {"mode": "x"}}, "mode must be one of"),
@@ -384,3 +385,12 @@ def test_two_runs_on_one_checkpoint_file_cannot_run_at_once(
         assert "--checkpoint" in refused.output
     with command._only_run(path):  # released: taken again
         pass
+
+
+def test_the_cli_refuses_a_rate_above_the_cap() -> None:
+    from click.testing import CliRunner
+
+    from imgpipe.cli import main
+
+    refused = CliRunner().invoke(main, ["backfill", "--rate", "5000", "--yes"])
+    assert refused.exit_code == 2 and "5000" in refused.output and "1000" in refused.output

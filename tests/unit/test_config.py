@@ -133,3 +133,28 @@ def test_no_handler_reads_the_environment_itself() -> None:
     src = Path(imgpipe.__file__).parent
     for path in [*sorted((src / "handlers").glob("*.py")), src / "aws.py"]:
         assert "os.environ" not in path.read_text(), f"{path.name} reads os.environ: use config"
+
+
+def test_the_thumbnails_cache_header_is_part_of_the_settings_fingerprint() -> None:
+    """Switching delivery cdn -> presigned must re-render (backfill --if-settings-changed):
+    thumbnails written public and immutable would stay so. The default header leaves the
+    fingerprint as it was before the header counted, so default stages re-render nothing."""
+    from imgpipe.config import PRIVATE_CACHE, fingerprint, load
+
+    default = load(BASE)
+    cdn = load({**BASE, "THUMBNAIL_CACHE": "public, max-age=31536000, immutable"})
+    assert default.thumbnail_cache == PRIVATE_CACHE
+    assert cdn.fingerprint != default.fingerprint
+    assert load({**BASE, "THUMBNAIL_CACHE": PRIVATE_CACHE}).fingerprint == default.fingerprint
+    # the default stage's fingerprint before the header counted (a change here makes
+    # backfill --if-settings-changed re-render every default stage's images: say so if meant)
+    assert fingerprint(default, {}) == default.fingerprint == "429cbc055c5e4d57"
+
+
+def test_the_stage_backfill_rate_is_capped() -> None:
+    from imgpipe.config import BackfillSettings
+
+    env = {**BASE, "IMAGES_QUEUE_URL": "q"}
+    assert BackfillSettings.from_env({**env, "BACKFILL_RATE": "1000"}).rate == 1000.0
+    with pytest.raises(ConfigError, match="BACKFILL_RATE must be at most 1000, got 1001"):
+        BackfillSettings.from_env({**env, "BACKFILL_RATE": "1001"})

@@ -86,4 +86,6 @@ def test_the_token_is_never_a_cookie_and_never_leaves_the_fragment(server: ApiSe
     assert "sessionStorage" in html and "document.cookie" not in html
     status, head = _raw(server, "/images")
     assert status == 401 and b"set-cookie" not in head.lower()
-    assert _raw(server, f"/images?token={server.token}")[0] == 200
+    # never in the URL (kept in logs, history and Referer headers): refused, saying where
+    assert _raw(server, f"/images?token={server.token}")[0] == 400
+    assert _raw(server, f"/images?token={server.token}", server.token)[0] == 400

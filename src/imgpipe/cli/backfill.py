@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ..backfill import Answer, Ask, BackfillError, Checkpoint, invoke
+from ..backfill import MAX_RATE, Answer, Ask, BackfillError, Checkpoint, invoke
 from ..costs import duration
 from ..deployment import Deployment
 from . import deployment, echo_json, printable, target_options
@@ -36,8 +36,8 @@ from . import deployment, echo_json, printable, target_options
 @click.option("--dry-run", is_flag=True, help="count, cost and duration; send nothing")
 @click.option(
     "--rate",
-    type=click.FloatRange(min=0.1),
-    help="messages per second into the queue (default: the stage's backfillRate)",
+    type=click.FloatRange(min=0.1, max=MAX_RATE),
+    help="messages per second into the queue, at most 1,000 (default: the stage's backfillRate)",
 )
 @click.option(
     "--min-age",

@@ -144,8 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
             package = "imgpipe" if name == "openapi.json" else "imgpipe.web"
             self._send(200, (files(package) / name).read_bytes(), ctype)
             return
-        if not app.authorized(self.headers, query.pop("token", "")):
-            self._error(401, "a token is needed: open the URL the command printed")
+        if not self._authorized(query):
             return
         if not path.startswith("/"):
             self._error(400, "the request target must be a path")
@@ -178,10 +177,18 @@ class _Handler(BaseHTTPRequestHandler):
         if parsed is None:
             return None
         path, query = parsed
-        if not self.server.app.authorized(self.headers, query.get("token", "")):
+        return path if self._authorized(query) else None
+
+    def _authorized(self, query: dict[str, str]) -> bool:
+        """Whether the request carries the token, in its Authorization header only (a URL is
+        kept in logs, history and Referer headers); else answered here."""
+        if "token" in query:
+            self._error(400, "the token goes in an Authorization: Bearer header, never the URL")
+            return False
+        if not self.server.app.authorized(self.headers):
             self._error(401, "a token is needed: open the URL the command printed")
-            return None
-        return path
+            return False
+        return True
 
     def _body(self, limit: int) -> bytes | None:
         try:
@@ -335,12 +342,10 @@ class ApiServer:
     def host_allowed(self, host: str) -> bool:
         return host in {f"{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]")}
 
-    def authorized(self, headers: Any, given: str) -> bool:
-        candidates = [given]
+    def authorized(self, headers: Any) -> bool:
         auth = str(headers.get("authorization", ""))
-        if auth.lower().startswith("bearer "):
-            candidates.append(auth[7:].strip())
-        return any(c and hmac.compare_digest(c.encode(), self.token.encode()) for c in candidates)
+        given = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
 
     def start(self) -> ApiServer:
         self._thread.start()
