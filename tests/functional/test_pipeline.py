@@ -14,6 +14,7 @@ from imgpipe.deployment import Deployment
 from tests.conftest import jpeg_bytes
 from tests.functional.conftest import dlq_keys, wait_for
 from tests.harness.backends import Processing
+from tests.harness.chaos import wait_drained
 
 # on both endpoints: what LocalStack users run (make test-functional-localstack)
 pytestmark = [pytest.mark.functional, pytest.mark.localstack_path]
@@ -73,15 +74,10 @@ def test_text_named_jpg_is_rejected_acknowledged_and_not_in_the_dlq(
     s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=b"meeting notes, not a photo\n")
     record = wait_for(catalog, local_stack, [key])[key]
     assert (record.status, record.reason) == ("REJECTED", "not_an_image")
-    # acknowledged: deleted from the queue, so it is neither waiting nor in flight
-    attrs = local_stack.client("sqs").get_queue_attributes(
-        QueueUrl=local_stack.queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    assert attrs == {
-        "ApproximateNumberOfMessages": "0",
-        "ApproximateNumberOfMessagesNotVisible": "0",
-    }
+    # acknowledged: deleted from the queue once its invocation returns (the record is written
+    # a moment before), so soon neither waiting nor in flight; a message not acknowledged
+    # would stay in flight for the visibility timeout (180 s here), far past this wait
+    assert wait_drained(local_stack, local_stack.queue_url, 30)
     assert key not in dlq_keys(local_stack)
 
 

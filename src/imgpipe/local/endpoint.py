@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ STATE_DIR_ENV = "IMGPIPE_STATE_DIR"
 MINISTACK_ENV = "IMGPIPE_MINISTACK"  # the ministack executable, if not the project's
 REGION = "us-east-1"
 LAMBDA_PYTHON = "3.12"  # serverless.yml's runtime: what LocalStack's Lambda containers run
+GUARD = "ministack_guard.py"  # beside this module: MiniStack for its owner only
 
 
 class Kind(StrEnum):
@@ -66,6 +68,9 @@ class Endpoint:
     kind: Kind
     pid: int = 0  # of the server process we started; 0 when we do not own it
     python: str = LAMBDA_PYTHON  # "3.11": the interpreter that runs the functions
+    # the root secret: MiniStack we start takes only this run's (ministack_guard.py); a
+    # LocalStack takes any, by convention "test"
+    secret: str = "test"  # noqa: S105 (LocalStack's well-known dummy, not a secret)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", Kind(self.kind))  # also from local.json's string
@@ -92,10 +97,9 @@ def state_dir() -> Path:
 
 
 def private_state_dir() -> Path:
-    """``state_dir()``, created if need be and readable by its owner only: it holds the
-    endpoint's log and each function's unpacked code and environment, and MiniStack takes the
-    well-known key ``test`` as its root user whatever is configured, so nothing here may help
-    another local user find or use the stack."""
+    """``state_dir()``, created if need be and readable by its owner only: it holds the run's
+    secret (``local.json``), the endpoint's log and each function's unpacked code and
+    environment, none of which may help another local user find or use the stack."""
     directory = state_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     if directory.stat().st_uid == os.getuid():
@@ -176,6 +180,15 @@ def venv_python(executable: Path) -> str:
     return LAMBDA_PYTHON
 
 
+def _interpreter_of(executable: Path) -> str:
+    """The Python a console script such as ``ministack`` runs on (its #! line)."""
+    with executable.open("rb") as script:
+        first = script.readline().decode(errors="replace").strip()
+    if first.startswith("#!") and first[2:].split():
+        return first[2:].split()[0]
+    return str(executable.parent / "python")
+
+
 def _zip_python_override() -> str:
     return os.environ.get("IMGPIPE_ZIP_PYTHON", "").strip() or LAMBDA_PYTHON
 
@@ -188,7 +201,10 @@ def up(timeout: float = 60.0) -> Endpoint:
         return found
     ep = start_ministack(timeout)
     private_state_dir()
-    _state_file().write_text(json.dumps(asdict(ep)))
+    # it holds the run's secret: the owner's alone (in a folder that is too)
+    fd = os.open(_state_file(), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as state:
+        state.write(json.dumps(asdict(ep)))
     return ep
 
 
@@ -204,8 +220,10 @@ class MiniStackMissing(FileNotFoundError):
 
 
 def start_ministack(timeout: float, *, port: int = 0, enforce_iam: bool = True) -> Endpoint:
-    """MiniStack in the background on loopback (``port`` 0: a free one). Without IAM
-    enforcement it behaves as LocalStack's community edition (``tests/harness/standin.py``)."""
+    """MiniStack in the background on loopback (``port`` 0: a free one), behind its guard: only
+    requests signed with a secret made for this run (or by the roles' sessions it issues) are
+    served (``ministack_guard.py``). Without IAM enforcement it behaves as LocalStack's
+    community edition, guard and all (``tests/harness/standin.py``): any secret."""
     executable = ministack_executable()
     if executable is None:
         raise MiniStackMissing(
@@ -214,9 +232,13 @@ def start_ministack(timeout: float, *, port: int = 0, enforce_iam: bool = True) 
         )
     directory = private_state_dir()
     port = port or _free_port()
+    secret = secrets.token_urlsafe(32) if enforce_iam else "test"
+    command = [str(executable)]
+    if enforce_iam:  # the launcher's own interpreter runs the guard, which serves MiniStack
+        command = [_interpreter_of(executable), str(Path(__file__).with_name(GUARD))]
     log = (directory / "endpoint.log").open("ab")
     proc = subprocess.Popen(
-        [str(executable)],
+        command,
         env={
             **os.environ,
             "GATEWAY_PORT": str(port),
@@ -225,8 +247,8 @@ def start_ministack(timeout: float, *, port: int = 0, enforce_iam: bool = True) 
             "LOG_LEVEL": "WARNING",
             "MINISTACK_REGION": REGION,
             # the root credentials our tools use (and what MiniStack treats as the admin)
-            "AWS_ACCESS_KEY_ID": aws_env_keys()[0],
-            "AWS_SECRET_ACCESS_KEY": aws_env_keys()[1],
+            "AWS_ACCESS_KEY_ID": root_key(),
+            "AWS_SECRET_ACCESS_KEY": secret,
             "TMPDIR": str(directory),
         },
         stdout=log,
@@ -241,7 +263,7 @@ def start_ministack(timeout: float, *, port: int = 0, enforce_iam: bool = True) 
         if proc.poll() is not None:
             raise RuntimeError(f"MiniStack exited with {proc.returncode}; see {log.name}")
         if _answers(url, "/_localstack/health"):
-            return Endpoint(url, Kind.MINISTACK, proc.pid, venv_python(executable))
+            return Endpoint(url, Kind.MINISTACK, proc.pid, venv_python(executable), secret)
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     raise TimeoutError(f"MiniStack did not answer within {timeout:.0f}s; see {log.name}")
@@ -281,20 +303,19 @@ def _wait_gone(pid: int, timeout: float) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def aws_env_keys() -> tuple[str, str]:
-    """The local stack's root credentials (MiniStack treats these as its admin)."""
-    return (
-        os.environ.get("IMGPIPE_LOCAL_KEY_ID", "test"),
-        os.environ.get("IMGPIPE_LOCAL_SECRET", "test"),
-    )
+def root_key() -> str:
+    """The local stack's root access key id (MiniStack treats it as its admin)."""
+    return os.environ.get("IMGPIPE_LOCAL_KEY_ID", "test")
 
 
 def aws_env(ep: Endpoint) -> dict[str, str]:
     """Environment for a process (boto3, the Serverless CLI) that must talk to ``ep``."""
-    key, secret = aws_env_keys()
+    secret = ep.secret
+    if ep.kind is Kind.LOCALSTACK:  # whatever that LocalStack was configured with
+        secret = os.environ.get("IMGPIPE_LOCAL_SECRET", secret)
     return {
         "AWS_ENDPOINT_URL": ep.url,
-        "AWS_ACCESS_KEY_ID": key,
+        "AWS_ACCESS_KEY_ID": root_key(),
         "AWS_SECRET_ACCESS_KEY": secret,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import boto3
 from botocore.auth import SigV4Auth
@@ -14,6 +14,17 @@ from botocore.awsrequest import AWSRequest
 from ..deployment import Access
 
 TIMEOUT = 30
+
+
+def canonical_query(url: str) -> str:
+    """``url`` with its query encoded as SigV4 canonicalises it (every byte but A-Z a-z 0-9
+    -_.~ percent-encoded, "/" too): botocore signs the query as it is written, the server
+    decodes and re-encodes it, so a "/" or ":" left bare would not verify."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    return urlunsplit(parts._replace(query=urlencode(pairs, quote_via=quote, safe="-_.~")))
 
 
 def signed_get(url: str, access: Access) -> tuple[int, bytes, str]:
@@ -38,6 +49,7 @@ def signed_request(
         raise RuntimeError("no AWS credentials to sign the request with (aws configure?)")
     region = session.region_name or "us-east-1"
     headers = {"content-type": content_type} if content_type else {}
+    url = canonical_query(url)
     signed = AWSRequest(method=method, url=url, data=body or None, headers=headers)
     SigV4Auth(credentials.get_frozen_credentials(), "execute-api", region).add_auth(signed)
     parts = urlsplit(url)
