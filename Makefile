@@ -41,7 +41,7 @@ OPTIONS_PARAMS = --param=provisionedConcurrency=2 --param=notifyEmail=ops@exampl
 
 .PHONY: help install test test-unit test-chaos-short test-functional test-functional-localstack test-functional-both test-template \
         lint package deploy demo \
-        remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e bench-reconcile bench-backfill chaos clean \
+        remove local-up local-down redrive bench bench-labels label-photos bench-coldstart bench-aws bench-cost bench-api bench-e2e bench-reconcile bench-backfill bench-guard chaos clean \
         browser-deps
 
 help: ## list the targets
@@ -189,6 +189,9 @@ bench-e2e: install ## the whole pipeline on the local stack: burst + steady stre
 
 bench-backfill: install ## backfill memory at 10^4..10^6 keys, then 10^4 objects on the local stack racing live traffic
 	$(BIN)/python -m bench.backfill --memory 10000 100000 1000000 --local 10000
+
+bench-guard: install ## what the local stack's guard costs a request (S3, SQS, Lambda, DynamoDB) vs the same MiniStack without it
+	$(BIN)/python -m bench.guard
 
 chaos: install ## 517 uploads/overwrites + 104 deletes, 20% faults, a crash, DLQ + redrive, reconcile: all 0
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)

@@ -219,11 +219,14 @@ class MiniStackMissing(FileNotFoundError):
     pass
 
 
-def start_ministack(timeout: float, *, port: int = 0, enforce_iam: bool = True) -> Endpoint:
+def start_ministack(
+    timeout: float, *, port: int = 0, enforce_iam: bool = True, guarded: bool = True
+) -> Endpoint:
     """MiniStack in the background on loopback (``port`` 0: a free one), behind its guard: only
     requests signed with a secret made for this run (or by the roles' sessions it issues) are
     served (``ministack_guard.py``). Without IAM enforcement it behaves as LocalStack's
-    community edition, guard and all (``tests/harness/standin.py``): any secret."""
+    community edition, guard and all (``tests/harness/standin.py``): any secret. ``guarded``
+    False: IAM without the guard, only to measure what the guard costs (``make bench-guard``)."""
     executable = ministack_executable()
     if executable is None:
         raise MiniStackMissing(
@@ -234,7 +237,7 @@ def start_ministack(timeout: float, *, port: int = 0, enforce_iam: bool = True) 
     port = port or _free_port()
     secret = secrets.token_urlsafe(32) if enforce_iam else "test"
     command = [str(executable)]
-    if enforce_iam:  # the launcher's own interpreter runs the guard, which serves MiniStack
+    if enforce_iam and guarded:  # the launcher's own interpreter runs the guard, then MiniStack
         command = [_interpreter_of(executable), str(Path(__file__).with_name(GUARD))]
     log = (directory / "endpoint.log").open("ab")
     proc = subprocess.Popen(
