@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -315,28 +316,45 @@ def test_gallery_in_a_real_browser(
 
 def test_local_env_prints_a_working_api_url(local_stack: Deployment) -> None:
     """`eval "$(imgpipe local env)"` gives a SigV4 client the deployed API's address: plain
-    HTTP on the endpoint's port, a *.localhost name (loopback), not serverless-localstack's
-    https://...localstack.cloud one."""
+    HTTP on the endpoint's own address and port (no name a resolver must know), not
+    serverless-localstack's https://...localstack.cloud one; and the buckets' names."""
     exports = dict(
         line.removeprefix("export ").split("=", 1)
         for line in imgpipe("local", "env").stdout.splitlines()
     )
     api = exports["IMGPIPE_API_URL"]
-    assert api == local_stack.api_url and api.startswith("http://") and ".localhost:" in api
+    assert api == local_stack.api_url and api.startswith(local_stack.access.endpoint_url or "-")
+    assert "/_aws/execute-api/" in api
+    assert exports["IMGPIPE_UPLOADS_BUCKET"] == local_stack.uploads_bucket
+    assert exports["IMGPIPE_DERIVED_BUCKET"] == local_stack.derived_bucket
     code, body, _ = signed_get(f"{api}/images/{quote('no such key.jpg')}", local_stack.access)
     assert code == 404 and json.loads(body) == {"message": "no image with that key"}
 
 
-def test_a_third_party_sigv4_client_calls_the_local_api(local_stack: Deployment) -> None:
-    """What a user reaches for first: curl's own SigV4 (`--aws-sigv4`), at the URL `imgpipe
-    local env` prints; unsigned, the IAM-authorised route refuses."""
+def _env_of(access: Any) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": access.key_id,
+        "AWS_SECRET_ACCESS_KEY": access.secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+
+def test_third_party_sigv4_clients_call_the_local_api(local_stack: Deployment) -> None:
+    """What users reach for: curl's own SigV4 (`--aws-sigv4`), awscurl, and Python's
+    requests with requests-aws4auth, at the URL `imgpipe local env` prints; unsigned, the
+    IAM-authorised route refuses each."""
+    import requests
+    from requests_aws4auth import AWS4Auth
+
+    api, access = local_stack.api_url, local_stack.access
+    url = f"{api}/images?limit=1"
     curl = shutil.which("curl")
     assert curl is not None, "curl is part of the machine this runs on"
-    api, access = local_stack.api_url, local_stack.access
     signed = subprocess.run(
         [
             *(curl, "-s", "-w", "\n%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:execute-api"),
-            *("--user", f"{access.key_id}:{access.secret}", f"{api}/images?limit=1"),
+            *("--user", f"{access.key_id}:{access.secret}", url),
         ],
         capture_output=True,
         text=True,
@@ -345,12 +363,29 @@ def test_a_third_party_sigv4_client_calls_the_local_api(local_stack: Deployment)
     body, code = signed.stdout.rsplit("\n", 1)
     assert code == "200" and "items" in json.loads(body)
     unsigned = subprocess.run(
-        [curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", f"{api}/images?limit=1"],
+        [curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", url],
         capture_output=True,
         text=True,
         check=True,
     )
     assert unsigned.stdout == "403"
+    # awscurl, as installed: credentials from the environment `imgpipe local env` sets
+    awscurl = str(Path(sys.executable).with_name("awscurl"))
+    answered = subprocess.run(
+        [awscurl, "--service", "execute-api", "--region", "us-east-1", url],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_env_of(access),
+    )
+    assert answered.returncode == 0, answered.stderr[-2000:]
+    assert "items" in json.loads(answered.stdout)
+    # requests with its SigV4 helper, and without it
+    auth = AWS4Auth(access.key_id, access.secret, "us-east-1", "execute-api")
+    assert requests.get(url, auth=auth, timeout=30).status_code == 200
+    assert requests.get(url, timeout=30).status_code == 403
+    wrong = AWS4Auth(access.key_id, "not-the-secret", "us-east-1", "execute-api")
+    assert requests.get(url, auth=wrong, timeout=30).status_code == 403
 
 
 def _post_form(upload: dict[str, Any], data: bytes, content_type: str, **override: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -40,24 +41,34 @@ def local_down() -> None:
 
 @local.command("env")
 def local_env() -> None:
-    """Print shell exports for talking to the local endpoint (eval "$(imgpipe local env)")."""
+    """Print shell exports for talking to the local endpoint (eval "$(imgpipe local env)"):
+    AWS_* with this run's secret, and once the stack is deployed, IMGPIPE_API_URL and the
+    buckets (IMGPIPE_UPLOADS_BUCKET, IMGPIPE_DERIVED_BUCKET) for aws s3 and the like."""
     ep = local_endpoint.current()
     if ep is None:
-        raise click.ClickException("no local endpoint is running: run `imgpipe local up`")
+        raise click.ClickException(
+            "no local endpoint is running: run `make demo` or `imgpipe local up`"
+        )
     for name, value in local_endpoint.aws_env(ep).items():
-        click.echo(f"export {name}={value}")
-    api = _api_url(ep)
-    if api:
-        click.echo(f"export IMGPIPE_API_URL={api}")
+        click.echo(f"export {name}={shlex.quote(value)}")
+    stack = _deployed(ep)
+    if stack is not None:
+        named: tuple[tuple[str, str | None], ...] = (
+            ("IMGPIPE_API_URL", stack.api_url),
+            ("IMGPIPE_UPLOADS_BUCKET", stack.uploads_bucket),
+            ("IMGPIPE_DERIVED_BUCKET", stack.derived_bucket),
+        )
+        for export, found in named:
+            if found:
+                click.echo(f"export {export}={shlex.quote(found)}")
 
 
-def _api_url(ep: local_endpoint.Endpoint, stage: str = "local") -> str | None:
-    """The deployed HTTP API's base URL on the endpoint (plain HTTP, ``*.localhost`` resolves
-    to loopback), or None when nothing is deployed there yet."""
+def _deployed(ep: local_endpoint.Endpoint, stage: str = "local") -> Deployment | None:
+    """The stack deployed on the endpoint, or None when nothing is deployed there yet."""
     from ..local.stack import StackNotDeployed, discover
 
     try:
-        return discover(ep, stage).api_url
+        return discover(ep, stage)
     except StackNotDeployed:
         return None
 
@@ -75,7 +86,9 @@ def local_deploy(stage: str) -> None:
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     # serverless-localstack prints an https://...localstack.cloud address: not this endpoint's
-    click.echo(f"HTTP API on the local stack: {_api_url(ep, stage)}/images (SigV4-signed calls)")
+    deployed = _deployed(ep, stage)
+    api = deployed.api_url if deployed is not None else None
+    click.echo(f"HTTP API on the local stack: {api}/images (SigV4-signed calls)")
 
 
 @local.command("run")

@@ -42,7 +42,7 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 OPEN_ADMIN = frozenset(
     {"/_ministack/health", "/_localstack/health", "/health", "/_ministack/ready"}
 )
-ADMIN_PREFIXES = ("/_ministack/", "/_localstack/", "/_aws/")
+ADMIN_PREFIXES = ("/_ministack/", "/_localstack/")  # not /_aws/: HTTP APIs, function URLs
 # Services whose SDKs read an XML error document (S3's REST-XML, the query protocol's); the
 # rest read JSON.
 XML_SERVICES = frozenset(

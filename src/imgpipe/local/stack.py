@@ -58,11 +58,13 @@ def discover(endpoint: Endpoint, stage: str = "local") -> Deployment:
 
 
 def _api_url(endpoint: Endpoint, api_id: str) -> str | None:
-    """MiniStack and LocalStack serve an HTTP API at ``<id>.execute-api.localhost``. (A client
-    that cannot resolve ``*.localhost`` connects to the endpoint and sends that name as Host.)"""
+    """Where MiniStack and LocalStack serve an HTTP API under the endpoint's own address
+    (``/_aws/execute-api/<id>``): every HTTP client reaches it. The other form,
+    ``<id>.execute-api.localhost``, resolves only where the resolver maps ``*.localhost`` to
+    loopback (curl, browsers), not in Python's or awscurl's."""
     if not api_id:
         return None
-    return f"http://{api_id}.execute-api.localhost:{endpoint.port}"
+    return f"{endpoint.url}/_aws/execute-api/{api_id}"
 
 
 def set_trigger(stack: Deployment, enabled: bool) -> bool:
