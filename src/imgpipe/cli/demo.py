@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from PIL import Image, ImageDraw
 
 from ..catalog import Catalog
 from ..deployment import Deployment
@@ -32,24 +29,23 @@ class Upload:
 
 
 def corpus_dir() -> Path:
+    """The shared corpus beside the checkout (18 camera photos, one per EXIF orientation), or
+    $IMGPIPE_DEMO_PHOTOS: a bonus for the demo, the photos of make chaos and bench-backfill."""
     explicit = os.environ.get(PHOTOS_ENV)
     if explicit:
         return Path(explicit)
     return project_dir().parent / "shared" / "corpus" / "exif-orientation"
 
 
-def generated_photos(count: int = 3) -> list[Upload]:
-    """A few synthetic photos, for machines without the shared corpus."""
-    uploads = []
-    for i in range(count):
-        im = Image.new("RGB", (1600 + 200 * i, 1200), (40 * i, 90, 160))
-        draw = ImageDraw.Draw(im)
-        draw.rectangle((100, 100, 700, 900), fill=(250, 200, 40))
-        draw.text((150, 150), f"imgpipe demo {i}", fill=(0, 0, 0))
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=90)
-        uploads.append(Upload(f"generated-{i}.jpg", buf.getvalue()))
-    return uploads
+def own_photos_dir() -> Path:
+    """The demo's own photos, in the repository (demo/photos/SOURCES.md): a face, text, a
+    landscape, a rotated photo, HEIC, a PNG with alpha, an animated GIF, a broken file."""
+    return project_dir() / "demo" / "photos"
+
+
+def demo_photos() -> list[Upload]:
+    """The repository's photos, then the shared corpus's where there is one."""
+    return load_photos(own_photos_dir()) + load_photos(corpus_dir())
 
 
 def load_photos(folder: Path) -> list[Upload]:
@@ -129,7 +125,7 @@ def run_demo(out: Path, timeout: float = 180.0, say: Callable[[str], None] = pri
     stack = discover(ep)
     set_trigger(stack, True)
     say(f"{stack.kind} runs the packaged process function from its SQS event source mapping")
-    photos = load_photos(corpus_dir()) or generated_photos()
+    photos = demo_photos()
     prefix = f"demo/{time.strftime('%Y%m%d-%H%M%S')}/"
     keys = [prefix + p.name for p in photos]
     catalog = Catalog(stack.client("dynamodb"), stack.table)
@@ -158,5 +154,6 @@ def run_demo(out: Path, timeout: float = 180.0, say: Callable[[str], None] = pri
         f"and copied to {out}/{prefix}"
     )
     say("The endpoint keeps running for `imgpipe` commands (imgpipe ls, imgpipe status KEY);")
-    say("`.venv/bin/imgpipe local run` serves the gallery; `make local-down` stops it all.")
+    say("`imgpipe local run` serves the gallery (the CLI is .venv/bin/imgpipe in the checkout);")
+    say("`make local-down` stops it all.")
     return 0 if len(records) == len(keys) else 1
