@@ -1,7 +1,13 @@
 """`imgpipe local faults`: turn injected failures on and off for the local stack's process
 function, so that the incident runbook (failures, the DLQ, inspect, dry run, redrive) can be
 walked on MiniStack. The failures themselves happen inside MiniStack's workers
-(``faultsite/sitecustomize.py``); this changes the function's environment to ask for them."""
+(``faultsite/sitecustomize.py``); this changes the function's environment to ask for them.
+
+While they are on, a failed message comes back after just above the function's timeout instead
+of the stage's visibility timeout (180 s locally, 6 x the timeout on AWS): SQS returns a failed
+message only when its visibility runs out, so a rehearsal would otherwise take three of them,
+nine minutes, to reach the DLQ. Never shorter than the function's timeout, or a message still
+being processed would be delivered again. `faults off` puts the stage's value back."""
 
 from __future__ import annotations
 
@@ -18,6 +24,8 @@ RATE_ENV, SERVICES_ENV, UNTIL_ENV = (
     "IMGPIPE_FAULT_SERVICES",
     "IMGPIPE_FAULT_UNTIL",
 )
+# the queue's visibility timeout before the faults, kept beside them to be put back
+VISIBILITY_ENV = "IMGPIPE_FAULT_QUEUE_VISIBILITY"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +48,8 @@ class Faults:
 
 def environment(base: dict[str, str], faults: Faults | None) -> dict[str, str]:
     """The function's environment with ``faults`` asked for (None: none), the rest kept."""
-    env = {k: v for k, v in base.items() if k not in {RATE_ENV, SERVICES_ENV, UNTIL_ENV}}
+    ours = {RATE_ENV, SERVICES_ENV, UNTIL_ENV, VISIBILITY_ENV}
+    env = {k: v for k, v in base.items() if k not in ours}
     paths = [p for p in env.pop("PYTHONPATH", "").split(":") if p and p != str(FAULT_SITE)]
     if faults is not None:
         paths.insert(0, str(FAULT_SITE))
@@ -71,7 +80,22 @@ def set_faults(stack: Deployment, faults: Faults | None, timeout: float = 30.0) 
     lam = stack.client("lambda")
     name = stack.process.name
     config = lam.get_function_configuration(FunctionName=name)
-    wanted = environment(dict(config.get("Environment", {}).get("Variables", {})), faults)
+    base = dict(config.get("Environment", {}).get("Variables", {}))
+    wanted = environment(base, faults)
+    sqs = stack.client("sqs")
+    saved = base.get(VISIBILITY_ENV, "")
+    if faults is not None:
+        saved = (
+            saved
+            or sqs.get_queue_attributes(
+                QueueUrl=stack.queue_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]["VisibilityTimeout"]
+        )
+        wanted[VISIBILITY_ENV] = saved
+        quick = str(stack.process.timeout + 1)
+        sqs.set_queue_attributes(QueueUrl=stack.queue_url, Attributes={"VisibilityTimeout": quick})
+    elif saved:
+        sqs.set_queue_attributes(QueueUrl=stack.queue_url, Attributes={"VisibilityTimeout": saved})
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": wanted})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
