@@ -193,7 +193,7 @@ bench-backfill: install ## backfill memory at 10^4..10^6 keys, then 10^4 objects
 bench-guard: install ## what the local stack's guard costs a request (S3, SQS, Lambda, DynamoDB) vs the same MiniStack without it
 	$(BIN)/python -m bench.guard
 
-chaos: install ## 517 uploads/overwrites + 104 deletes, 20% faults, a crash, DLQ + redrive, reconcile: all 0
+chaos: install ## 517 uploads/overwrites + 104 deletes, 20% faults, a crash, DLQ + redrive, reconcile: all 0 (a double announcement only per environment killed)
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean: local-down ## remove build output, caches and the local state
