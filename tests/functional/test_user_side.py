@@ -214,7 +214,7 @@ def test_cli_upload_wait_status_ls_get(
     assert (got["width"], got["height"]) == (512, 341) and target.stat().st_size == got["bytes"]
 
 
-def test_cli_errors_are_one_line_that_says_what_to_do(prefix: str) -> None:
+def test_cli_errors_are_one_line_that_says_what_to_do(local_stack: Deployment, prefix: str) -> None:
     missing = imgpipe("status", f"{prefix}nothing-here.jpg", check=False)
     assert missing.returncode == 1 and missing.stderr.strip().count("\n") == 0
     assert "no image with key" in missing.stderr
@@ -224,6 +224,23 @@ def test_cli_errors_are_one_line_that_says_what_to_do(prefix: str) -> None:
     assert any(
         hint in aws.stderr for hint in ("AWS_REGION", "AWS_PROFILE", "make deploy STAGE=prod")
     )
+
+
+def test_status_says_pending_for_an_upload_without_an_outcome_yet(
+    local_stack: Deployment, catalog: Catalog, s3: Any, prefix: str
+) -> None:
+    """What `imgpipe upload --wait` calls PENDING, `imgpipe status` calls PENDING too (the
+    trigger is paused between the tests' processing blocks: the event waits in the queue)."""
+    key = f"{prefix}waiting.jpg"
+    s3.put_object(Bucket=local_stack.uploads_bucket, Key=key, Body=jpeg_bytes())
+    shown = imgpipe("status", key)
+    assert "PENDING" in shown.stdout and "imgpipe dlq ls" in shown.stdout
+    assert json.loads(imgpipe("status", key, "--json").stdout) == {"key": key, "status": "PENDING"}
+    missing = imgpipe("status", f"{prefix}never-uploaded.jpg", check=False)
+    assert missing.returncode == 1 and "no image with key" in missing.stderr
+    with processing(local_stack):
+        assert wait_for(catalog, local_stack, [key])[key].status == "DONE"
+    assert "DONE" in imgpipe("status", key).stdout
 
 
 def test_cli_dlq_ls_and_redrive_dry_run(

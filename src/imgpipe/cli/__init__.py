@@ -84,7 +84,7 @@ class ImgpipeGroup(click.Group):
 def main(ctx: click.Context, debug: bool) -> None:
     """imgpipe: S3 uploads become thumbnails, metadata, labels and status records.
 
-    Against the local stack (default, `make deploy STAGE=local`) or a deployed stage
+    Against the local stack (default: `make demo` starts one) or a deployed stage
     (`--stage dev`, with your AWS credentials)."""
     ctx.meta["imgpipe.debug"] = debug
 
@@ -125,7 +125,7 @@ def deployment(stage: str, endpoint: str | None) -> Deployment:
     if ep is None:
         raise DeploymentError(
             f"no local stack is running (looked in {local_endpoint.where_looked()}): run"
-            " `make deploy STAGE=local` in the imgpipe checkout first, or point"
+            " `make demo` (or `imgpipe local deploy`) in the imgpipe checkout first, or point"
             f" {local_endpoint.STATE_DIR_ENV} at the state directory of the one you started"
         )
     try:

@@ -232,8 +232,21 @@ def _echo_results(records: Mapping[str, ImageRecord], keys: list[str]) -> None:
 @target_options
 def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
     """The record of one upload: status, metadata, thumbnails (with presigned URLs), labels."""
-    api = StatusApi.of(deployment(stage, endpoint))
+    dep = deployment(stage, endpoint)
+    api = StatusApi.of(dep)
     record = api.record(key)
+    if record is None and _uploaded(dep, key):
+        # no outcome yet: what `imgpipe upload --wait` shows as PENDING
+        if as_json:
+            echo_json({"key": key, "status": "PENDING"})
+            return
+        click.echo(printable(f"{key}  PENDING"))
+        click.echo(
+            "  uploaded, no outcome yet: queued, being processed or retried; if it stays so, "
+            f"`imgpipe dlq ls{'' if stage == 'local' else f' --stage {stage}'}` says whether "
+            "it is in the DLQ"
+        )
+        return
     if record is None:
         raise click.ClickException(f"no image with key {key!r}: see `imgpipe ls`")
     if as_json:
@@ -244,6 +257,17 @@ def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
         click.echo(printable(f"  {line}"))
     for thumb in record.thumbnails:
         click.echo(printable(f"  {thumb.name}: {api.url(thumb.key)}"))
+
+
+def _uploaded(dep: Deployment, key: str) -> bool:
+    """Whether the uploads bucket holds ``key`` (a HEAD; False if it cannot be asked)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        dep.client("s3").head_object(Bucket=dep.uploads_bucket, Key=key)
+    except (ClientError, BotoCoreError):
+        return False
+    return True
 
 
 def _findings_lines(record: ImageRecord) -> list[str]:

@@ -131,7 +131,9 @@ def _local_stack(stage: str = "local") -> Deployment:
 
     ep = local_endpoint.current()
     if ep is None:
-        raise click.ClickException("no local endpoint is running: run `make deploy STAGE=local`")
+        raise click.ClickException(
+            "no local endpoint is running: run `make demo` (or `imgpipe local deploy`)"
+        )
     try:
         return discover(ep, stage)
     except StackNotDeployed as exc:
