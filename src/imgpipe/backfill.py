@@ -352,14 +352,14 @@ class Backfill:
     def _chunk(self, chunk: list[Candidate], state: Checkpoint, cutoff: datetime) -> int:
         counts = state.counts
         counts["listed"] += len(chunk)
-        settled = [c for c in chunk if c.modified <= cutoff]
-        counts["recent"] += len(chunk) - len(settled)
-        records = self.catalog.get_many(self.uploads_bucket, [c.key for c in settled])
+        records = self.catalog.get_many(self.uploads_bucket, [c.key for c in chunk])
         bodies = []
-        for candidate in settled:
+        for candidate in chunk:
             verdict = needs_work(
                 candidate, records.get(candidate.key), self.fingerprint, state.mode
             )
+            if verdict == "queued" and candidate.modified > cutoff:
+                verdict = "recent"  # needs work, but its own S3 event is likely on its way
             counts[verdict] += 1
             if verdict == "queued":
                 bodies.append(

@@ -117,6 +117,24 @@ def test_recent_objects_are_left_to_their_own_events(stack: FakeStack) -> None:
     assert done.counts["recent"] == 1 and not _drain(stack, url)
 
 
+def test_a_finished_recent_photo_counts_as_current_and_the_summary_says_why(
+    stack: FakeStack,
+) -> None:
+    """Uploaded a minute ago and already DONE: current, not "too recent"; the words say what
+    each count means."""
+    from imgpipe.cli.backfill import _summary
+
+    url = _queue(stack)
+    etag = stack.upload("done.jpg", b"x")
+    _record(stack, "done.jpg", etag, Status.DONE, config.settings().fingerprint)
+    stack.upload("waiting.jpg", b"y")
+    done = _run(stack, url, min_age=timedelta(minutes=5)).run(Checkpoint())
+    assert (done.counts["current"], done.counts["recent"], done.counts["queued"]) == (1, 1, 0)
+    said = _summary(done)
+    assert "1 current (done under the stage's settings)" in said
+    assert "1 too recent (uploaded within --min-age" in said and "--min-age 0" in said
+
+
 def test_a_dry_run_counts_and_sends_nothing(stack: FakeStack) -> None:
     url = _queue(stack)
     for key in KEYS:

@@ -208,14 +208,25 @@ def _progress(
     return line
 
 
+def _skipped(counts: dict[str, int]) -> str:
+    """Why the rest were left alone, in words."""
+    parts = [f"{counts['current']:,} current (done under the stage's settings)"]
+    if counts["recent"]:
+        parts.append(
+            f"{counts['recent']:,} too recent (uploaded within --min-age: their own S3 events"
+            " will process them; --min-age 0 to include them)"
+        )
+    if counts.get("unchanged"):
+        parts.append(
+            f"{counts['unchanged']:,} unchanged (not finished yet: --if-settings-changed only"
+            " re-renders finished images)"
+        )
+    return "; ".join(parts)
+
+
 def _summary(checkpoint: Checkpoint) -> str:
     counts = checkpoint.counts
-    return (
-        f"queued {counts['queued']:,} of {counts['listed']:,} listed"
-        f" ({counts['current']:,} current, {counts['recent']:,} too recent"
-        + (f", {counts['unchanged']:,} unchanged" if counts.get("unchanged") else "")
-        + ")"
-    )
+    return f"queued {counts['queued']:,} of {counts['listed']:,} listed; {_skipped(counts)}"
 
 
 def _report_estimate(answer: Answer, as_json: bool) -> None:
@@ -227,10 +238,7 @@ def _report_estimate(answer: Answer, as_json: bool) -> None:
         return
     detectors = ",".join(guess.detectors) or "none"
     click.echo(
-        f"{guess.images:,} of {counts['listed']:,} listed objects need work"
-        f" ({counts['current']:,} current, {counts['recent']:,} too recent"
-        + (f", {counts['unchanged']:,} unchanged" if counts.get("unchanged") else "")
-        + ")\n"
+        f"{guess.images:,} of {counts['listed']:,} listed objects need work; {_skipped(counts)}\n"
         f"estimated cost: {_dollars(guess.dollars)}"
         f" (Rekognition detectors: {detectors}; {guess.memory_mb} MB;"
         " list prices in src/imgpipe/prices.json)\n"
