@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -121,3 +122,25 @@ def test_a_closed_pipe_ends_the_command_quietly(corpus: Path, tmp_path: Path) ->
     finally:
         os.close(write)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_an_upload_still_pending_after_the_wait_says_where_it_is(stack: Any) -> None:
+    """`upload --wait` that ran out of time: how many are in the DLQ, what the queue holds for
+    the rest, and what to run next, instead of a bare PENDING."""
+    from imgpipe.cli.images import where_pending
+    from imgpipe.deployment import Access, Deployment
+    from tests.harness.samples import Events
+
+    queue = stack.sqs.create_queue(QueueName="images")["QueueUrl"]
+    dlq = stack.sqs.create_queue(QueueName="images-dlq")["QueueUrl"]
+    dep = Deployment(
+        "local", "uploads", "derived", "images", "arn", queue, dlq, Access(None, "us-east-1")
+    )
+    stack.sqs.send_message(
+        QueueUrl=dlq, MessageBody=Events().s3_body("trip/parked.jpg", etag="e", bucket="uploads")
+    )
+    stack.sqs.send_message(QueueUrl=queue, MessageBody="waiting")
+    said = where_pending(dep, ["trip/parked.jpg", "trip/slow.jpg"], 300)
+    assert said.startswith("2 still PENDING after 300 s: 1 in the DLQ (`imgpipe dlq ls`)")
+    assert "1 queued or being retried (the images queue holds 1 waiting, 0 in flight)" in said
+    assert "`imgpipe status KEY`" in said

@@ -165,20 +165,34 @@ def upload(
 
         # this upload's outcome (its ETag), not a previous version's
         records = wait_final(catalog, dep.uploads_bucket, etags, timeout, progress)
+    raise SystemExit(_report(dep, records, list(etags), timeout, as_json))
+
+
+def _report(
+    dep: Deployment,
+    records: Mapping[str, ImageRecord],
+    keys: list[str],
+    waited: float,
+    as_json: bool,
+) -> int:
+    """The outcomes of an upload --wait, then what to do about the FAILED and the PENDING;
+    the exit status (1 if any)."""
     if as_json:
         echo_json(
             [
                 to_document(records[k]) if k in records else {"key": k, "status": "PENDING"}
-                for k in etags
+                for k in keys
             ]
         )
     else:
-        _echo_results(records, list(etags))
+        _echo_results(records, keys)
     failed = [k for k, r in records.items() if r.status is Status.FAILED]
     if failed and not as_json:
         click.echo(what_next_after_failure(dep, len(failed)), err=True)
-    if failed or len(records) < len(files):
-        raise SystemExit(1)
+    pending = [k for k in keys if k not in records]
+    if pending and not as_json:
+        click.echo(where_pending(dep, pending, waited), err=True)
+    return 1 if failed or pending else 0
 
 
 def _api_of(api_url: str | None, stage: str, endpoint: str | None) -> tuple[str, Access]:
@@ -190,6 +204,41 @@ def _api_of(api_url: str | None, stage: str, endpoint: str | None) -> tuple[str,
     if not dep.api_url:
         raise click.ClickException(f"{dep.name} has no HTTP API to upload through")
     return dep.api_url, dep.access
+
+
+def where_pending(dep: Deployment, keys: list[str], waited: float) -> str:
+    """Uploads with no outcome after the wait: how many are in the DLQ, and what the queue
+    holds for the rest, with what to run next."""
+    from ..queues import SqsQueues
+    from ..redrive import Queues, peek
+
+    stage = "" if dep.stage == "local" else f" --stage {dep.stage}"
+    head = f"{len(keys)} still PENDING after {waited:.0f} s"
+    try:
+        sqs = dep.client("sqs")
+        parked = {
+            k.split("/", 1)[-1]
+            for m in peek(SqsQueues(sqs), Queues(dep.queue_url, dep.dlq_url), 100)
+            for k in m.keys
+        }
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=dep.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+    except Exception:  # noqa: BLE001 - a hint: without the queues, say it plainly
+        return f"{head}: `imgpipe status{stage} KEY` tells when each ends"
+    in_dlq = sum(k in parked for k in keys)
+    waiting = attributes.get("ApproximateNumberOfMessages", "?")
+    in_flight = attributes.get("ApproximateNumberOfMessagesNotVisible", "?")
+    said = f"{head}: {in_dlq} in the DLQ (`imgpipe dlq ls{stage}`)" if in_dlq else head + ":"
+    rest = len(keys) - in_dlq
+    if rest:
+        said += (
+            f"{',' if in_dlq else ''} {rest} queued or being retried (the images queue holds"
+            f" {waiting} waiting, {in_flight} in flight); `imgpipe status{stage} KEY` tells when"
+            " each ends"
+        )
+    return said
 
 
 def what_next_after_failure(dep: Deployment, count: int) -> str:
