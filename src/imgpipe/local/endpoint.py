@@ -36,6 +36,7 @@ MINISTACK_ENV = "IMGPIPE_MINISTACK"  # the ministack executable, if not the proj
 REGION = "us-east-1"
 LAMBDA_PYTHON = "3.12"  # serverless.yml's runtime: what LocalStack's Lambda containers run
 GUARD = "ministack_guard.py"  # beside this module: MiniStack for its owner only
+HEALTH = "/_localstack/health"  # answered by MiniStack and LocalStack alike, to anyone
 
 
 class Kind(StrEnum):
@@ -150,7 +151,9 @@ def current() -> Endpoint | None:
             ep = Endpoint(**json.loads(path.read_text()))
         except (TypeError, ValueError):  # unreadable, or a retired kind (moto): not in use
             return None
-        if (ep.pid == 0 or _pid_alive(ep.pid)) and _answers(ep.url):
+        # the health route, with time to answer: a stack busy with a burst of work is slow to
+        # reply but still there (0.5 s made a busy one look gone); a stopped one refuses at once
+        if (ep.pid == 0 or _pid_alive(ep.pid)) and _answers(ep.url, HEALTH, timeout=10):
             return ep
     return None
 
@@ -265,7 +268,7 @@ def start_ministack(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"MiniStack exited with {proc.returncode}; see {log.name}")
-        if _answers(url, "/_localstack/health"):
+        if _answers(url, HEALTH):
             return Endpoint(url, Kind.MINISTACK, proc.pid, venv_python(executable), secret)
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
