@@ -206,18 +206,24 @@ def _api_of(api_url: str | None, stage: str, endpoint: str | None) -> tuple[str,
     return dep.api_url, dep.access
 
 
+def stage_flag(stage: str) -> str:
+    """What a command hint adds for ``stage`` (nothing for the default, local)."""
+    return "" if stage == "local" else f" --stage {stage}"
+
+
 def where_pending(dep: Deployment, keys: list[str], waited: float) -> str:
     """Uploads with no outcome after the wait: how many are in the DLQ, and what the queue
     holds for the rest, with what to run next."""
     from ..queues import SqsQueues
     from ..redrive import Queues, peek
+    from .dlq import user_key
 
-    stage = "" if dep.stage == "local" else f" --stage {dep.stage}"
+    stage = stage_flag(dep.stage)
     head = f"{len(keys)} still PENDING after {waited:.0f} s"
     try:
         sqs = dep.client("sqs")
         parked = {
-            k.split("/", 1)[-1]
+            user_key(k)
             for m in peek(SqsQueues(sqs), Queues(dep.queue_url, dep.dlq_url), 100)
             for k in m.keys
         }
@@ -251,7 +257,7 @@ def what_next_after_failure(dep: Deployment, count: int) -> str:
         when = f"within about {int(attributes['VisibilityTimeout'])} s"
     except Exception:  # noqa: BLE001 - a hint: without the queue's setting, say it plainly
         when = "once the queue's visibility timeout runs out"
-    stage = "" if dep.stage == "local" else f" --stage {dep.stage}"
+    stage = stage_flag(dep.stage)
     return (
         f"{count} FAILED after every retry: the message lands in the DLQ {when}. Then "
         f"`imgpipe dlq ls{stage}` shows why; fix the cause, `imgpipe redrive{stage} --dry-run`, "
@@ -292,7 +298,7 @@ def status(key: str, stage: str, endpoint: str | None, as_json: bool) -> None:
         click.echo(printable(f"{key}  PENDING"))
         click.echo(
             "  uploaded, no outcome yet: queued, being processed or retried; if it stays so, "
-            f"`imgpipe dlq ls{'' if stage == 'local' else f' --stage {stage}'}` says whether "
+            f"`imgpipe dlq ls{stage_flag(stage)}` says whether "
             "it is in the DLQ"
         )
         return
