@@ -269,6 +269,22 @@ def test_the_local_api_needs_this_runs_secret(
     assert _status(urllib.request.Request(direct, headers={"Host": host})) == 403
 
 
+def test_an_unsigned_request_is_refused_whatever_it_asks(local_stack: Deployment) -> None:
+    """MiniStack alone lets an anonymous caller create a bucket; behind the guard nothing
+    unsigned gets through but the health check (and POST forms, signed in their fields)."""
+    base = str(local_stack.access.endpoint_url)
+    for method, path, body in (
+        ("PUT", "/someone-elses-bucket", b""),
+        ("GET", "/", None),
+        ("POST", "/", b"Action=ListQueues"),
+        ("POST", "/2015-03-31/functions/x/invocations", b"{}"),
+    ):
+        req = urllib.request.Request(base + path, data=body, method=method)
+        assert _status(req) == 403, (method, path)
+    buckets = _client(local_stack, "s3", _secret(local_stack)).list_buckets()["Buckets"]
+    assert "someone-elses-bucket" not in {b["Name"] for b in buckets}
+
+
 def test_ministacks_admin_routes_answer_no_one(local_stack: Deployment) -> None:
     base = str(local_stack.access.endpoint_url)
     assert _status(urllib.request.Request(f"{base}/_ministack/health")) == 200

@@ -13,11 +13,12 @@ around it), refuses with 403:
   chunk of an ``aws-chunked`` streaming upload), verifies with the per-run secret MiniStack is
   started with (``AWS_SECRET_ACCESS_KEY``, kept in the owner's 0700 state folder); SigV2 for a
   root key is refused outright;
+- a request with no signature at all (MiniStack would let an anonymous caller create a bucket),
+  but an S3 POST form, whose signature is in its fields, and a CORS preflight;
 - every admin route but the health and readiness checks.
 
-Requests signed with other keys (the functions' role sessions) MiniStack verifies itself;
-unsigned ones it treats as anonymous (private buckets and IAM-authorised routes refuse them).
-Presigned POST forms are verified by MiniStack's S3 for every key. The primitives are MiniStack's
+Requests signed with other keys (the functions' role sessions) MiniStack verifies itself, and
+POST forms too, for every key. The primitives are MiniStack's
 own (``ministack.core.sigv4``), so the two checks cannot disagree on what a signature is.
 
 Self-contained (the standard library and MiniStack): it runs on .venv-ministack's interpreter,
@@ -43,6 +44,7 @@ OPEN_ADMIN = frozenset(
     {"/_ministack/health", "/_localstack/health", "/health", "/_ministack/ready"}
 )
 ADMIN_PREFIXES = ("/_ministack/", "/_localstack/")  # not /_aws/: HTTP APIs, function URLs
+HTTP_APIS = "/_aws/execute-api/"
 # Services whose SDKs read an XML error document (S3's REST-XML, the query protocol's); the
 # rest read JSON.
 XML_SERVICES = frozenset(
@@ -79,9 +81,43 @@ def _claimed_key(headers: dict[str, str], query: dict[str, list[str]]) -> tuple[
     return "", ""
 
 
-def refusal(scope: Scope, headers: dict[str, str], body: bytes, secret: str) -> str:
-    """Why the request is refused ("" if it may go on to MiniStack)."""
+def _signed_in_its_body(scope: Scope, headers: dict[str, str]) -> bool:
+    """What comes unsigned at the HTTP level and is still checked: an S3 POST form (its policy
+    is signed in its fields, which MiniStack's S3 verifies for every key) and a CORS preflight
+    (answered from the bucket's CORS rules, with no data)."""
+    method = scope.get("method")
+    if method == "OPTIONS":
+        return True
+    return method == "POST" and headers.get("content-type", "").startswith("multipart/form-data")
+
+
+def verdict(scope: Scope, headers: dict[str, str]) -> tuple[str, bool]:
+    """(why the request is refused, "" if not; whether its root-key signature still has to be
+    checked against its body). Decided from the head alone, so a refused or foreign request's
+    body is never read into memory."""
     from ministack.core.iam_evaluator import is_root_access_key
+
+    path = scope.get("path", "")
+    if path.startswith(ADMIN_PREFIXES) or path == "/health":
+        open_route = path in OPEN_ADMIN and scope.get("method") == "GET"
+        return ("" if open_route else "admin route"), False
+    key, how = _claimed_key(headers, _query(scope))
+    if not how:
+        return ("" if _signed_in_its_body(scope, headers) else "unsigned request"), False
+    if not is_root_access_key(key):
+        return "", False  # a key MiniStack checks itself (the roles' sessions)
+    if how == "sigv2":
+        return "SigV2 for the root key (sign with SigV4: signature_version='s3v4')", False
+    return "", True
+
+
+def _query(scope: Scope) -> dict[str, list[str]]:
+    raw_query = scope.get("query_string", b"").decode("utf-8", "replace")
+    return parse_qs(raw_query, keep_blank_values=True)
+
+
+def root_signature_failure(scope: Scope, headers: dict[str, str], body: bytes, secret: str) -> str:
+    """Why a root-key request's SigV4 signature does not verify with this run's secret."""
     from ministack.core.sigv4 import (
         header_signature_failure,
         parse_header_signature,
@@ -89,22 +125,14 @@ def refusal(scope: Scope, headers: dict[str, str], body: bytes, secret: str) -> 
         request_time_failure,
     )
 
-    path = scope.get("path", "")
-    if path.startswith(ADMIN_PREFIXES) or path == "/health":
-        return "" if path in OPEN_ADMIN and scope.get("method") == "GET" else "admin route"
-    raw_query = scope.get("query_string", b"").decode("utf-8", "replace")
-    query = parse_qs(raw_query, keep_blank_values=True)
-    key, how = _claimed_key(headers, query)
-    if not how or not is_root_access_key(key):
-        return ""  # anonymous, or a key MiniStack checks itself
-    if how == "sigv2":
-        return "SigV2 for the root key (sign with SigV4: signature_version='s3v4')"
-    presigned = how == "query"
+    query = _query(scope)
+    presigned = _claimed_key(headers, query)[1] == "query"
     signature = parse_query_signature(query) if presigned else parse_header_signature(headers)
     if isinstance(signature, tuple):
         return f"malformed signature ({signature[0]})"
     if not presigned and (skewed := request_time_failure(signature)):
         return str(skewed[0])
+    path = scope.get("path", "")
     raw_path = (scope.get("raw_path") or path.encode()).decode("latin-1")
     failure = header_signature_failure(
         signature, secret, scope["method"], raw_path, query, headers, body, presigned=presigned
@@ -112,13 +140,16 @@ def refusal(scope: Scope, headers: dict[str, str], body: bytes, secret: str) -> 
     return str(failure[0]) if failure else ""
 
 
-async def _refuse(send: Send, headers: dict[str, str], why: str) -> None:
+async def _refuse(send: Send, path: str, headers: dict[str, str], why: str) -> None:
     """403 in the shape the caller's SDK parses: JSON for the JSON protocols, else the XML
     error document the query and REST-XML protocols (and S3) share."""
     message = f"refused by the local stack's guard: {why}"
     scope = headers.get("authorization", "").partition("Credential=")[2].split(",", 1)[0]
     service = (scope.split("/") + [""] * 4)[3] or "s3"  # presigned and unsigned: S3's
-    if service not in XML_SERVICES or "json" in headers.get("content-type", ""):
+    if path.startswith(HTTP_APIS):  # what API Gateway answers an unauthorised call
+        kind = b"application/json"
+        body = json.dumps({"message": message}).encode()
+    elif service not in XML_SERVICES or "json" in headers.get("content-type", ""):
         kind = b"application/x-amz-json-1.0"
         body = json.dumps({"__type": "AccessDeniedException", "message": message}).encode()
     else:
@@ -143,6 +174,13 @@ def guard(app: App, secret: str) -> App:
             await app(scope, receive, send)
             return
         headers = _headers(scope)
+        why, check = verdict(scope, headers)
+        if why or not check:
+            if why:
+                await _refuse(send, scope.get("path", ""), headers, why)
+            else:
+                await app(scope, receive, send)
+            return
         # the body is part of what a root key's signature covers: read it first, then replay it
         chunks, more = [], True
         while more:
@@ -153,9 +191,8 @@ def guard(app: App, secret: str) -> App:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        why = refusal(scope, headers, body, secret)
-        if why:
-            await _refuse(send, headers, why)
+        if why := root_signature_failure(scope, headers, body, secret):
+            await _refuse(send, scope.get("path", ""), headers, why)
             return
         sent = False
 
