@@ -109,6 +109,22 @@ class QueuedMessage:
     attributes: tuple[tuple[str, str, str | None, bytes | None], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class MoveTask:
+    """An SQS message move task as ``ListMessageMoveTasks`` reports it."""
+
+    status: str  # RUNNING, COMPLETED, CANCELLING, CANCELLED or FAILED
+    moved: int  # ApproximateNumberOfMessagesMoved
+    to_move: int | None = None  # ApproximateNumberOfMessagesToMove (set while RUNNING)
+    failure_reason: str = ""
+    handle: str = ""  # SQS returns it only while the task is RUNNING
+    started_ms: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("COMPLETED", "CANCELLED", "FAILED")
+
+
 class QueuePort(Protocol):
     """The queues as redrive uses them."""
 
@@ -133,7 +149,12 @@ class QueuePort(Protocol):
 
     def start_move(self, source_url: str, destination_url: str) -> str | None:
         """A server-side move of every message; its task handle, or None where the endpoint
-        offers none."""
+        offers none. Raises the endpoint's error when it refuses to start one."""
+        ...
+
+    def latest_move(self, source_url: str) -> MoveTask | None:
+        """The most recent move task out of ``source_url``; None if there is none or the
+        endpoint has no move tasks."""
         ...
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import ClientError
 
 from .errors import Unsupported, translate
-from .ports import QueuedMessage
+from .ports import MoveTask, QueuedMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -84,6 +84,27 @@ class SqsQueues:
                 return None
             raise
         return resp["TaskHandle"]
+
+    def latest_move(self, source_url: str) -> MoveTask | None:
+        try:
+            resp = self._sqs.list_message_move_tasks(SourceArn=self._arn(source_url), MaxResults=1)
+        except ClientError as exc:
+            if isinstance(translate("sqs", exc), Unsupported):
+                return None
+            raise
+        tasks = resp.get("Results", [])
+        if not tasks:
+            return None
+        task = tasks[0]  # most recent first
+        to_move = task.get("ApproximateNumberOfMessagesToMove")
+        return MoveTask(
+            status=task.get("Status", "?"),
+            moved=int(task.get("ApproximateNumberOfMessagesMoved", 0)),
+            to_move=None if to_move is None else int(to_move),
+            failure_reason=task.get("FailureReason", ""),
+            handle=task.get("TaskHandle", ""),
+            started_ms=int(task.get("StartedTimestamp", 0)),
+        )
 
     def _arn(self, url: str) -> str:
         attrs = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])

@@ -1,27 +1,44 @@
 """Move messages from the DLQ back to the images queue after an incident.
 
-SQS ``StartMessageMoveTask`` does this server-side where the endpoint supports it. Elsewhere
-(MiniStack, older LocalStack) and whenever a cap on the number of messages is asked for,
-messages are moved by hand: receive -> send to the source queue with body and attributes
-intact -> delete from the DLQ only what was sent. A message is never deleted before its copy
-exists, so a crash mid-way can duplicate a message (harmless: processing is idempotent) but never
-lose one.
+SQS ``StartMessageMoveTask`` does this server-side where the endpoint supports it, and SQS
+decides later whether it worked: the task is followed with ``ListMessageMoveTasks`` until it
+ends or the invocation runs short of time, and its real outcome is reported (RUNNING with the
+count so far, COMPLETED with SQS's own count, FAILED or CANCELLED with SQS's reason).
+
+The copy path moves messages by hand: receive -> send to the source queue with body and
+attributes intact -> delete from the DLQ only what was sent. A message is never deleted before
+its copy exists, so a crash mid-way can duplicate a message (harmless: processing is idempotent)
+but never lose one. It runs where there are no move tasks (MiniStack, older LocalStack), when a
+cap on the number of messages is asked for, and as the fallback when a task cannot be started
+or FAILED: its sends are the redrive role's own, which the images queue's policy names, while
+whether SQS evaluates that policy against the role for a move task is not documented. A
+CANCELLED task is someone's decision and is not overridden.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
+
 from .codec import JsonObject, unstructure
+from .errors import describe as describe_error
 from .events import MalformedEvent, parse_body
+from .ports import MoveTask
 
 if TYPE_CHECKING:
     from .ports import QueuedMessage, QueuePort
 
 _PEEK_VISIBILITY = 30
+POLL_SECONDS = 2.0  # between ListMessageMoveTasks calls while a task runs
+TIME_MARGIN = 5.0  # seconds of the invocation kept to answer after the last poll
+# How long the function follows a task before it answers RUNNING (and the CLI follows on): a
+# synchronous invoke's caller waits for the answer, and botocore's read timeout is 60 s.
+FOLLOW_IN_FUNCTION = 40.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +52,22 @@ class DlqMessage:
 
 @dataclass(frozen=True, slots=True)
 class RedriveResult:
-    moved: int
+    moved: int  # the move task's count (SQS's own) plus what the copy path moved
     remaining: int
     dry_run: bool
     task: str | None = None  # a StartMessageMoveTask handle
     messages: tuple[DlqMessage, ...] = ()  # dry runs list what would move
+    # the task's last known state: RUNNING (still moving when the invocation had to answer),
+    # COMPLETED, CANCELLING, CANCELLED or FAILED; "" when no task ran
+    task_status: str = ""
+    task_moved: int = 0
+    task_to_move: int | None = None
+    failure_reason: str = ""  # SQS's FailureReason, or why no task could be started
+    copied: bool = False  # the copy path ran (no task, a capped move, or the fallback)
+
+    @property
+    def task_failed(self) -> bool:
+        return self.task_status in ("FAILED", "CANCELLED", "CANCELLING")
 
     def as_json(self) -> JsonObject:
         doc = unstructure(self)
@@ -48,6 +76,40 @@ class RedriveResult:
         if not self.dry_run:
             doc.pop("messages", None)
         return doc
+
+    def summary(self) -> str:
+        """One line for the operator: what SQS did, then what the copy path did."""
+        left = f"{self.remaining} left in the DLQ"
+        if not self.task_status:
+            why = self.failure_reason
+            return f"moved {self.moved}, {left}" + (
+                f" (by copy: the move task could not start: {why})" if why else ""
+            )
+        task = f"move task {self.task or ''} {self.task_status}".replace("  ", " ")
+        if self.task_status == "RUNNING":
+            of = f" of {self.task_to_move}" if self.task_to_move is not None else ""
+            return f"{task}: {self.task_moved}{of} moved so far, {left}"
+        if self.task_status == "COMPLETED":
+            return f"{task}: moved {self.task_moved} (SQS's count), {left}"
+        line = f"{task}: {self.failure_reason or 'no reason given'}; it moved {self.task_moved}"
+        if self.copied:
+            line += f"; the copy path then moved {self.moved - self.task_moved}"
+        return f"{line}, {left}"
+
+
+@dataclass(frozen=True, slots=True)
+class Patience:
+    """How long a started move task may be followed: the invocation's remaining seconds (the
+    CLI: its own deadline), and how to wait between polls."""
+
+    time_left: Callable[[], float] = lambda: FOLLOW_IN_FUNCTION
+    sleep: Callable[[float], None] = time.sleep
+
+    @classmethod
+    def within(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Patience:
+        """At most ``seconds`` from now."""
+        deadline = clock() + seconds
+        return cls(time_left=lambda: deadline - clock())
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +170,26 @@ def move(queue: QueuePort, queues: Queues, max_messages: int) -> int:
     return moved
 
 
+def follow(
+    queue: QueuePort,
+    dlq_url: str,
+    patience: Patience,
+    on_progress: Callable[[MoveTask], None] | None = None,
+) -> MoveTask | None:
+    """Poll the DLQ's latest move task until it ends or ``patience`` runs out (keeping
+    TIME_MARGIN to answer); its last known state. Only one task runs per source queue, so the
+    latest is the one just started (SQS returns no handle once a task has ended)."""
+    while True:
+        task = queue.latest_move(dlq_url)
+        if task is None or task.finished:
+            return task
+        if on_progress is not None:
+            on_progress(task)
+        if patience.time_left() < POLL_SECONDS + TIME_MARGIN:
+            return task
+        patience.sleep(POLL_SECONDS)
+
+
 def redrive(
     queue: QueuePort,
     queues: Queues,
@@ -115,6 +197,7 @@ def redrive(
     dry_run: bool = False,
     *,
     use_move_task: bool = True,
+    patience: Patience = Patience(),
 ) -> RedriveResult:
     """Redrive the DLQ. ``max_messages=None`` means all of it. ``use_move_task=False`` skips
     StartMessageMoveTask (moto answers it with a bare 500 that looks like a real outage).
@@ -124,15 +207,51 @@ def redrive(
     if dry_run:
         listed = tuple(peek(queue, queues, limit))
         return RedriveResult(moved=0, remaining=before, dry_run=True, messages=listed)
-    task = (
-        queue.start_move(queues.dlq_url, queues.source_url)
-        if use_move_task and max_messages is None
-        else None
+    if not use_move_task or max_messages is not None:
+        return _copied(queue, queues, limit)
+    try:
+        handle = queue.start_move(queues.dlq_url, queues.source_url)
+        refused = ""
+    except ClientError as exc:  # e.g. AccessDenied, or a task already running
+        handle, refused = None, describe_error(exc)
+    # Not started (refused, or "unsupported", which SQS may also answer while another task
+    # runs): follow a task that is RUNNING rather than race it; copy when there is none.
+    if handle is None:
+        running = queue.latest_move(queues.dlq_url)
+        if running is None or running.status != "RUNNING":
+            return _copied(queue, queues, limit, failure_reason=refused)
+    task = follow(queue, queues.dlq_url, patience)
+    if task is None:  # started, but SQS lists no task (yet): say so rather than guess
+        task = MoveTask("UNKNOWN", 0, failure_reason="ListMessageMoveTasks lists no task yet")
+    result = RedriveResult(
+        moved=task.moved,
+        remaining=depth(queue, queues.dlq_url),
+        dry_run=False,
+        task=handle or task.handle or None,
+        task_status=task.status,
+        task_moved=task.moved,
+        task_to_move=task.to_move,
+        failure_reason=task.failure_reason,
     )
-    if task is not None:
-        return RedriveResult(moved=before, remaining=0, dry_run=False, task=task)
+    if task.status != "FAILED":
+        return result
+    copied = move(queue, queues, depth(queue, queues.dlq_url))
+    return replace(
+        result, moved=task.moved + copied, remaining=depth(queue, queues.dlq_url), copied=True
+    )
+
+
+def _copied(
+    queue: QueuePort, queues: Queues, limit: int, failure_reason: str = ""
+) -> RedriveResult:
     moved = move(queue, queues, limit)
-    return RedriveResult(moved=moved, remaining=depth(queue, queues.dlq_url), dry_run=False)
+    return RedriveResult(
+        moved=moved,
+        remaining=depth(queue, queues.dlq_url),
+        dry_run=False,
+        failure_reason=failure_reason,
+        copied=True,
+    )
 
 
 def parse_request(event: object) -> tuple[int | None, bool]:

@@ -17,7 +17,7 @@ from imgpipe.errors import SourceChanged, SourceMissing
 from imgpipe.imaging.types import Limits, Thumbnail, check_size
 from imgpipe.ordering import supersedes
 from imgpipe.outcomes import Status
-from imgpipe.ports import Listed, LiveObject, QueuedMessage
+from imgpipe.ports import Listed, LiveObject, MoveTask, QueuedMessage
 from imgpipe.record import ImageRecord
 
 
@@ -182,6 +182,11 @@ class MemoryQueues:
     in_flight: dict[str, QueuedMessage] = field(default_factory=dict)  # receipt -> message
     refuse_sends_to: set[str] = field(default_factory=set)
     move_task: str | None = None  # what start_move answers (None: no move task here)
+    # what latest_move reports, in turn (the last one stays); empty: a started task has moved
+    # every message and COMPLETED, as SQS would
+    move_states: list[MoveTask] = field(default_factory=list)
+    _started: tuple[str, str] | None = None
+    _moved: int = 0
     _receipts: int = 0
 
     def put(self, url: str, body: str, receive_count: int = 3, **attributes: str) -> None:
@@ -225,7 +230,19 @@ class MemoryQueues:
             del self.in_flight[receipt]
 
     def start_move(self, source_url: str, destination_url: str) -> str | None:
+        if self.move_task is not None:
+            self._started = (source_url, destination_url)
         return self.move_task
+
+    def latest_move(self, source_url: str) -> MoveTask | None:
+        if self.move_states:
+            return self.move_states.pop(0) if len(self.move_states) > 1 else self.move_states[0]
+        if self._started is None or self._started[0] != source_url:
+            return None
+        moving = self.waiting.pop(source_url, [])
+        self.waiting.setdefault(self._started[1], []).extend(moving)
+        self._moved += len(moving)
+        return MoveTask("COMPLETED", self._moved)
 
 
 @dataclass

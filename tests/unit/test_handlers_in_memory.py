@@ -175,7 +175,8 @@ def test_a_move_task_where_the_endpoint_has_one() -> None:
     sqs, queues = _dlq_with(5)
     sqs.move_task = "task-1"
     result = redrive(sqs, queues)
-    assert result.task == "task-1" and sqs.depth("source") == 0  # SQS moves them itself
+    assert result.task == "task-1" and sqs.depth("source") == 5  # SQS moves them itself
+    assert (result.task_status, result.moved, result.copied) == ("COMPLETED", 5, False)
 
 
 # --- reconcile and backfill on an in-memory bucket and catalog ----------------------------

@@ -44,8 +44,11 @@ def test_fallback_moves_everything_with_bodies_and_attributes(
     queues = _queues(stack)
     _fill(stack, events, queues.dlq_url, 23)  # more than two batches of ten
     result = redrive(SqsQueues(stack.sqs), queues, use_move_task=False)
-    assert result == RedriveResult(moved=23, remaining=0, dry_run=False)
-    assert result.as_json() == {"moved": 23, "remaining": 0, "dry_run": False, "task": None}
+    assert result == RedriveResult(moved=23, remaining=0, dry_run=False, copied=True)
+    assert result.as_json() == {
+        **{"moved": 23, "remaining": 0, "dry_run": False, "task": None, "task_status": ""},
+        **{"task_moved": 0, "failure_reason": "", "copied": True},
+    }
     moved = _drain(stack, queues.source_url)
     assert sorted(
         json.loads(str(m["Body"]))["Records"][0]["s3"]["object"]["key"] for m in moved

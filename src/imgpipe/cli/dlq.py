@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import click
 
 from ..catalog import Catalog
 from ..codec import JsonObject, structure, unstructure
 from ..deployment import Deployment
+from ..ports import MoveTask
 from ..queues import SqsQueues
-from ..redrive import Queues, RedriveResult, peek
+from ..redrive import Patience, Queues, RedriveResult, follow, peek
 from . import deployment, echo_json, printable, table, target_options
 
 
@@ -34,6 +37,7 @@ def dlq_ls(max_messages: int, stage: str, endpoint: str | None, as_json: bool) -
         return record.detail if record is not None and record.detail else "-"
 
     errors = [[last_error(full) for full in m.keys] for m in listed]
+    task = SqsQueues(dep.client("sqs")).latest_move(dep.dlq_url)
     if as_json:
         echo_json(
             [
@@ -42,6 +46,8 @@ def dlq_ls(max_messages: int, stage: str, endpoint: str | None, as_json: bool) -
             ]
         )
         return
+    if task is not None:
+        click.echo(describe_task(task))
     if not listed:
         click.echo("the DLQ is empty")
         return
@@ -59,16 +65,46 @@ def user_key(full: str) -> str:
     return full.partition("/")[2] or full
 
 
+def describe_task(task: MoveTask) -> str:
+    """The DLQ's latest move task, for `dlq ls` and a followed redrive."""
+    started = (
+        datetime.fromtimestamp(task.started_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        if task.started_ms
+        else "?"
+    )
+    of = f" of {task.to_move}" if task.to_move is not None else ""
+    line = f"move task {task.status} (started {started}): {task.moved}{of} moved"
+    return line + (f"; {printable(task.failure_reason)}" if task.failure_reason else "")
+
+
 @click.command()
 @click.option("--dry-run", is_flag=True, help="list what would move, move nothing")
 @click.option("--max", "max_messages", type=click.IntRange(min=1), help="move at most N")
+@click.option(
+    "--follow-minutes",
+    type=click.FloatRange(min=0),
+    default=30,
+    show_default=True,
+    help="keep following a move task still RUNNING when the function answers (0: do not)",
+)
 @target_options
 def redrive(
-    dry_run: bool, max_messages: int | None, stage: str, endpoint: str | None, as_json: bool
+    dry_run: bool,
+    max_messages: int | None,
+    follow_minutes: float,
+    stage: str,
+    endpoint: str | None,
+    as_json: bool,
 ) -> None:
     """Move DLQ messages back to the images queue: invokes the stage's redrive function, the
-    one sender besides S3 that the images queue accepts (the local stack's too)."""
-    result = _invoke_redrive(deployment(stage, endpoint), dry_run, max_messages)
+    one sender besides S3 that the images queue accepts (the local stack's too). On AWS it
+    follows SQS's move task to its end and exits 1 if SQS failed or cancelled it."""
+    dep = deployment(stage, endpoint)
+    result = _invoke_redrive(dep, dry_run, max_messages)
+    if result.task_status == "RUNNING" and follow_minutes > 0:
+        if not as_json:
+            click.echo(result.summary())
+        result = _follow_on(dep, result, follow_minutes * 60, quiet=as_json)
     if as_json:
         echo_json(result.as_json())
     elif dry_run:
@@ -77,10 +113,36 @@ def redrive(
             keys = printable(", ".join(user_key(k) for k in m.keys))
             click.echo(f"  {m.message_id[:12]}  {keys}  receives={m.receive_count}")
     else:
-        click.echo(
-            f"moved {result.moved}, {result.remaining} left in the DLQ"
-            + (f" (move task {result.task})" if result.task else "")
+        click.echo(printable(result.summary()))
+    if result.task_failed:
+        raise click.ClickException(
+            f"SQS's move task ended {result.task_status}: {result.failure_reason or '?'}"
+            + ("" if result.copied else "; run `imgpipe redrive` again once the cause is fixed")
         )
+
+
+def _follow_on(
+    dep: Deployment, result: RedriveResult, seconds: float, *, quiet: bool
+) -> RedriveResult:
+    """Follow a task the function left RUNNING, with the caller's own credentials."""
+    queues = SqsQueues(dep.client("sqs"))
+
+    def progress(task: MoveTask) -> None:
+        if not quiet:
+            click.echo(f"  {describe_task(task)}", err=True)
+
+    task = follow(queues, dep.dlq_url, Patience.within(seconds), on_progress=progress)
+    if task is None:
+        return result
+    return replace(
+        result,
+        moved=task.moved,
+        remaining=queues.depth(dep.dlq_url),
+        task_status=task.status,
+        task_moved=task.moved,
+        task_to_move=task.to_move,
+        failure_reason=task.failure_reason,
+    )
 
 
 def _invoke_redrive(dep: Deployment, dry_run: bool, max_messages: int | None) -> RedriveResult:

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from .. import bootstrap
 from ..codec import JsonObject
 from ..config import redrive_settings
-from ..redrive import Queues, parse_request, redrive
+from ..redrive import FOLLOW_IN_FUNCTION, Patience, Queues, parse_request, redrive
 
 logger = Logger()
 
@@ -26,6 +26,17 @@ def handler(event: object, context: LambdaContext) -> JsonObject:
         max_messages=max_messages,
         dry_run=dry_run,
         use_move_task=cfg.use_move_task,
+        patience=Patience.within(
+            min(FOLLOW_IN_FUNCTION, context.get_remaining_time_in_millis() / 1000)
+        ),
     )
-    logger.info("redrive", extra={"moved": result.moved, "remaining": result.remaining})
+    logger.info(
+        "redrive",
+        extra={
+            "moved": result.moved,
+            "remaining": result.remaining,
+            "task_status": result.task_status,
+            "failure_reason": result.failure_reason,
+        },
+    )
     return result.as_json()
