@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
 
 from imgpipe.api import Page, decode_cursor, encode_cursor
 from imgpipe.catalog import PageKey
-from imgpipe.cli import images
+from imgpipe.cli import images, main
 from imgpipe.labels import Label, LabelResult
 from imgpipe.outcomes import Status
 from imgpipe.record import ImageRecord
@@ -93,3 +99,47 @@ def test_a_failed_upload_says_when_the_dlq_has_it_and_what_to_do() -> None:
     assert "`imgpipe dlq ls`" in hint and "`imgpipe redrive --dry-run`" in hint
     on_dev = images.what_next_after_failure(_Stage("dev"), 1)  # type: ignore[arg-type]
     assert "`imgpipe dlq ls --stage dev`" in on_dev
+
+
+def test_ls_pending_lists_uploads_without_a_record_as_status_does(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`imgpipe status KEY` says PENDING for an upload with no record; `ls --status pending`
+    lists exactly those, a page at a time, and `ls` of outcomes does not."""
+    from imgpipe.catalog import Catalog
+    from imgpipe.deployment import Access, Deployment
+
+    dep = Deployment(
+        "local",
+        stack.uploads,
+        stack.derived,
+        stack.table,
+        stack.topic_arn,
+        "q",
+        "dlq",
+        Access(None, "us-east-1"),
+    )
+    monkeypatch.setattr(images, "deployment", lambda stage, endpoint: dep)
+    for key in ("trip/a.jpg", "trip/b c+d.jpg", "trip/done.jpg", "trip/e.jpg", "other/x.jpg"):
+        stack.upload(key, b"x")
+    Catalog(stack.ddb, stack.table).put(record("trip/done.jpg"))
+    run = CliRunner().invoke
+    first = run(main, ["ls", "--status", "pending", "--prefix", "trip/", "--limit", "2"])
+    assert first.exit_code == 0, first.output
+    rows = [line.split()[:2] for line in first.stdout.splitlines()[2:4]]
+    assert rows == [["trip/a.jpg", "PENDING"], ["trip/b", "c+d.jpg"]]
+    more = first.stdout.splitlines()[-1]
+    assert more.startswith("more: imgpipe ls --status pending --prefix trip/ --limit 2 --cursor ")
+    rest = run(main, [*shlex.split(more.removeprefix("more: imgpipe "))])
+    assert rest.exit_code == 0, rest.output
+    assert "trip/e.jpg  PENDING" in rest.stdout and "done" not in rest.stdout
+    assert "more:" not in rest.stdout
+    as_json = run(main, ["ls", "--status", "PENDING", "--prefix", "other/", "--json"])
+    assert json.loads(as_json.stdout) == {
+        "items": [{"key": "other/x.jpg", "status": "PENDING"}],
+        "cursor": None,
+    }
+    status = run(main, ["status", "trip/e.jpg"])
+    assert status.stdout.startswith("trip/e.jpg  PENDING")
+    refused = run(main, ["ls", "--status", "pending", "--label", "dog"])
+    assert refused.exit_code == 2 and "PENDING uploads have no labels" in refused.output

@@ -12,7 +12,7 @@ from typing import Protocol
 
 import click
 
-from ..api import Page, StatusApi, encode_cursor
+from ..api import Page, StatusApi, decode_cursor, encode_cursor
 from ..catalog import Catalog, PageKey
 from ..deployment import Access, Deployment
 from ..outcomes import FINAL, Status
@@ -405,8 +405,16 @@ LABEL_SEARCH_PAGES = 20  # pages read per `ls --label` call before it hands back
 LIMIT_DEFAULT = 25
 
 
+PENDING = "PENDING"
+
+
 @click.command("ls")
-@click.option("--status", "status_filter", type=click.Choice(sorted(FINAL), case_sensitive=False))
+@click.option(
+    "--status",
+    "status_filter",
+    type=click.Choice([*sorted(FINAL), PENDING], case_sensitive=False),
+    help="only this outcome; PENDING: uploads with no outcome yet (as `imgpipe status` says)",
+)
 @click.option("--prefix", default="")
 @click.option(
     "--label",
@@ -431,7 +439,13 @@ def list_images(
         query["status"] = status_filter.upper()
     if cursor:
         query["cursor"] = cursor
-    api = StatusApi.of(deployment(stage, endpoint))
+    dep = deployment(stage, endpoint)
+    api = StatusApi.of(dep)
+    if query.get("status") == PENDING:
+        if label:
+            raise click.UsageError("--label needs an outcome: PENDING uploads have no labels")
+        _list_pending(dep, prefix, limit, cursor, as_json, stage)
+        return
     try:
         records, next_cursor = _labelled(api, query, label, limit) if label else _one(api, query)
     except ValueError as exc:  # BadRequest: a cursor from elsewhere
@@ -445,6 +459,53 @@ def list_images(
         click.echo(table([HEADER, *(_summary(r) for r in records)]))
     if next_cursor:
         again = _same_listing(status_filter, prefix, label, limit, stage)
+        click.echo(printable(f"more: imgpipe ls{again} --cursor {next_cursor}"))
+
+
+def pending_keys(
+    dep: Deployment, prefix: str, limit: int, start_after: str = ""
+) -> tuple[list[str], str | None]:
+    """Uploads under ``prefix`` with no record yet, in key order: up to ``limit``, and the last
+    key looked at when there may be more. The bucket's listing, a page at a time, each page's
+    records read in one batch."""
+    catalog = Catalog(dep.client("dynamodb"), dep.table)
+    found: list[str] = []
+    pages = dep.client("s3").get_paginator("list_objects_v2")
+    for page in pages.paginate(Bucket=dep.uploads_bucket, Prefix=prefix, StartAfter=start_after):
+        keys = [o["Key"] for o in page.get("Contents", [])]
+        known = catalog.get_many(dep.uploads_bucket, keys) if keys else {}
+        for key in keys:
+            if key not in known:
+                found.append(key)
+                if len(found) == limit:
+                    return found, key
+    return found, None
+
+
+def _list_pending(
+    dep: Deployment, prefix: str, limit: int, cursor: str | None, as_json: bool, stage: str
+) -> None:
+    try:
+        start = decode_cursor(cursor, dep.uploads_bucket).key if cursor else ""
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    keys, last = pending_keys(dep, prefix, limit, start)
+    next_cursor = encode_cursor(PageKey(dep.uploads_bucket, last)) if last else None
+    if as_json:
+        items = [{"key": key, "status": PENDING} for key in keys]
+        echo_json({"items": items, "cursor": next_cursor})
+        return
+    if not keys:
+        click.echo("no uploads without an outcome")
+    else:
+        rows = [(key, PENDING, "-", "-", "-", "-") for key in keys]
+        click.echo(table([HEADER, *rows]))
+        click.echo(
+            "  uploaded, no outcome yet: queued, being processed or retried; "
+            f"`imgpipe dlq ls{stage_flag(stage)}` says which are in the DLQ"
+        )
+    if next_cursor:
+        again = _same_listing(PENDING, prefix, None, limit, stage)
         click.echo(printable(f"more: imgpipe ls{again} --cursor {next_cursor}"))
 
 
