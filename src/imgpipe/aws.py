@@ -102,3 +102,9 @@ def reset() -> None:
     """Forget cached clients (tests change endpoints and credentials between cases)."""
     for fn in (session, s3, sqs, dynamodb, sns, rekognition, lambda_):
         fn.cache_clear()
+
+
+def secrets() -> Any:
+    """Secrets Manager: read once, at the process function's start-up (the CDN token secret),
+    so no cached client is kept."""
+    return _client("secretsmanager")

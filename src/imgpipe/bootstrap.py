@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import aws, config
 from .catalog import Catalog
@@ -37,7 +37,7 @@ def pipeline() -> Pipeline:
 
     settings = config.settings()
     store = ObjectStore(aws.s3(), settings.thumbnail_cache)
-    cfg = with_watermark_image(settings, store)
+    cfg = with_token_secret(with_watermark_image(settings, store), aws.secrets)
     return Pipeline(
         cfg,
         store,
@@ -140,6 +140,27 @@ def with_watermark_image(cfg: ProcessSettings, store: ObjectStore) -> ProcessSet
     except WatermarkError as exc:
         raise ConfigError(f"WATERMARK: s3://{cfg.derived_bucket}/{key}: {exc}") from None
     return replace(cfg, render=replace(cfg.render, watermark=mark))
+
+
+def with_token_secret(cfg: ProcessSettings, secrets: Callable[[], Any]) -> ProcessSettings:
+    """The key of the thumbnails' path tokens (delivery cdn), read once at start-up: an
+    unreadable secret fails the start (the batch is retried), never a thumbnail written under
+    an unkeyed, derivable path."""
+    if not cfg.token_secret_arn:
+        return cfg
+    from botocore.exceptions import ClientError
+
+    from .errors import describe
+
+    try:
+        value = secrets().get_secret_value(SecretId=cfg.token_secret_arn)["SecretString"]
+    except (ClientError, KeyError) as exc:
+        raise ConfigError(
+            f"TOKEN_SECRET_ARN: cannot read the token secret ({describe(exc)})"
+        ) from None
+    if len(value) < 32:
+        raise ConfigError("TOKEN_SECRET_ARN: the token secret must be at least 32 characters")
+    return replace(cfg, token_secret=value.encode())
 
 
 def reset() -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from . import lanes
@@ -64,6 +64,10 @@ class ProcessSettings:
     watermark_image_key: str = ""
     # Cache-Control of every thumbnail: matches how they are handed out (stage's delivery)
     thumbnail_cache: str = PRIVATE_CACHE
+    # delivery cdn: the Secrets Manager secret that keys derived.token (TOKEN_SECRET_ARN),
+    # read at start-up into token_secret (bootstrap.with_token_secret)
+    token_secret_arn: str = ""
+    token_secret: bytes = field(default=b"", repr=False)
     # what the output depends on, hashed (see ``fingerprint``): records keep it, backfill
     # compares it to find images made under other settings
     fingerprint: str = ""
@@ -308,6 +312,7 @@ def load(env: Mapping[str, str] | None = None) -> ProcessSettings:
     text_mark, image_key = _watermark(env)
     loaded = ProcessSettings(
         thumbnail_cache=_header_value(env, "THUMBNAIL_CACHE", PRIVATE_CACHE),
+        token_secret_arn=env.get("TOKEN_SECRET_ARN", "").strip(),
         uploads_bucket=_required(env, "UPLOADS_BUCKET"),
         derived_bucket=_required(env, "DERIVED_BUCKET"),
         table_name=_required(env, "TABLE_NAME"),

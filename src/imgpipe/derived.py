@@ -17,8 +17,9 @@ cleared only after the objects are gone.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from .outcomes import Status
 from .record import ImageRecord
@@ -30,17 +31,42 @@ THUMBNAIL_EXTENSIONS = ("jpg", "png", "webp", "avif")  # what the engine writes 
 TOKEN_LENGTH = 16
 
 
-def token(version: str) -> str:
-    """A short, fixed-width, key-safe name for a version (64 bits of its SHA-256)."""
+def token(version: str, secret: bytes = b"") -> str:
+    """A short, fixed-width, key-safe name for a version: 64 bits of its SHA-256, or of its
+    HMAC-SHA256 under the stage's token secret where thumbnails are public to whoever holds a
+    URL (delivery cdn). A version is no secret (S3's sequencer, in every event): keyed, a
+    thumbnail's URL cannot be worked out from a key and a version, only handed out."""
+    if secret:
+        return hmac.new(secret, version.encode(), hashlib.sha256).hexdigest()[:TOKEN_LENGTH]
     return hashlib.sha256(version.encode()).hexdigest()[:TOKEN_LENGTH]
 
 
-def thumbnail_key(source_key: str, version: str, name: str, extension: str) -> str:
-    return f"{THUMBNAILS}{source_key}/{token(version)}/{name}.{extension}"
+def thumbnail_key(
+    source_key: str, version: str, name: str, extension: str, secret: bytes = b""
+) -> str:
+    return f"{THUMBNAILS}{source_key}/{token(version, secret)}/{name}.{extension}"
 
 
-def results_key(source_key: str, version: str, fmt: str) -> str:
-    return f"{RESULTS}{source_key}/{token(version)}.{fmt}"
+def results_key(source_key: str, version: str, fmt: str, secret: bytes = b"") -> str:
+    return f"{RESULTS}{source_key}/{token(version, secret)}.{fmt}"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where one stage's process function writes a version's derivatives: its size names and
+    the key of its tokens (empty unless delivery cdn)."""
+
+    sizes: tuple[str, ...]
+    secret: bytes = field(default=b"", repr=False)
+
+    def thumbnail_key(self, source_key: str, version: str, name: str, extension: str) -> str:
+        return thumbnail_key(source_key, version, name, extension, self.secret)
+
+    def results_key(self, source_key: str, version: str, fmt: str) -> str:
+        return results_key(source_key, version, fmt, self.secret)
+
+    def would_own(self, source_key: str, version: str) -> frozenset[str]:
+        return would_own(source_key, version, self.sizes, self.secret)
 
 
 def legacy_results_keys(source_key: str) -> frozenset[str]:
@@ -48,15 +74,17 @@ def legacy_results_keys(source_key: str) -> frozenset[str]:
     return frozenset(f"{RESULTS}{source_key}.{fmt}" for fmt in RESULT_FORMATS)
 
 
-def would_own(source_key: str, version: str, sizes: Iterable[str]) -> frozenset[str]:
+def would_own(
+    source_key: str, version: str, sizes: Iterable[str], secret: bytes = b""
+) -> frozenset[str]:
     """Every key an attempt at ``version`` may have written: what a delivery that lost (or a
     crashed attempt of an older version) removes, since no other version can own these."""
     thumbs = {
-        thumbnail_key(source_key, version, name, ext)
+        thumbnail_key(source_key, version, name, ext, secret)
         for name in sizes
         for ext in THUMBNAIL_EXTENSIONS
     }
-    docs = {results_key(source_key, version, fmt) for fmt in RESULT_FORMATS}
+    docs = {results_key(source_key, version, fmt, secret) for fmt in RESULT_FORMATS}
     return frozenset(thumbs | docs)
 
 

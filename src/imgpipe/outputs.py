@@ -36,18 +36,18 @@ class Outputs:
         store: StorePort,
         catalog: CatalogPort,
         notifier: Publisher,
-        sizes: tuple[str, ...],
+        layout: derived.Layout,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.bucket = bucket
+        self.layout = layout
         self.sleep = sleep
         self.store = store
         self.catalog = catalog
         self.notifier = notifier
-        self.sizes = sizes
         # the writes of one image go out together: each size in each format, and documents
         self._io = ThreadPoolExecutor(
-            max_workers=4 * len(sizes) + 4, thread_name_prefix="imgpipe-io"
+            max_workers=4 * len(layout.sizes) + 4, thread_name_prefix="imgpipe-io"
         )
 
     def delete(self, keys: Sequence[str] | set[str] | frozenset[str]) -> None:
@@ -57,7 +57,7 @@ class Outputs:
     def abandon(self, key: str, version: str, stored: ImageRecord | None) -> None:
         """Remove what an attempt at ``version`` may have written before it crashed, failed or
         lost, once that version can no longer win (what ``stored`` owns stays)."""
-        self.delete(derived.would_own(key, version, self.sizes) - derived.owned(stored))
+        self.delete(self.layout.would_own(key, version) - derived.owned(stored))
 
     def resume(self, stored: ImageRecord, function_timeout: int) -> None:
         """A final record not yet announced. Either its writer died or failed to publish (then
@@ -79,7 +79,10 @@ class Outputs:
         already written, which no record will ever own."""
         bucket = self.bucket
         keyed = [
-            (thumb, derived.thumbnail_key(event.key, event.version, thumb.name, thumb.extension))
+            (
+                thumb,
+                self.layout.thumbnail_key(event.key, event.version, thumb.name, thumb.extension),
+            )
             for thumb in thumbnails
         ]
         puts = [self._io.submit(self.store.put_thumbnail, bucket, k, t) for t, k in keyed]

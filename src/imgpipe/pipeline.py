@@ -50,11 +50,11 @@ class Pipeline:
         self.labeler = labeler or NullLabeler()
         # Enough for one record's slowest case to finish or fail, and for the FAILED write.
         self.reserve_ms = max(3000, settings.function_timeout * 1000 // 5)
-        self._size_names = tuple(size.name for size in settings.render.sizes)
-        # Records of a batch run in threads (batch.py); decodes are bounded by
-        # memory, writes of one image go out together.
+        # Records of a batch run in threads (batch.py); decodes are bounded by memory.
         self._render_slots = threading.BoundedSemaphore(settings.render_slots)
-        self.outputs = Outputs(settings.derived_bucket, store, catalog, notifier, self._size_names)
+        sizes = tuple(size.name for size in settings.render.sizes)
+        self.layout = derived.Layout(sizes, settings.token_secret)
+        self.outputs = Outputs(settings.derived_bucket, store, catalog, notifier, self.layout)
 
     def handle(
         self,
@@ -127,7 +127,7 @@ class Pipeline:
             # An earlier attempt at this version may have written thumbnails before it failed
             # (a FAILED record, then a redrive that finds the file gone): a final REJECTED
             # version owns none, so its record takes them to clean (S3 deletes are free).
-            leftovers = derived.would_own(event.key, event.version, self._size_names)
+            leftovers = self.layout.would_own(event.key, event.version)
             record = replace(
                 base,
                 status=Status.REJECTED,
@@ -153,7 +153,8 @@ class Pipeline:
             # written once the record is (see _complete): a document never describes a
             # version that lost
             results=tuple(
-                derived.results_key(event.key, event.version, fmt) for fmt in cfg.results_documents
+                self.layout.results_key(event.key, event.version, fmt)
+                for fmt in cfg.results_documents
             ),
             findings=done.findings,
             ms=round((time.perf_counter() - started) * 1000, 1),

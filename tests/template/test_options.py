@@ -3,6 +3,7 @@ defaults) and on (build/options: `make package` packages it with OPTIONS_PARAMS)
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -297,7 +298,24 @@ def test_cdn_delivery_serves_thumbnails_only_over_https_through_origin_access_co
     status = resources["StatusLambdaFunction"]["Properties"]["Environment"]["Variables"]
     assert status["THUMBNAIL_CDN"] == {"Fn::Sub": "https://${ThumbnailsCdn.DomainName}"}
     process = resources["ProcessLambdaFunction"]["Properties"]["Environment"]["Variables"]
-    assert process["THUMBNAIL_CACHE"] == "public, max-age=31536000, immutable"
+    # a day: how long a deleted photo's thumbnails may still be served from a cache
+    assert process["THUMBNAIL_CACHE"] == "public, max-age=86400, immutable"
+    # path tokens keyed by a generated secret that only the process function may read
+    assert process["TOKEN_SECRET_ARN"] == {"Ref": "CdnTokenSecret"}
+    secret = resources["CdnTokenSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    readers = [
+        (name, st)
+        for name, res in resources.items()
+        if res["Type"] in ("AWS::IAM::Role", "AWS::IAM::RolePolicy", "AWS::IAM::ManagedPolicy")
+        for st in _statements_of(res)
+        if "CdnTokenSecret" in json.dumps(st.get("Resource", ""))
+    ]
+    assert [(name, st["Action"], st["Resource"]) for name, st in readers] == [
+        ("ProcessTokenSecretPolicy", "secretsmanager:GetSecretValue", {"Ref": "CdnTokenSecret"})
+    ]
+    assert resources["ProcessTokenSecretPolicy"]["Properties"]["RoleName"] == {"Ref": "ProcessRole"}
     # the default stage has none of it: presigned, private
     default = template["Resources"]
     assert "ThumbnailsCdn" not in default
@@ -305,11 +323,16 @@ def test_cdn_delivery_serves_thumbnails_only_over_https_through_origin_access_co
         default["StatusLambdaFunction"]["Properties"]["Environment"]["Variables"]["THUMBNAIL_CDN"]
         == ""
     )
-    assert (
-        default["ProcessLambdaFunction"]["Properties"]["Environment"]["Variables"][
-            "THUMBNAIL_CACHE"
-        ]
-        == "private, max-age=900"
-    )
+    default_process = default["ProcessLambdaFunction"]["Properties"]["Environment"]["Variables"]
+    assert default_process["THUMBNAIL_CACHE"] == "private, max-age=900"
+    assert default_process["TOKEN_SECRET_ARN"] == ""
+    assert "CdnTokenSecret" not in default
     [only_tls] = default["DerivedBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert only_tls["Sid"] == "DenyInsecureTransport"
+
+
+def _statements_of(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    props = resource["Properties"]
+    documents = [props["PolicyDocument"]] if "PolicyDocument" in props else []
+    documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+    return [st for doc in documents for st in doc["Statement"] if isinstance(st, dict)]
