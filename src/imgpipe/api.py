@@ -39,11 +39,15 @@ class BadRequest(ValueError):
 class Response:
     status: int
     body: JsonObject
+    allow: str = ""  # a 405's Allow header: the methods the path has
 
     def as_lambda(self) -> JsonObject:
+        headers: JsonObject = {"content-type": "application/json", "cache-control": "no-store"}
+        if self.allow:
+            headers["allow"] = self.allow
         return {
             "statusCode": self.status,
-            "headers": {"content-type": "application/json", "cache-control": "no-store"},
+            "headers": headers,
             "body": json.dumps(self.body, ensure_ascii=False),
         }
 
@@ -70,17 +74,25 @@ def key_parameter(param: str, raw_path: str) -> str:
 
 
 def check_key(key: str, what: str = "key") -> str:
+    """``key`` if it is well formed (what the published contract says: 1 to 1,024 characters,
+    no control characters), else BadRequest. One that is well formed but longer than S3's
+    1,024 bytes of UTF-8 names no object: ``fits_s3`` tells."""
     if not key:
         raise BadRequest(f"the {what} must not be empty")
-    try:
-        size = len(key.encode())
-    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for it, so no S3 key either
-        raise BadRequest(f"the {what} is not valid UTF-8") from None
-    if size > MAX_KEY_BYTES:
-        raise BadRequest(f"the {what} must be at most {MAX_KEY_BYTES} bytes of UTF-8")
+    if len(key) > MAX_KEY_BYTES:
+        raise BadRequest(f"the {what} must be at most {MAX_KEY_BYTES} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in key):
         raise BadRequest(f"the {what} contains control characters")
+    try:
+        key.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for it, so no S3 key either
+        raise BadRequest(f"the {what} is not valid UTF-8") from None
     return key
+
+
+def fits_s3(key: str) -> bool:
+    """Whether ``key`` can be an S3 key (and a DynamoDB sort key): at most 1,024 bytes."""
+    return len(key.encode()) <= MAX_KEY_BYTES
 
 
 def encode_cursor(last: PageKey | None) -> str | None:
@@ -102,7 +114,9 @@ def decode_cursor(cursor: str, bucket: str) -> PageKey:
     if not isinstance(value, dict) or set(value) != {"k"} or not isinstance(value["k"], str):
         raise refused
     try:
-        return PageKey(bucket, check_key(value["k"], "cursor"))
+        if not fits_s3(check_key(value["k"], "cursor")):
+            raise refused
+        return PageKey(bucket, value["k"])
     except BadRequest:
         raise refused from None
 
@@ -113,12 +127,13 @@ def parse_limit(raw: str) -> int:
     return int(raw)
 
 
-def parse_status(raw: str) -> Status | None:
-    if not raw:
+def parse_status(raw: str | None) -> Status | None:
+    """None when not asked; exactly one of the statuses (as the contract lists them) else."""
+    if raw is None:
         return None
-    if raw.upper() not in FINAL:
+    if raw not in FINAL:
         raise BadRequest(f"status must be one of {', '.join(sorted(FINAL))}")
-    return Status(raw.upper())
+    return Status(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +177,8 @@ class StatusApi:
         this prefix (an owner's ``users/<id>/``); anything else is as if it did not exist."""
         try:
             if method != "GET":
-                return Response(405, {"message": f"{method[:10]!r} is not allowed; use GET"})
+                message = f"{method[:10]!r} is not allowed; use GET"
+                return Response(405, {"message": message}, allow="GET")
             unknown = sorted(set(query) - _QUERY_FIELDS)
             if unknown:
                 names = ", ".join(repr(n[:40]) for n in unknown[:3])
@@ -173,7 +189,8 @@ class StatusApi:
                 return Response(200, {"items": items, "cursor": page.cursor})
             if path.startswith("/images/"):
                 key = check_key(path.removeprefix("/images/"))
-                record = self.record(key) if key.startswith(within) else None
+                mine = key.startswith(within) and fits_s3(key)
+                record = self.record(key) if mine else None
                 if record is None:
                     return Response(404, {"message": "no image with that key"})
                 return Response(200, self.public(record))
@@ -207,10 +224,10 @@ class StatusApi:
 
     def page(self, query: Mapping[str, str], within: str = "") -> Page:
         limit = parse_limit(query.get("limit", str(DEFAULT_LIMIT)))
-        status = parse_status(query.get("status", ""))
+        status = parse_status(query.get("status"))
         prefix = query.get("prefix", "")
-        if prefix:
-            check_key(prefix, "prefix")
+        if prefix and not fits_s3(check_key(prefix, "prefix")):
+            return Page([], None)  # longer than any key can be: it starts none
         if not prefix.startswith(within):
             if not within.startswith(prefix):
                 return Page([], None)  # wholly outside what the caller may see

@@ -118,7 +118,7 @@ def to_document(record: ImageRecord, *, internal: bool = False) -> JsonObject:
             doc[name] = unstructure(value)
     _add_image(doc, record)
     doc["thumbnails"] = [
-        {**_as_object(unstructure(t)), "format": _FORMAT_OF.get(t.content_type, t.content_type)}
+        {**_as_object(unstructure(t)), "format": FORMAT_OF.get(t.content_type, t.content_type)}
         for t in record.thumbnails
     ]
     doc["pictures"] = pictures(record.thumbnails)
@@ -157,7 +157,7 @@ def to_public(record: ImageRecord) -> JsonObject:
             "height": t.height,
             "bytes": t.bytes,
             "content_type": t.content_type,
-            "format": _FORMAT_OF.get(t.content_type, t.content_type),
+            "format": FORMAT_OF.get(t.content_type, t.content_type),
         }
         for t in record.thumbnails
     ]
@@ -166,7 +166,7 @@ def to_public(record: ImageRecord) -> JsonObject:
     return doc
 
 
-_FORMAT_OF = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp", "image/avif": "avif"}
+FORMAT_OF = {"image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp", "image/avif": "avif"}
 # A <picture> lists the most compact format first; the browser takes the first it can show,
 # and the last one (JPEG or PNG, where the size has one) is the <img> every browser shows.
 _PREFERENCE = {"image/avif": 0, "image/webp": 1, "image/png": 2, "image/jpeg": 3}

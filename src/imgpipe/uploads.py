@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .ports import Presigner
 
 MAX_NAME = 200  # characters of the client's file name kept in the metadata
+MAX_FILENAME = 255  # characters of a file name the API takes (a request stays within MAX_BODY)
 MAX_BODY = 4096  # bytes of the request itself
 # What the pipeline can read (imaging.formats), by the type a browser gives the file.
 IMAGE_TYPES = {
@@ -77,8 +78,10 @@ class UploadRequest:
         if not isinstance(ctype, str) or ctype.lower() not in IMAGE_TYPES:
             raise BadRequest(f"content_type must be one of {', '.join(IMAGE_TYPES)}")
         name, size = doc.get("filename", ""), doc.get("size", 0)
-        if not isinstance(name, str):
-            raise BadRequest("filename must be a string")
+        if not isinstance(name, str) or len(name) > MAX_FILENAME:
+            raise BadRequest(f"filename must be a string of at most {MAX_FILENAME} characters")
+        if type(size) is float and size.is_integer():
+            size = int(size)  # JSON's 44.0 is the integer 44 (JSON Schema's reading too)
         if type(size) is not int or size < 0:
             raise BadRequest("size must be a number of bytes")
         if size > max_bytes:

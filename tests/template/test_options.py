@@ -191,6 +191,10 @@ def test_jwt_routes_require_the_scope_and_the_function_checks_it_again(
         "GET /images": ["imgpipe/read"],
         "GET /images/{key+}": ["imgpipe/read"],
         "POST /uploads": ["imgpipe/upload"],  # reading does not let a token write
+        # the ANY routes (405 with Allow for other methods) ask the same as their path's own
+        "ANY /images": ["imgpipe/read"],
+        "ANY /images/{key+}": ["imgpipe/read"],
+        "ANY /uploads": ["imgpipe/upload"],
     }
     assert all(r["AuthorizationType"] == "JWT" for r in routes)
     uploads = resources["UploadsLambdaFunction"]["Properties"]["Environment"]["Variables"]
@@ -249,16 +253,13 @@ def test_apiauth_none_deploys_no_uploads_route_unless_asked_in_as_many_words(
     """Under none every route answers anyone: reading is what a public gallery wants, writing
     is not (a form can be posted until it expires). POST /uploads is deployed only with
     anonymousUploadsFromAnyone=true; the function refuses without it (unit/test_uploads.py)."""
-    assert _routes_serverless_resolves("apiAuth=none") == {
-        "GET /images": None,
-        "GET /images/{key+}": None,
-    }
+    reads = ("GET /images", "GET /images/{key+}", "* /images", "* /images/{key+}")
+    assert _routes_serverless_resolves("apiAuth=none") == dict.fromkeys(reads)
     opened = _routes_serverless_resolves("apiAuth=none", "anonymousUploadsFromAnyone=true")
-    assert opened == {"GET /images": None, "GET /images/{key+}": None, "POST /uploads": None}
+    assert opened == dict.fromkeys((*reads, "POST /uploads", "* /uploads"))
     # the parameter does not touch the other modes: iam here, jwt in build/options
     assert _routes_serverless_resolves("anonymousUploadsFromAnyone=true") == {
-        route: {"type": "aws_iam"}
-        for route in ("GET /images", "GET /images/{key+}", "POST /uploads")
+        route: {"type": "aws_iam"} for route in (*reads, "POST /uploads", "* /uploads")
     }
     env = template["Resources"]["UploadsLambdaFunction"]["Properties"]["Environment"]
     assert env["Variables"]["ANONYMOUS_UPLOADS"] == "false"

@@ -160,10 +160,14 @@ def test_functions(resources: dict[str, Any]) -> None:
     for props in functions.values():
         assert props["Runtime"] == "python3.12"
     routes = [p["RouteKey"] for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
-    assert sorted(routes) == ["GET /images", "GET /images/{key+}", "POST /uploads"]
+    # each path's ANY route answers the methods it does not serve with 405 and Allow
+    assert sorted(routes) == [
+        *("ANY /images", "ANY /images/{key+}", "ANY /uploads"),
+        *("GET /images", "GET /images/{key+}", "POST /uploads"),
+    ]
     # every route needs a caller with AWS credentials (the default apiAuth: iam); no CORS
     auth = [p.get("AuthorizationType") for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
-    assert auth == ["AWS_IAM", "AWS_IAM", "AWS_IAM"]
+    assert auth == ["AWS_IAM"] * 6
     (api,) = [p for _, p in _of_type(resources, "AWS::ApiGatewayV2::Api")]
     assert "CorsConfiguration" not in api
     (stage,) = [p for _, p in _of_type(resources, "AWS::ApiGatewayV2::Stage")]

@@ -224,24 +224,22 @@ def test_a_task_already_running_is_followed_not_doubled(
 
 
 def _cli(
-    monkeypatch: pytest.MonkeyPatch, stack: FakeStack, queues: SplitQueues, urls: Queues
+    monkeypatch: pytest.MonkeyPatch,
+    queues: SplitQueues,
+    urls: Queues,
+    patience: Patience = NO_WAIT,
 ) -> Any:
+    """`imgpipe redrive --stage dev` with the function's own work done in-process by
+    ``redrive()`` (as the deployed function runs it, waiting ``patience``)."""
     dep = Deployment(
-        "dev",
-        "uploads",
-        "derived",
-        "images",
-        "arn",
-        urls.source_url,
-        urls.dlq_url,
+        *("dev", "uploads", "derived", "images", "arn", urls.source_url, urls.dlq_url),
         Access(None, "us-east-1"),
     )
     monkeypatch.setattr(dlq_cli, "deployment", lambda stage, endpoint: dep)
-    # the function's own work, in-process (as the deployed function runs it, but without waiting)
     monkeypatch.setattr(
         dlq_cli,
         "_invoke_redrive",
-        lambda d, dry, cap: redrive(queues, urls, cap, dry, patience=NO_WAIT),
+        lambda d, dry, cap: redrive(queues, urls, cap, dry, patience=patience),
     )
     return CliRunner().invoke(main, ["redrive", "--stage", "dev"])
 
@@ -260,7 +258,7 @@ def test_the_cli_exits_non_zero_on_a_failed_task_with_sqs_reason(
         ApproximateNumberOfMessagesMoved=0,
         FailureReason="KMS.AccessDeniedException",
     )
-    done = _cli(monkeypatch, stack, queues, urls)
+    done = _cli(monkeypatch, queues, urls)
     assert done.exit_code == 1
     assert "SQS's move task ended FAILED: KMS.AccessDeniedException" in done.output
     assert "the copy path then moved 3, 0 left in the DLQ" in done.output
@@ -282,25 +280,9 @@ def test_the_cli_follows_a_running_task_to_its_end(
     monkeypatch.setattr(dlq_cli, "follow", _no_wait(follow))
     queues_for_cli = stubbed[0]
     monkeypatch.setattr(dlq_cli, "SqsQueues", lambda _client: queues_for_cli)
-    dep_patience = Patience(time_left=lambda: 6.0, sleep=lambda _s: None)  # the function: one look
-    monkeypatch.setattr(
-        dlq_cli,
-        "_invoke_redrive",
-        lambda d, dry, cap: redrive(queues, urls, cap, dry, patience=dep_patience),
-    )
-    dep = Deployment(
-        "dev",
-        "uploads",
-        "derived",
-        "images",
-        "arn",
-        urls.source_url,
-        urls.dlq_url,
-        Access(None, "us-east-1"),
-    )
-    monkeypatch.setattr(dlq_cli, "deployment", lambda stage, endpoint: dep)
     monkeypatch.setattr(SqsQueues, "depth", lambda self, url: 0)
-    done = CliRunner().invoke(main, ["redrive", "--stage", "dev"])
+    one_look = Patience(time_left=lambda: 6.0, sleep=lambda _s: None)  # the function's
+    done = _cli(monkeypatch, queues, urls, one_look)
     assert done.exit_code == 0, done.output
     assert "RUNNING: 3 of 30 moved so far" in done.output
     assert "move task RUNNING (started 2025-12-08 00:00:00Z): 20 of 30 moved" in done.stderr

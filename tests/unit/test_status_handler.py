@@ -145,7 +145,7 @@ def test_filters_by_prefix_and_status(stack: FakeStack) -> None:
         "trip/05.jpg",
         "trip/07.jpg",
     ]
-    _, rejected = _call(None, status="rejected", limit="2")
+    _, rejected = _call(None, status="REJECTED", limit="2")
     assert [i["key"] for i in rejected["items"]] == ["home/00.jpg", "home/06.jpg"]
     assert rejected["cursor"] is not None  # a third one is still to come
     _, rest = _call(None, status="REJECTED", cursor=rejected["cursor"])
@@ -159,6 +159,8 @@ def test_filters_by_prefix_and_status(stack: FakeStack) -> None:
         {"limit": "101"},
         {"limit": "ten"},
         {"status": "LOST"},
+        {"status": "rejected"},  # exactly as the contract lists them
+        {"status": ""},
         {"cursor": "bm90IGpzb24="},
         {"cursor": "%%%"},
         {"limit": "²"},  # str.isdigit() says yes

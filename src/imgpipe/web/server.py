@@ -149,13 +149,31 @@ class _Handler(BaseHTTPRequestHandler):
         if not path.startswith("/"):
             self._error(400, "the request target must be a path")
             return
+        if path == "/uploads" or path.startswith("/uploads/"):
+            self._refuse()  # POST (and the page's PUT) only
+            return
         status, body = app.answer(path, query)
         self._send(status, body, "application/json")
 
     def _refuse(self) -> None:
-        self._error(405, "only GET, and POST/PUT of /uploads, are served")
+        """405 with the methods the path does have (any method the server does not serve,
+        TRACE and CONNECT included: BaseHTTPRequestHandler would answer 501)."""
+        path = urlsplit(self.path).path
+        allow = "POST" if path == "/uploads" else "PUT" if path.startswith("/uploads/") else "GET"
+        body = _json(f"{self.command[:10]} is not served here; use {allow}")
+        self.send_response(405)
+        self.send_header("allow", allow)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.send_header("cache-control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
 
-    do_DELETE = do_PATCH = do_OPTIONS = _refuse
+    def __getattr__(self, name: str) -> Any:
+        # every method with no do_ of its own (DELETE, TRACE, QUERY, anything a client sends)
+        if name.startswith("do_"):
+            return self._refuse
+        raise AttributeError(name)
 
     def _parsed(self) -> tuple[str, dict[str, str]] | None:
         """The request's decoded path and query if its Host is loopback's (else answered
@@ -165,7 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         url = urlsplit(self.path)
         try:
-            query = dict(parse_qsl(url.query, max_num_fields=MAX_QUERY_FIELDS))
+            query = dict(
+                parse_qsl(url.query, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
+            )
             return unquote(url.path, errors="strict"), query
         except (ValueError, UnicodeDecodeError):
             self._error(400, "malformed query or path")
