@@ -160,13 +160,14 @@ def test_odd_keys_through_the_http_api(
         assert (code, record["key"], record["status"]) == (200, key, "DONE")
 
 
-def test_openapi_document_describes_both_routes(server: ApiServer) -> None:
+def test_the_loopback_server_serves_the_published_contract(server: ApiServer) -> None:
     from openapi_spec_validator import validate
 
     code, spec = get_json(f"{server.url}/openapi.json")
     assert code == 200
     validate(spec)
-    assert set(spec["paths"]) == {"/images", "/images/{key}"}
+    assert spec == json.loads((ROOT / "src" / "imgpipe" / "openapi.json").read_text())
+    assert set(spec["paths"]) == {"/images", "/images/{key}", "/uploads"}
 
 
 def test_cli_upload_wait_status_ls_get(
