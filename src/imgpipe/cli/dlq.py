@@ -103,7 +103,7 @@ def redrive(
     result = _invoke_redrive(dep, dry_run, max_messages)
     if result.task_status == "RUNNING" and follow_minutes > 0:
         if not as_json:
-            click.echo(result.summary())
+            click.echo(printable(result.summary()))
         result = _follow_on(dep, result, follow_minutes * 60, quiet=as_json)
     if as_json:
         echo_json(result.as_json())
@@ -116,7 +116,8 @@ def redrive(
         click.echo(printable(result.summary()))
     if result.task_failed:
         raise click.ClickException(
-            f"SQS's move task ended {result.task_status}: {result.failure_reason or '?'}"
+            f"SQS's move task ended {result.task_status}: "
+            + printable(result.failure_reason or "?")
             + ("" if result.copied else "; run `imgpipe redrive` again once the cause is fixed")
         )
 

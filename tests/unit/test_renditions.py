@@ -1,0 +1,121 @@
+"""On-demand renditions, the pure part (issue 39's first step): what may be asked, how it is
+signed, which format auto answers, where it is kept, and that the engine makes it as it makes
+the eager thumbnails."""
+
+from __future__ import annotations
+
+import io
+import re
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from PIL import Image
+
+from imgpipe.imaging import Limits
+from imgpipe.imaging.engine import Quality, render
+from imgpipe.renditions import (
+    LADDER,
+    BadRender,
+    Render,
+    choose,
+    parse,
+    render_url,
+    rendition_key,
+    sign,
+    snap,
+    verify,
+)
+from tests.conftest import ROOT
+
+SECRET = b"s" * 32
+
+
+def test_a_request_on_the_ladder_is_parsed_with_defaults() -> None:
+    assert parse({"w": "640"}) == (Render(640), "")
+    asked = {"w": "256", "h": "256", "fit": "cover", "fmt": "webp", "q": "60", "sig": "x"}
+    assert parse(asked) == (Render(256, 256, "cover", "webp", 60), "x")
+    assert parse({"w": "640", "h": "0"})[0] == Render(640)
+
+
+@pytest.mark.parametrize(
+    ("query", "says"),
+    [
+        ({}, "w (the width in pixels) is required"),
+        ({"w": "641"}, "w must be one of 16, 32"),  # off the ladder: never rendered
+        ({"w": "²"}, "w must be one of"),
+        ({"w": "-640"}, "w must be one of"),
+        ({"w": "640", "h": "99999"}, "h must be one of"),
+        ({"w": "640", "q": "100"}, "q must be one of 50, 60"),
+        ({"w": "640", "fit": "stretch"}, "fit must be one of fit, cover, pad"),
+        ({"w": "640", "fit": "cover"}, "fit=cover needs h"),
+        ({"w": "640", "fmt": "gif"}, "fmt must be one of auto, jpeg"),
+        ({"w": "640", "width": "640"}, "unknown parameters 'width'"),
+    ],
+)
+def test_anything_off_the_ladder_is_refused_with_a_reason(query: dict[str, str], says: str) -> None:
+    with pytest.raises(BadRender, match=re.escape(says)):
+        parse(query)
+
+
+def test_a_signature_covers_the_key_and_every_parameter() -> None:
+    render = Render(640, 0, "fit", "auto", 75)
+    signature = sign(SECRET, "trip/a b.jpg", render)
+    assert len(signature) == 43 and verify(SECRET, "trip/a b.jpg", render, signature)
+    assert not verify(SECRET, "trip/other.jpg", render, signature)
+    assert not verify(SECRET, "trip/a b.jpg", Render(750), signature)
+    assert not verify(SECRET, "trip/a b.jpg", Render(640, quality=90), signature)
+    assert not verify(b"t" * 32, "trip/a b.jpg", render, signature)
+    assert not verify(SECRET, "trip/a b.jpg", render, "")
+    assert not verify(SECRET, "trip/a b.jpg", render, "0" * 43)
+    assert not verify(b"", "trip/a b.jpg", render, signature)
+    with pytest.raises(ValueError, match="not enabled"):
+        sign(b"", "k", render)
+
+
+def test_a_render_url_parses_back_to_what_was_signed() -> None:
+    render = Render(256, 256, "cover", "avif", 60)
+    url = render_url("https://api.example/stage", "trip/a b+c.jpg", render, SECRET)
+    parts = urlsplit(url)
+    assert parts.path == "/stage/render/trip/a%20b%2Bc.jpg"
+    parsed, signature = parse(dict(parse_qsl(parts.query)))
+    assert parsed == render and verify(SECRET, "trip/a b+c.jpg", parsed, signature)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "accept", "answer"),
+    [
+        ("auto", "image/avif,image/webp,image/apng,*/*;q=0.8", "avif"),  # Chrome
+        ("auto", "image/webp,*/*", "webp"),
+        ("auto", "image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5", "jpeg"),  # Safari
+        ("auto", "", "jpeg"),
+        ("png", "image/avif", "png"),  # asked for: given
+    ],
+)
+def test_auto_picks_the_most_compact_format_the_client_takes(
+    fmt: str, accept: str, answer: str
+) -> None:
+    assert choose(fmt, accept) == answer
+
+
+def test_a_rendition_is_kept_under_its_source_version() -> None:
+    key = rendition_key("trip/a.jpg", "0123456789abcdef", Render(640, 0, "fit", "auto", 75), "avif")
+    assert key == "renditions/trip/a.jpg/0123456789abcdef/w640-h0-fit-q75.avif"
+
+
+def test_snap_gives_the_ladder_width_a_layout_needs() -> None:
+    assert [snap(w) for w in (1, 16, 17, 600, 641, 5000)] == [16, 16, 32, 640, 750, 4096]
+    assert all(snap(w) == w for w in LADDER)
+
+
+def test_the_engine_makes_it_as_it_makes_the_thumbnails() -> None:
+    """A photo stored sideways (1200x1800 pixels, EXIF orientation 6: a landscape): 640 wide
+    as shown, AVIF, with nothing left to rotate."""
+    data = (ROOT / "demo" / "photos" / "rotated-exif-6.jpg").read_bytes()
+    asked = Render(640, fmt="auto", quality=60)
+    fmt = choose(asked.fmt, "image/avif,image/webp")
+    done = render(data, [asked.spec(fmt)], Limits(), quality=Quality(60, 60, 60))
+    [thumb] = done.thumbnails
+    with Image.open(io.BytesIO(thumb.data)) as im:
+        assert (im.format, thumb.content_type) == ("AVIF", "image/avif")
+        assert (im.width, im.height) == (640, 427)  # upright: the landscape as shown
+        assert im.getexif().get(0x0112, 1) == 1
