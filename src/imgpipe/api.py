@@ -12,7 +12,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -39,12 +39,12 @@ class BadRequest(ValueError):
 class Response:
     status: int
     body: JsonObject
-    allow: str = ""  # a 405's Allow header: the methods the path has
+    # more headers: a 405's Allow, a redirect's Location, Vary
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def as_lambda(self) -> JsonObject:
         headers: JsonObject = {"content-type": "application/json", "cache-control": "no-store"}
-        if self.allow:
-            headers["allow"] = self.allow
+        headers.update(self.headers)
         return {
             "statusCode": self.status,
             "headers": headers,
@@ -178,7 +178,7 @@ class StatusApi:
         try:
             if method != "GET":
                 message = f"{method[:10]!r} is not allowed; use GET"
-                return Response(405, {"message": message}, allow="GET")
+                return Response(405, {"message": message}, {"allow": "GET"})
             unknown = sorted(set(query) - _QUERY_FIELDS)
             if unknown:
                 names = ", ".join(repr(n[:40]) for n in unknown[:3])

@@ -268,6 +268,7 @@ SHIPPED = {
     "reconcile.py",
     "record.py",
     "redrive.py",
+    "render_api.py",
     "renditions.py",
     "results.py",
     "storage.py",

@@ -13,6 +13,9 @@ from PIL import Image
 
 from imgpipe.imaging import Limits
 from imgpipe.imaging.engine import Quality, render
+from imgpipe.outcomes import Status
+from imgpipe.record import ImageRecord, ThumbnailRef
+from imgpipe.render_api import RenderApi, RenderSettings
 from imgpipe.renditions import (
     LADDER,
     BadRender,
@@ -26,6 +29,7 @@ from imgpipe.renditions import (
     verify,
 )
 from tests.conftest import ROOT
+from tests.harness.memory_ports import MemoryCatalog, MemoryPresigner, MemoryStore, etag_of
 
 SECRET = b"s" * 32
 
@@ -119,3 +123,77 @@ def test_the_engine_makes_it_as_it_makes_the_thumbnails() -> None:
         assert (im.format, thumb.content_type) == ("AVIF", "image/avif")
         assert (im.width, im.height) == (640, 427)  # upright: the landscape as shown
         assert im.getexif().get(0x0112, 1) == 1
+
+
+# --- the route, on in-memory doubles -----------------------------------------------------------
+
+
+def _api() -> tuple[RenderApi, MemoryStore, MemoryCatalog]:
+    store, catalog = MemoryStore(), MemoryCatalog()
+    data = (ROOT / "demo" / "photos" / "rotated-exif-6.jpg").read_bytes()
+    store.put("up", "trip/a b.jpg", data)
+    thumb = "thumbnails/trip/a b.jpg/0123456789abcdef/small.jpg"
+    catalog.items[("up", "trip/a b.jpg")] = ImageRecord(
+        "up",
+        "trip/a b.jpg",
+        "s:0A",
+        Status.DONE,
+        etag=etag_of(data),
+        thumbnails=(ThumbnailRef("small", thumb, 128, 85, 4000, "image/jpeg"),),
+    )
+    catalog.items[("up", "trip/rejected.jpg")] = ImageRecord(
+        "up", "trip/rejected.jpg", "s:0B", Status.REJECTED
+    )
+    settings = RenderSettings("up", "down", SECRET)
+    return RenderApi(settings, catalog, store, MemoryPresigner()), store, catalog
+
+
+def _signed(key: str, render: Render) -> dict[str, str]:
+    url = render_url("https://api", key, render, SECRET)
+    return dict(parse_qsl(urlsplit(url).query))
+
+
+def test_a_signed_request_renders_once_and_then_reads_what_was_kept() -> None:
+    api, store, _ = _api()
+    query = _signed("trip/a b.jpg", Render(640))
+    first = api.handle("GET", "trip/a b.jpg", query, "image/avif,image/webp,*/*")
+    assert first.status == 302 and first.headers["x-imgpipe-render"] == "miss"
+    assert first.headers["vary"] == "Accept"
+    kept = "renditions/trip/a b.jpg/0123456789abcdef/w640-h0-fit-q75.avif"
+    assert first.headers["location"].startswith(f"memory://down/{kept}?expires=900")
+    with Image.open(io.BytesIO(store.objects[("down", kept)])) as im:
+        assert (im.format, im.size) == ("AVIF", (640, 427))
+    again = api.handle("GET", "trip/a b.jpg", query, "image/avif")
+    assert again.status == 302 and again.headers["x-imgpipe-render"] == "hit"
+    assert api.renders == 1  # the second answer read the kept rendition
+    # another Accept, another format, made once too
+    safari = api.handle("GET", "trip/a b.jpg", query, "image/png,*/*")
+    assert safari.headers["location"].startswith("memory://down/renditions/trip/a b.jpg/")
+    assert ".jpg?" in safari.headers["location"] and api.renders == 2
+
+
+def test_refusals_come_before_any_work() -> None:
+    api, store, _ = _api()
+    before = dict(store.objects)
+    good = _signed("trip/a b.jpg", Render(640))
+    for key, query, status in (
+        ("trip/a b.jpg", {k: v for k, v in good.items() if k != "sig"}, 403),  # unsigned
+        ("trip/a b.jpg", {**good, "sig": "A" * 43}, 403),  # forged
+        ("trip/a b.jpg", {**good, "w": "750"}, 403),  # another width than was signed
+        ("trip/other.jpg", good, 403),  # another key than was signed
+        ("trip/a b.jpg", {**good, "w": "641"}, 400),  # off the ladder
+        ("trip/a b.jpg", {**good, "x": "1"}, 400),
+        ("trip/a\x07.jpg", good, 400),
+        ("trip/missing.jpg", _signed("trip/missing.jpg", Render(640)), 404),
+        ("trip/rejected.jpg", _signed("trip/rejected.jpg", Render(640)), 404),
+    ):
+        assert api.handle("GET", key, query, "").status == status, (key, query)
+    assert api.handle("DELETE", "trip/a b.jpg", good, "").headers == {"allow": "GET"}
+    assert store.objects == before and api.renders == 0
+
+
+def test_an_image_replaced_since_it_was_done_is_not_rendered_from_the_new_bytes() -> None:
+    api, store, _ = _api()
+    store.put("up", "trip/a b.jpg", b"other bytes")  # a new upload, not yet processed
+    answer = api.handle("GET", "trip/a b.jpg", _signed("trip/a b.jpg", Render(640)), "")
+    assert answer.status == 404 and api.renders == 0

@@ -31,7 +31,7 @@ def handler(event: Received, context: LambdaContext) -> JsonObject:
         return Response(403, {"message": "Forbidden"}).as_lambda()
     method = event.get("requestContext", {}).get("http", {}).get("method", "POST")
     if method != "POST":  # the path's ANY route: every other method
-        return Response(405, {"message": "use POST"}, allow="POST").as_lambda()
+        return Response(405, {"message": "use POST"}, {"allow": "POST"}).as_lambda()
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         try:
