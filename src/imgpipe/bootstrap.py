@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .pipeline import Pipeline
     from .ports import Presigner, QueuePort
     from .reconcile import Reconciler
+    from .render_api import RenderApi
     from .storage import ObjectStore
 
 # Each builder imports what only it needs: the status function's cold start never loads the
@@ -148,19 +149,40 @@ def with_token_secret(cfg: ProcessSettings, secrets: Callable[[], Any]) -> Proce
     an unkeyed, derivable path."""
     if not cfg.token_secret_arn:
         return cfg
+    secret = read_secret(secrets, cfg.token_secret_arn, "TOKEN_SECRET_ARN", "the token secret")
+    return replace(cfg, token_secret=secret)
+
+
+def read_secret(secrets: Callable[[], Any], arn: str, setting: str, what: str) -> bytes:
+    """A stage secret from Secrets Manager, at start-up; ConfigError naming ``setting`` when it
+    cannot be read or is too short to key an HMAC."""
     from botocore.exceptions import ClientError
 
     from .errors import describe
 
     try:
-        value = secrets().get_secret_value(SecretId=cfg.token_secret_arn)["SecretString"]
+        value = secrets().get_secret_value(SecretId=arn)["SecretString"]
     except (ClientError, KeyError) as exc:
-        raise ConfigError(
-            f"TOKEN_SECRET_ARN: cannot read the token secret ({describe(exc)})"
-        ) from None
-    if len(value) < 32:
-        raise ConfigError("TOKEN_SECRET_ARN: the token secret must be at least 32 characters")
-    return replace(cfg, token_secret=value.encode())
+        raise ConfigError(f"{setting}: cannot read {what} ({describe(exc)})") from None
+    if not isinstance(value, str) or len(value) < 32:
+        raise ConfigError(f"{setting}: {what} must be at least 32 characters")
+    return value.encode()
+
+
+@lru_cache(maxsize=1)
+def render_api() -> RenderApi:
+    """The render function's: the engine loads on the first miss, not at start-up."""
+    from .render_api import RenderApi, RenderSettings
+    from .storage import ObjectStore, Presigned
+
+    cfg = config.render_route_settings()
+    secret = read_secret(aws.secrets, cfg.secret_arn, "RENDER_SECRET_ARN", "the render secret")
+    return RenderApi(
+        RenderSettings(cfg.uploads_bucket, cfg.derived_bucket, secret, cfg.limits),
+        Catalog(aws.dynamodb(), cfg.table_name),
+        ObjectStore(aws.s3(), config.PRIVATE_CACHE),  # handed out presigned, as thumbnails
+        Presigned(aws.s3()),
+    )
 
 
 def reset() -> None:
@@ -170,5 +192,6 @@ def reset() -> None:
     aws.reset()
     pipeline.cache_clear()
     status_api.cache_clear()
+    render_api.cache_clear()
     presigner.cache_clear()
     queues.cache_clear()

@@ -199,6 +199,30 @@ class StatusSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RenderRouteSettings:
+    """The render function's: where originals and renditions are, and its secret's ARN."""
+
+    table_name: str
+    uploads_bucket: str
+    derived_bucket: str
+    secret_arn: str  # Secrets Manager: the key of render URLs' signatures
+    limits: Limits
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RenderRouteSettings:
+        env = _env(env)
+        return cls(
+            table_name=_required(env, "TABLE_NAME"),
+            uploads_bucket=_required(env, "UPLOADS_BUCKET"),
+            derived_bucket=_required(env, "DERIVED_BUCKET"),
+            secret_arn=_required(env, "RENDER_SECRET_ARN"),
+            limits=replace(
+                _RENDER.limits, max_bytes=_int(env, "MAX_BYTES", _RENDER.limits.max_bytes)
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class UploadSettings:
     uploads_bucket: str
     max_bytes: int  # the pipeline's own MAX_BYTES: a form never allows more
@@ -438,6 +462,11 @@ def status_settings() -> StatusSettings:
 
 
 @lru_cache(maxsize=1)
+def render_route_settings() -> RenderRouteSettings:
+    return RenderRouteSettings.from_env()
+
+
+@lru_cache(maxsize=1)
 def upload_settings() -> UploadSettings:
     return UploadSettings.from_env()
 
@@ -462,6 +491,7 @@ def clear_caches() -> None:
     for cached in (
         settings,
         status_settings,
+        render_route_settings,
         upload_settings,
         redrive_settings,
         backfill_settings,

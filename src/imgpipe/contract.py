@@ -24,6 +24,7 @@ from .imaging.types import Limits
 from .labels import LabelResult
 from .outcomes import FINAL, REASON_TEXT, Reason
 from .record import FORMAT_OF, PUBLIC_FIELDS, SCHEMA, ImageRecord
+from .renditions import FITS, FORMATS, LADDER, QUALITIES
 from .uploads import IMAGE_TYPES, MAX_BODY, MAX_FILENAME
 
 Schema = dict[str, Any]  # a JSON Schema (or OpenAPI) object, written out as JSON
@@ -230,6 +231,10 @@ def _errors(*codes: str) -> Schema:
     return {code: _answer({**ERROR_CODES, **extra}[code], "Error") for code in codes}
 
 
+def _int_enum(values: tuple[int, ...]) -> Schema:
+    return {"type": "integer", "enum": list(values)}
+
+
 def _key_schema(min_length: int) -> Schema:
     return {
         "type": "string",
@@ -323,6 +328,47 @@ def document(max_bytes: int = DEFAULT_MAX_BYTES) -> Schema:
             **_errors("400", "401", "403", "429"),
         },
     }
+    render = {
+        "summary": "One rendition of a DONE image, made once and kept: a redirect to it",
+        "operationId": "renderImage",
+        "description": (
+            "URLs are signed for the stage (`imgpipe render-url`), so no credential is sent "
+            "beyond the signature: an `<img srcset>` can load them. Sizes and qualities snap to "
+            "a ladder; anything else is a 400. Served by the stage's API, not the loopback "
+            "server (404 there)."
+        ),
+        "security": [],
+        "parameters": [
+            {"name": "key", "in": "path", "required": True, "schema": _key_schema(1)},
+            {"name": "w", "in": "query", "required": True, "schema": _int_enum(LADDER)},
+            {"name": "h", "in": "query", "schema": _int_enum((0, *LADDER))},
+            {"name": "fit", "in": "query", "schema": {"type": "string", "enum": list(FITS)}},
+            {"name": "fmt", "in": "query", "schema": {"type": "string", "enum": list(FORMATS)}},
+            {"name": "q", "in": "query", "schema": _int_enum(QUALITIES)},
+            {
+                "name": "sig",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+                "description": "HMAC-SHA256 of the key and the other parameters (base64url)",
+            },
+        ],
+        "responses": {
+            "302": {
+                "description": "the rendition: a presigned GET (15 minutes); `Vary: Accept` "
+                "when fmt=auto",
+                "headers": {"Location": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": {"$ref": REF + "Redirect"}}},
+            },
+            **_errors("400", "403", "404", "429"),
+        },
+    }
+    schemas["Redirect"] = {
+        "type": "object",
+        "properties": {"location": {"type": "string"}},
+        "required": ["location"],
+        "additionalProperties": False,
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -342,6 +388,7 @@ def document(max_bytes: int = DEFAULT_MAX_BYTES) -> Schema:
             "/images": {"get": list_images},
             "/images/{key}": {"get": get_image},
             "/uploads": {"post": create_upload},
+            "/render/{key}": {"get": render},
         },
         "components": {
             "schemas": schemas,

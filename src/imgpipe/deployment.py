@@ -90,6 +90,11 @@ class Deployment:
     def backfill_function(self) -> str:
         return f"{self.name}-backfill"
 
+    @property
+    def render_secret_name(self) -> str:
+        """The Secrets Manager name of the key of render URLs (resources/api.yml)."""
+        return f"{self.name}-render"
+
     def client(self, service: str) -> Any:
         return make_client(self.access, service)
 

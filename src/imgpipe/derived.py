@@ -26,6 +26,7 @@ from .record import ImageRecord
 
 THUMBNAILS = "thumbnails/"
 RESULTS = "results/"
+RENDITIONS = "renditions/"  # made on demand (renditions.py): no record lists them
 RESULT_FORMATS = ("json", "csv")
 THUMBNAIL_EXTENSIONS = ("jpg", "png", "webp", "avif")  # what the engine writes (imaging.types)
 TOKEN_LENGTH = 16
@@ -108,14 +109,39 @@ def successor(new: ImageRecord, stored: ImageRecord | None) -> ImageRecord:
 
 def source_of(derived_key: str) -> tuple[str, str] | None:
     """(source key, version token) of a derived key in the layout above, else None."""
-    if derived_key.startswith(THUMBNAILS):
-        parts = derived_key[len(THUMBNAILS) :].rsplit("/", 2)
-        if len(parts) == 3 and parts[0] and len(parts[1]) == TOKEN_LENGTH:
-            return parts[0], parts[1]
-        return None
+    for area in (THUMBNAILS, RENDITIONS):
+        if derived_key.startswith(area):
+            parts = derived_key[len(area) :].rsplit("/", 2)
+            if len(parts) == 3 and parts[0] and len(parts[1]) == TOKEN_LENGTH:
+                return parts[0], parts[1]
+            return None
     if derived_key.startswith(RESULTS):
         head, _, name = derived_key[len(RESULTS) :].rpartition("/")
         stem, _, fmt = name.partition(".")
         if head and len(stem) == TOKEN_LENGTH and fmt in RESULT_FORMATS:
             return head, stem
     return None
+
+
+def token_of(record: ImageRecord) -> str:
+    """The token of the record's version as its thumbnails carry it (keyed where the stage
+    keys them, see ``token``), so renditions sit beside them without a secret of their own."""
+    for thumb in record.thumbnails:
+        owner = source_of(thumb.key)
+        if owner is not None:
+            return owner[1]
+    return token(record.version)
+
+
+def owns(record: ImageRecord, derived_key: str) -> bool:
+    """Whether ``record`` owns ``derived_key``: what it lists, and the renditions of its own
+    version while it is DONE (nobody lists those: they are made when asked for)."""
+    if derived_key.startswith(RENDITIONS):
+        source = source_of(derived_key)
+        return (
+            source is not None
+            and source[0] == record.key
+            and record.status is Status.DONE
+            and source[1] == token_of(record)
+        )
+    return derived_key in owned(record)

@@ -123,7 +123,22 @@ class Outputs:
     def clean(self, record: ImageRecord) -> None:
         if record.cleanup:
             self.store.delete(self.bucket, record.cleanup)
+            self._drop_renditions(record)
             self.catalog.clear_cleanup(record)
+
+    def _drop_renditions(self, record: ImageRecord) -> None:
+        """The renditions of the versions ``record`` replaced (all of them once it is
+        DELETED): no record lists them, so its key's are listed. Only a record that replaced
+        another has anything to clean, so this costs a listing only then."""
+        prefix = f"{derived.RENDITIONS}{record.key}/"
+        stale = [
+            obj.key
+            for obj in self.store.listing(self.bucket, prefix)
+            if (derived.source_of(obj.key) or ("",))[0] == record.key
+            and not derived.owns(record, obj.key)
+        ]
+        if stale:
+            self.store.delete(self.bucket, stale)
 
     def _write_results(self, record: ImageRecord) -> None:
         bucket = self.bucket

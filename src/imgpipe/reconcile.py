@@ -175,7 +175,7 @@ class Reconciler:
             if finding is not None:
                 yield finding
         owners = _Owners(self._catalog, self._uploads)
-        for area in (derived.THUMBNAILS, derived.RESULTS):
+        for area in (derived.THUMBNAILS, derived.RESULTS, derived.RENDITIONS):
             for obj in self._list(self._derived, area + prefix, "derived objects"):
                 report.derived += 1
                 if obj.modified > cutoff:
@@ -272,7 +272,7 @@ class Reconciler:
 
     def _remove_derived(self, key: str) -> str:
         owner = self._owner_now(key)
-        if owner is not None and key in derived.owned(owner):
+        if owner is not None and derived.owns(owner, key):
             if key.endswith(".json"):  # owned, but describing another version: rewrite
                 self._store.put_document(self._derived, key, to_json(owner), "application/json")
                 return "rewritten from the record"
@@ -324,7 +324,7 @@ def _owner(key: str, owners: _Owners) -> ImageRecord | None:
     source = derived.source_of(key)
     if source is not None:
         record = owners.get(source[0])
-        if record is not None and key in derived.owned(record):
+        if record is not None and derived.owns(record, key):
             return record
         return None
     legacy = _legacy_source(key)

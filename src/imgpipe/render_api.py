@@ -62,7 +62,7 @@ class RenderApi:
         if record is None or record.status is not Status.DONE:
             return Response(404, {"message": "no finished image with that key"})
         fmt = choose(render.fmt, accept)
-        kept = rendition_key(key, _token(record), render, fmt)
+        kept = rendition_key(key, derived.token_of(record), render, fmt)
         made = self.store.live(cfg.derived_bucket, kept) is None
         if made:
             try:
@@ -88,13 +88,3 @@ class RenderApi:
         [thumb] = done.thumbnails
         self.store.put_thumbnail(cfg.derived_bucket, kept, thumb)
         self.renders += 1
-
-
-def _token(record: ImageRecord) -> str:
-    """The version's token as its thumbnails carry it (keyed where the stage keys them), so a
-    rendition sits beside them and needs no secret of its own to be named."""
-    for thumb in record.thumbnails:
-        owner = derived.source_of(thumb.key)
-        if owner is not None:
-            return owner[1]
-    return derived.token(record.version)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
+from .derived import RENDITIONS
 from .imaging.types import ThumbSpec
 
 # px: Next.js' default imageSizes + deviceSizes (what its loader asks for), and 4096
@@ -31,7 +32,6 @@ FITS = ("fit", "cover", "pad")
 FORMATS = ("auto", "jpeg", "webp", "avif", "png")
 EXTENSIONS = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "png": "png"}
 PARAMETERS = frozenset({"w", "h", "fit", "fmt", "q", "sig"})
-RENDITIONS = "renditions/"
 UNBOUNDED = 1 << 16  # a box's height when only the width is asked for: the width decides
 SIGNATURE_CHARS = 43  # base64url of 32 bytes, unpadded
 
@@ -42,7 +42,8 @@ class BadRender(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Render:
-    """One rendition as asked: ``height`` 0 means "as wide as ``width``, any height"."""
+    """One rendition as asked. ``height`` 0: for ``fit``, "``width`` wide, any height"; for
+    ``cover`` and ``pad``, a square box (``width`` by ``width``), as the eager sizes read it."""
 
     width: int
     height: int = 0
@@ -58,7 +59,7 @@ class Render:
 
     def spec(self, fmt: str) -> ThumbSpec:
         """The engine's spec for this rendition in ``fmt`` (a concrete format, see ``choose``)."""
-        height = self.height or UNBOUNDED
+        height = self.height or (UNBOUNDED if self.fit == "fit" else self.width)
         return ThumbSpec("render", self.width, height, self.fit, (fmt,))
 
 
@@ -74,7 +75,8 @@ def _number(query: Mapping[str, str], name: str, allowed: tuple[int, ...], defau
 
 def parse(query: Mapping[str, str], ladder: tuple[int, ...] = LADDER) -> tuple[Render, str]:
     """The rendition a query asks for, and its signature ("" if it carries none). BadRender
-    for anything outside the ladder, an unknown parameter, or a box a fit cannot fill."""
+    for anything outside the ladder or an unknown parameter: every request the published
+    contract allows is parsed (one rule per parameter, none across them)."""
     unknown = sorted(set(query) - PARAMETERS)
     if unknown:
         names = ", ".join(repr(n[:20]) for n in unknown[:3])
@@ -86,8 +88,6 @@ def parse(query: Mapping[str, str], ladder: tuple[int, ...] = LADDER) -> tuple[R
     fit = query.get("fit", "fit")
     if fit not in FITS:
         raise BadRender(f"fit must be one of {', '.join(FITS)}")
-    if fit != "fit" and not height:
-        raise BadRender(f"fit={fit} needs h: the box it fills")
     fmt = query.get("fmt", "auto")
     if fmt not in FORMATS:
         raise BadRender(f"fmt must be one of {', '.join(FORMATS)}")

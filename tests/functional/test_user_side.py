@@ -167,7 +167,7 @@ def test_the_loopback_server_serves_the_published_contract(server: ApiServer) ->
     assert code == 200
     validate(spec)
     assert spec == json.loads((ROOT / "src" / "imgpipe" / "openapi.json").read_text())
-    assert set(spec["paths"]) == {"/images", "/images/{key}", "/uploads"}
+    assert set(spec["paths"]) == {"/images", "/images/{key}", "/uploads", "/render/{key}"}
 
 
 def test_cli_upload_wait_status_ls_get(

@@ -186,7 +186,10 @@ def test_jwt_routes_require_the_scope_and_the_function_checks_it_again(
     routes = [
         r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"
     ]
-    scopes = {r["RouteKey"]: r["AuthorizationScopes"] for r in routes}
+    signed = {"GET /render/{key+}", "ANY /render/{key+}"}  # their URLs carry the credential
+    scopes = {
+        r["RouteKey"]: r["AuthorizationScopes"] for r in routes if r["RouteKey"] not in signed
+    }
     assert scopes == {
         "GET /images": ["imgpipe/read"],
         "GET /images/{key+}": ["imgpipe/read"],
@@ -196,7 +199,7 @@ def test_jwt_routes_require_the_scope_and_the_function_checks_it_again(
         "ANY /images/{key+}": ["imgpipe/read"],
         "ANY /uploads": ["imgpipe/upload"],
     }
-    assert all(r["AuthorizationType"] == "JWT" for r in routes)
+    assert all(r["AuthorizationType"] == "JWT" for r in routes if r["RouteKey"] not in signed)
     uploads = resources["UploadsLambdaFunction"]["Properties"]["Environment"]["Variables"]
     assert (uploads["JWT_SCOPE"], uploads["JWT_OWNER_CLAIM"]) == ("imgpipe/upload", "sub")
     env = resources["StatusLambdaFunction"]["Properties"]["Environment"]["Variables"]
@@ -254,12 +257,14 @@ def test_apiauth_none_deploys_no_uploads_route_unless_asked_in_as_many_words(
     is not (a form can be posted until it expires). POST /uploads is deployed only with
     anonymousUploadsFromAnyone=true; the function refuses without it (unit/test_uploads.py)."""
     reads = ("GET /images", "GET /images/{key+}", "* /images", "* /images/{key+}")
-    assert _routes_serverless_resolves("apiAuth=none") == dict.fromkeys(reads)
+    signed = dict.fromkeys(("GET /render/{key+}", "* /render/{key+}"))  # in every mode
+    assert _routes_serverless_resolves("apiAuth=none") == {**dict.fromkeys(reads), **signed}
     opened = _routes_serverless_resolves("apiAuth=none", "anonymousUploadsFromAnyone=true")
-    assert opened == dict.fromkeys((*reads, "POST /uploads", "* /uploads"))
+    assert opened == {**dict.fromkeys((*reads, "POST /uploads", "* /uploads")), **signed}
     # the parameter does not touch the other modes: iam here, jwt in build/options
     assert _routes_serverless_resolves("anonymousUploadsFromAnyone=true") == {
-        route: {"type": "aws_iam"} for route in (*reads, "POST /uploads", "* /uploads")
+        **{route: {"type": "aws_iam"} for route in (*reads, "POST /uploads", "* /uploads")},
+        **signed,
     }
     env = template["Resources"]["UploadsLambdaFunction"]["Properties"]["Environment"]
     assert env["Variables"]["ANONYMOUS_UPLOADS"] == "false"

@@ -14,6 +14,7 @@ FUNCTIONS = {
     "ProcessLambdaFunction": "ProcessRole",
     "RedriveLambdaFunction": "RedriveRole",
     "ReconcileLambdaFunction": "ReconcileRole",
+    "RenderLambdaFunction": "RenderRole",
     "StatusLambdaFunction": "StatusRole",
     "UploadsLambdaFunction": "UploadsRole",
 }
@@ -108,6 +109,17 @@ EXPECTED_ACTIONS = {
         "s3:GetObject",
         "kms:Decrypt",  # only with the optional customer managed key: presigned GETs decrypt
     },
+    "RenderRole": {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "dynamodb:GetItem",
+        "s3:GetObject",  # the original; its renditions
+        "s3:PutObject",  # renditions only
+        "s3:ListBucket",  # renditions/ only: a rendition not yet made is a 404
+        "secretsmanager:GetSecretValue",  # the render secret only
+        "kms:Decrypt",  # this and the next only with the optional customer managed key
+        "kms:GenerateDataKey",
+    },
 }
 
 
@@ -148,15 +160,16 @@ def test_each_role_has_exactly_its_actions(resources: dict[str, Any], role: str)
 DERIVED_SCOPES = {
     "ProcessRole": {
         "s3:PutObject": {"thumbnails/*", "results/*"},
-        "s3:DeleteObject": {"thumbnails/*", "results/*"},
+        "s3:DeleteObject": {"thumbnails/*", "results/*", "renditions/*"},
         "s3:GetObject": {"watermarks/*"},
     },
     "ReconcileRole": {  # an orphan thumbnail is only deleted, never read or written
         "s3:GetObject": {"results/*"},
         "s3:PutObject": {"results/*"},
-        "s3:DeleteObject": {"thumbnails/*", "results/*"},
+        "s3:DeleteObject": {"thumbnails/*", "results/*", "renditions/*"},
     },
     "StatusRole": {"s3:GetObject": {"thumbnails/*"}},
+    "RenderRole": {"s3:GetObject": {"renditions/*"}, "s3:PutObject": {"renditions/*"}},
     "UploadsRole": {},
     "RedriveRole": {},
     "BackfillRole": {},

@@ -154,6 +154,7 @@ def test_functions(resources: dict[str, Any]) -> None:
         "ProcessLambdaFunction",
         "RedriveLambdaFunction",
         "ReconcileLambdaFunction",
+        "RenderLambdaFunction",
         "StatusLambdaFunction",
         "UploadsLambdaFunction",
     }
@@ -162,12 +163,20 @@ def test_functions(resources: dict[str, Any]) -> None:
     routes = [p["RouteKey"] for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
     # each path's ANY route answers the methods it does not serve with 405 and Allow
     assert sorted(routes) == [
-        *("ANY /images", "ANY /images/{key+}", "ANY /uploads"),
-        *("GET /images", "GET /images/{key+}", "POST /uploads"),
+        *("ANY /images", "ANY /images/{key+}", "ANY /render/{key+}", "ANY /uploads"),
+        *("GET /images", "GET /images/{key+}", "GET /render/{key+}", "POST /uploads"),
     ]
-    # every route needs a caller with AWS credentials (the default apiAuth: iam); no CORS
-    auth = [p.get("AuthorizationType") for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")]
-    assert auth == ["AWS_IAM"] * 6
+    # every route needs a caller with AWS credentials (the default apiAuth: iam), but the
+    # renditions', whose URLs carry their own signature (an <img> sends no header); no CORS
+    auth = {
+        p["RouteKey"]: p.get("AuthorizationType", "NONE")
+        for _, p in _of_type(resources, "AWS::ApiGatewayV2::Route")
+    }
+    assert {k for k, v in auth.items() if v != "AWS_IAM"} == {
+        "GET /render/{key+}",
+        "ANY /render/{key+}",
+    }
+    assert {auth["GET /render/{key+}"], auth["ANY /render/{key+}"]} == {"NONE"}
     (api,) = [p for _, p in _of_type(resources, "AWS::ApiGatewayV2::Api")]
     assert "CorsConfiguration" not in api
     (stage,) = [p for _, p in _of_type(resources, "AWS::ApiGatewayV2::Stage")]
@@ -230,6 +239,7 @@ SHIPPED = {
     "handlers/process.py",
     "handlers/reconcile.py",
     "handlers/redrive.py",
+    "handlers/render.py",
     "handlers/status.py",
     "handlers/uploads.py",
     "imaging/__init__.py",

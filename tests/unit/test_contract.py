@@ -184,3 +184,18 @@ def test_every_schema_valid_prefix_and_key_is_served(prefix: str, key: str) -> N
     api = StatusApi(MemoryCatalog(), MemoryPresigner(), "uploads", "derived")
     assert api.handle("GET", "/images", {"prefix": prefix}).status == 200
     assert api.handle("GET", f"/images/{key}", {}).status == 404
+
+
+def test_render_answers_validate() -> None:
+    from imgpipe.renditions import Render
+    from tests.unit.test_renditions import _api, _signed
+
+    api, _, _ = _api()
+    signed = _signed("trip/a b.jpg", Render(640))
+    made = api.handle("GET", "trip/a b.jpg", signed, "image/webp")
+    assert made.status == 302 and _errors("Redirect", made.body) == []
+    for query, status in (({"w": "1"}, 400), ({**signed, "sig": "A" * 43}, 403)):
+        refused = api.handle("GET", "trip/a b.jpg", query, "")
+        assert refused.status == status and _errors("Error", refused.body) == []
+    operation = SPEC["paths"]["/render/{key}"]["get"]
+    assert set(operation["responses"]) == {"302", "400", "403", "404", "429"}

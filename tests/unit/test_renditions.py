@@ -36,6 +36,10 @@ SECRET = b"s" * 32
 
 def test_a_request_on_the_ladder_is_parsed_with_defaults() -> None:
     assert parse({"w": "640"}) == (Render(640), "")
+    # without h: fit is bounded by the width alone; cover and pad fill a square
+    assert (Render(640).spec("jpeg").width, Render(640).spec("jpeg").height) == (640, 1 << 16)
+    square = parse({"w": "256", "fit": "cover"})[0].spec("webp")
+    assert (square.width, square.height, square.mode) == (256, 256, "cover")
     asked = {"w": "256", "h": "256", "fit": "cover", "fmt": "webp", "q": "60", "sig": "x"}
     assert parse(asked) == (Render(256, 256, "cover", "webp", 60), "x")
     assert parse({"w": "640", "h": "0"})[0] == Render(640)
@@ -51,7 +55,6 @@ def test_a_request_on_the_ladder_is_parsed_with_defaults() -> None:
         ({"w": "640", "h": "99999"}, "h must be one of"),
         ({"w": "640", "q": "100"}, "q must be one of 50, 60"),
         ({"w": "640", "fit": "stretch"}, "fit must be one of fit, cover, pad"),
-        ({"w": "640", "fit": "cover"}, "fit=cover needs h"),
         ({"w": "640", "fmt": "gif"}, "fmt must be one of auto, jpeg"),
         ({"w": "640", "width": "640"}, "unknown parameters 'width'"),
     ],
@@ -197,3 +200,64 @@ def test_an_image_replaced_since_it_was_done_is_not_rendered_from_the_new_bytes(
     store.put("up", "trip/a b.jpg", b"other bytes")  # a new upload, not yet processed
     answer = api.handle("GET", "trip/a b.jpg", _signed("trip/a b.jpg", Render(640)), "")
     assert answer.status == 404 and api.renders == 0
+
+
+# --- their lifecycle: replaced and removed with their photo, found by reconcile -----------------
+
+
+def test_a_new_version_and_a_removal_take_the_old_renditions_with_them() -> None:
+    from imgpipe import config
+    from imgpipe.events import S3ObjectEvent
+    from imgpipe.pipeline import Pipeline
+    from tests.conftest import jpeg_bytes
+    from tests.harness.memory_ports import MemoryPublisher
+
+    store, catalog = MemoryStore(), MemoryCatalog()
+    env = {"UPLOADS_BUCKET": "up", "DERIVED_BUCKET": "down", "TABLE_NAME": "t", "TOPIC_ARN": "a"}
+    pipeline = Pipeline(config.load(env), store, catalog, MemoryPublisher())
+    api = RenderApi(RenderSettings("up", "down", SECRET), catalog, store, MemoryPresigner())
+
+    def upload(key: str, data: bytes, sequencer: str) -> None:
+        store.objects[("up", key)] = data
+        event = S3ObjectEvent(
+            "ObjectCreated:Put", "up", key, len(data), etag_of(data), sequencer, "t"
+        )
+        assert pipeline.handle(event).status is Status.DONE
+
+    def renditions() -> list[str]:
+        return sorted(k for b, k in store.objects if b == "down" and k.startswith("renditions/"))
+
+    upload("a.jpg", jpeg_bytes((800, 600)), "0A")
+    upload("a.jpg/b.jpg", jpeg_bytes((800, 600)), "0A")  # a key under the first as a prefix
+    for key in ("a.jpg", "a.jpg/b.jpg"):
+        assert api.handle("GET", key, _signed(key, Render(256)), "image/webp").status == 302
+    first = renditions()
+    assert len(first) == 2
+    upload("a.jpg", jpeg_bytes((640, 480)), "0B")  # a new version: its own renditions later
+    assert renditions() == [k for k in first if k.startswith("renditions/a.jpg/b.jpg/")]
+    api.handle("GET", "a.jpg", _signed("a.jpg", Render(256)), "image/webp")
+    del store.objects[("up", "a.jpg")]
+    removed = S3ObjectEvent("ObjectRemoved:Delete", "up", "a.jpg", 0, "", "0C", "t")
+    assert pipeline.handle(removed).status is Status.DELETED
+    # the other key's rendition stays: only a.jpg's own were listed and removed
+    assert renditions() == [k for k in first if k.startswith("renditions/a.jpg/b.jpg/")]
+
+
+def test_reconcile_keeps_a_done_versions_renditions_and_removes_the_rest() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from imgpipe.reconcile import Reconciler
+
+    api, store, catalog = _api()
+    assert api.handle("GET", "trip/a b.jpg", _signed("trip/a b.jpg", Render(640)), "").status == 302
+    old = datetime.now(UTC) - timedelta(days=1)
+    kept = next(k for b, k in store.objects if k.startswith("renditions/"))
+    stale = "renditions/trip/a b.jpg/fedcba9876543210/w640-h0-fit-q75.jpg"  # another version
+    nobody = "renditions/gone.jpg/0123456789abcdef/w256-h0-fit-q75.webp"
+    for key in (kept, stale, nobody):
+        store.put("down", key, store.objects.get(("down", key), b"x"), old)
+    store.put("up", "trip/a b.jpg", store.objects[("up", "trip/a b.jpg")], old)
+    report = Reconciler(store, catalog, "up", "down", min_age=timedelta(minutes=15)).run(fix=True)
+    orphans = sorted((f.kind, f.key, f.fixed) for f in report.findings if f.kind == "orphan")
+    assert orphans == [("orphan", nobody, "deleted"), ("orphan", stale, "deleted")]
+    assert ("down", kept) in store.objects

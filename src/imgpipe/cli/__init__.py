@@ -27,6 +27,7 @@ LAZY_COMMANDS = {
     "ls": "images:list_images",
     "get": "images:get",
     "open": "images:open_thumbnail",
+    "render-url": "renders:render_url_command",
     "dlq": "dlq:dlq",
     "redrive": "dlq:redrive",
     "reconcile": "reconcile:reconcile",

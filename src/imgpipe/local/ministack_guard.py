@@ -14,7 +14,8 @@ around it), refuses with 403:
   started with (``AWS_SECRET_ACCESS_KEY``, kept in the owner's 0700 state folder); SigV2 for a
   root key is refused outright;
 - a request with no signature at all (MiniStack would let an anonymous caller create a bucket),
-  but an S3 POST form, whose signature is in its fields, and a CORS preflight;
+  but an S3 POST form, whose signature is in its fields, a CORS preflight and a render URL of
+  the local API (its HMAC is in its query, checked by the render function);
 - every admin route but the health and readiness checks.
 
 Requests signed with other keys (the functions' role sessions) MiniStack verifies itself, and
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -45,6 +47,7 @@ OPEN_ADMIN = frozenset(
 )
 ADMIN_PREFIXES = ("/_ministack/", "/_localstack/")  # not /_aws/: HTTP APIs, function URLs
 HTTP_APIS = "/_aws/execute-api/"
+_RENDER_ROUTE = re.compile(r"^/_aws/execute-api/[0-9a-z]+/render/.")
 # Services whose SDKs read an XML error document (S3's REST-XML, the query protocol's); the
 # rest read JSON.
 XML_SERVICES = frozenset(
@@ -83,11 +86,15 @@ def _claimed_key(headers: dict[str, str], query: dict[str, list[str]]) -> tuple[
 
 def _signed_in_its_body(scope: Scope, headers: dict[str, str]) -> bool:
     """What comes unsigned at the HTTP level and is still checked: an S3 POST form (its policy
-    is signed in its fields, which MiniStack's S3 verifies for every key) and a CORS preflight
-    (answered from the bucket's CORS rules, with no data)."""
+    is signed in its fields, which MiniStack's S3 verifies for every key), a CORS preflight
+    (answered from the bucket's CORS rules, with no data), and a render URL of the local API
+    (its HMAC is in its query, which the render function verifies: an <img> sends no
+    header)."""
     method = scope.get("method")
     if method == "OPTIONS":
         return True
+    if method == "GET" and _RENDER_ROUTE.match(scope.get("path", "")):
+        return "sig" in parse_qs(scope.get("query_string", b"").decode("latin-1"))
     return method == "POST" and headers.get("content-type", "").startswith("multipart/form-data")
 
 

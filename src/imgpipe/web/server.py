@@ -152,6 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/uploads" or path.startswith("/uploads/"):
             self._refuse()  # POST (and the page's PUT) only
             return
+        if path.startswith("/render/"):  # a redirect this server would not pass on
+            self._error(404, "render URLs are the stage API's: `imgpipe render-url` prints them")
+            return
         status, body = app.answer(path, query)
         self._send(status, body, "application/json")
 
