@@ -143,3 +143,26 @@ def test_ls_pending_lists_uploads_without_a_record_as_status_does(
     assert status.stdout.startswith("trip/e.jpg  PENDING")
     refused = run(main, ["ls", "--status", "pending", "--label", "dog"])
     assert refused.exit_code == 2 and "PENDING uploads have no labels" in refused.output
+
+
+def test_ls_pending_stops_after_its_budget_with_a_cursor(stack: Any) -> None:
+    """A bucket of finished photos has no pending key to stop at: the search ends after its
+    budget of keys with a cursor, never reading the whole bucket in one call."""
+    from imgpipe.catalog import Catalog
+    from imgpipe.deployment import Access, Deployment
+
+    dep = Deployment(
+        *("local", stack.uploads, stack.derived, stack.table, stack.topic_arn, "q", "dlq"),
+        Access(None, "us-east-1"),
+    )
+    catalog = Catalog(stack.ddb, stack.table)
+    for n in range(7):
+        stack.upload(f"k{n}.jpg", b"x")
+        if n != 5:
+            catalog.put(record(f"k{n}.jpg"))
+    assert images.pending_keys(dep, "", 10, budget=3, page_size=2) == ([], "k2.jpg")
+    assert images.pending_keys(dep, "", 10, "k2.jpg", budget=3, page_size=2) == (
+        ["k5.jpg"],
+        "k5.jpg",
+    )
+    assert images.pending_keys(dep, "", 10, "k5.jpg", budget=3, page_size=2) == ([], None)

@@ -462,23 +462,44 @@ def list_images(
         click.echo(printable(f"more: imgpipe ls{again} --cursor {next_cursor}"))
 
 
+PENDING_SEARCH_KEYS = 20_000  # keys looked at per call: then the page ends early, with a cursor
+
+
 def pending_keys(
-    dep: Deployment, prefix: str, limit: int, start_after: str = ""
+    dep: Deployment,
+    prefix: str,
+    limit: int,
+    start_after: str = "",
+    *,
+    budget: int = PENDING_SEARCH_KEYS,
+    page_size: int = 1000,
 ) -> tuple[list[str], str | None]:
     """Uploads under ``prefix`` with no record yet, in key order: up to ``limit``, and the last
     key looked at when there may be more. The bucket's listing, a page at a time, each page's
-    records read in one batch."""
+    records read in one batch; after ``budget`` keys (a bucket of finished photos holds no
+    pending one to stop at) the call ends with what it found and a cursor."""
     catalog = Catalog(dep.client("dynamodb"), dep.table)
     found: list[str] = []
-    pages = dep.client("s3").get_paginator("list_objects_v2")
-    for page in pages.paginate(Bucket=dep.uploads_bucket, Prefix=prefix, StartAfter=start_after):
+    seen = 0
+    pages = (
+        dep.client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(
+            Bucket=dep.uploads_bucket,
+            Prefix=prefix,
+            StartAfter=start_after,
+            PaginationConfig={"PageSize": page_size},
+        )
+    )
+    for page in pages:
         keys = [o["Key"] for o in page.get("Contents", [])]
         known = catalog.get_many(dep.uploads_bucket, keys) if keys else {}
         for key in keys:
+            seen += 1
             if key not in known:
                 found.append(key)
-                if len(found) == limit:
-                    return found, key
+            if len(found) == limit or seen == budget:
+                return found, key
     return found, None
 
 
@@ -496,7 +517,11 @@ def _list_pending(
         echo_json({"items": items, "cursor": next_cursor})
         return
     if not keys:
-        click.echo("no uploads without an outcome")
+        click.echo(
+            f"none without an outcome among the next {PENDING_SEARCH_KEYS} uploads"
+            if next_cursor
+            else "no uploads without an outcome"
+        )
     else:
         rows = [(key, PENDING, "-", "-", "-", "-") for key in keys]
         click.echo(table([HEADER, *rows]))
